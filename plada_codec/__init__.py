@@ -1,0 +1,55 @@
+"""plada_codec: the PLADA payload format (index, label) pairs over a shared
+reference set; encode, decode, inspect, verify and reference fingerprints.
+
+>>> import plada_codec
+>>> data = plada_codec.encode([3, 17, 90], [1, 0, 1], n_ref=100, n_classes=2)
+>>> payload = plada_codec.decode(data)
+>>> payload.indices.tolist(), payload.labels.tolist()
+([3, 17, 90], [1, 0, 1])
+"""
+
+from ._backend import available_backends, backend
+from ._errors import (
+    ChecksumError,
+    EncodeError,
+    LimitExceededError,
+    PayloadError,
+    PayloadFormatError,
+    ReferenceMismatchError,
+    TrailingDataError,
+    TruncatedPayloadError,
+    UnsupportedFeatureError,
+    UnsupportedVersionError,
+)
+from ._format import (
+    DEFAULT_MAX_COUNT,
+    DEFAULT_MAX_SECTION_BYTES,
+    DEFAULT_ZSTD_LEVEL,
+    FORMAT_MAJOR,
+    FORMAT_MINOR,
+    Payload,
+    PayloadDecoder,
+    PayloadEncoder,
+    PayloadInfo,
+    SectionInfo,
+    decode,
+    encode,
+    inspect,
+    verify,
+)
+from ._reference import ReferenceSet
+
+__version__ = "0.1.0"
+FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
+
+__all__ = [
+    "encode", "decode", "inspect", "verify",
+    "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
+    "ReferenceSet",
+    "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
+    "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
+    "LimitExceededError", "ReferenceMismatchError", "EncodeError",
+    "backend", "available_backends",
+    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_ZSTD_LEVEL",
+    "FORMAT_VERSION", "FORMAT_MAJOR", "FORMAT_MINOR", "__version__",
+]

@@ -1,0 +1,85 @@
+"""Synthetic PLADA selections for tests, vectors and bandwidth benchmarks.
+
+Real selections over ImageNet-21K are far from uniform: the reference set is
+stored grouped by synset, kept images cluster in the synsets related to the
+task, and neighbours tend to share a label. :func:`clustered_selection` makes
+selections with that structure; :func:`uniform_selection` makes the
+structureless case that the information limit is computed for.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["uniform_selection", "clustered_selection", "information_limit_bytes"]
+
+
+def uniform_selection(n_ref: int, count: int, n_classes: int, seed: int = 0):
+    """*count* indices uniformly at random, labels independent and uniform."""
+    rng = np.random.default_rng(seed)
+    if count > n_ref:
+        raise ValueError("count exceeds n_ref")
+    if count * 4 > n_ref:
+        indices = np.flatnonzero(rng.random(n_ref) < count / n_ref)
+        indices = np.sort(rng.choice(indices, min(count, indices.size), replace=False)) if indices.size >= count else np.sort(rng.choice(n_ref, count, replace=False))
+    else:
+        indices = np.sort(rng.choice(n_ref, count, replace=False))
+    labels = rng.integers(0, n_classes, count)
+    return indices.astype(np.int64), labels.astype(np.int64)
+
+
+def clustered_selection(
+    n_ref: int,
+    count: int,
+    n_classes: int,
+    seed: int = 0,
+    *,
+    synset_size: int = 650,
+    related_per_class: int = 3,
+    related_share: float = 0.7,
+    label_purity: float = 0.85,
+):
+    """A selection shaped like low-energy PLADA picks from a synset-ordered set.
+
+    The reference set is cut into synsets of about *synset_size* items. Each
+    class has *related_per_class* related synsets; *related_share* of the kept
+    items come from those (densely), the rest are scattered over all synsets.
+    Inside a related synset a kept item takes the synset's class with
+    probability *label_purity*; scattered items take their synset's nearest
+    class with the same probability.
+    """
+    rng = np.random.default_rng(seed)
+    n_synsets = max(1, n_ref // synset_size)
+    bounds = np.linspace(0, n_ref, n_synsets + 1).astype(np.int64)
+    synset_class = rng.integers(0, n_classes, n_synsets)
+    n_related = min(n_synsets, n_classes * related_per_class)
+    related = rng.choice(n_synsets, n_related, replace=False)
+    synset_class[related] = np.arange(n_related) % n_classes
+    related_items = np.concatenate([np.arange(bounds[s], bounds[s + 1]) for s in related])
+    want_related = min(int(round(count * related_share)), related_items.size)
+    # Denser picks in a few synsets: weight each related synset by a Zipf-like factor.
+    weights = np.repeat(1.0 / rng.uniform(0.2, 3.0, n_related) ** 2, np.diff(bounds)[related])
+    picked = rng.choice(related_items, want_related, replace=False, p=weights / weights.sum())
+    mask = np.zeros(n_ref, dtype=bool)
+    mask[picked] = True
+    rest = count - int(mask.sum())
+    while rest > 0:
+        extra = rng.integers(0, n_ref, rest * 2)
+        extra = np.unique(extra[~mask[extra]])[:rest]
+        mask[extra] = True
+        rest = count - int(mask.sum())
+    indices = np.flatnonzero(mask).astype(np.int64)
+    synset_of = np.searchsorted(bounds, indices, side="right") - 1
+    labels = synset_class[synset_of]
+    noisy = rng.random(count) > label_purity
+    labels[noisy] = rng.integers(0, n_classes, int(noisy.sum()))
+    return indices, labels.astype(np.int64)
+
+
+def information_limit_bytes(n_ref: int, count: int, n_classes: int) -> float:
+    """log2 C(n_ref, count) + count*log2(n_classes) bits, in bytes: the size no
+    code can beat on a uniformly random selection with uniform labels."""
+    log2_choose = (math.lgamma(n_ref + 1) - math.lgamma(count + 1) - math.lgamma(n_ref - count + 1)) / math.log(2)
+    return (log2_choose + count * math.log2(n_classes)) / 8
