@@ -1,0 +1,91 @@
+/* plada_core.h: the hot loops of the PLADA payload codecs.
+ *
+ * Python owns the format (plada_codec/_format.py); these functions only move
+ * integers. Every function:
+ *   - takes caller-allocated buffers with their lengths and never allocates;
+ *   - reads untrusted bytes only within the lengths it is given;
+ *   - returns PLADA_OK or one plada_status, filling *err with the first
+ *     offending position and the two quantities that disagree, exactly as the
+ *     numpy twin in plada_codec/_kernels_py.py reports them;
+ *   - touches no Python object.
+ * Bit order is LSB-first (spec/FORMAT.md, "Bit packing").
+ *
+ * The block between the CDEF markers is read verbatim by csrc/build_cffi.py
+ * as the cffi cdef: keep it free of preprocessor lines.
+ */
+#ifndef PLADA_CORE_H
+#define PLADA_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CDEF BEGIN */
+typedef enum plada_status {
+    PLADA_OK = 0,
+    PLADA_ERR_LENGTH = 1,   /* buffer length differs from what the codec implies */
+    PLADA_ERR_WIDTH = 2,    /* a block declares a bit width above 64 */
+    PLADA_ERR_PADDING = 3,  /* padding bits after the last value are not zero */
+    PLADA_ERR_RANGE = 4,    /* a decoded index is >= n_ref */
+    PLADA_ERR_LABEL = 5,    /* a decoded label is >= n_classes */
+    PLADA_ERR_COUNT = 6,    /* bitmap population count differs from count */
+    PLADA_ERR_VALUE = 7,    /* encoder: a value does not fit the width */
+    PLADA_ERR_ARG = 8       /* an argument outside the contract (a caller bug) */
+} plada_status;
+
+typedef struct plada_error {
+    uint64_t position;  /* first offending entry or block */
+    uint64_t expected;
+    uint64_t actual;
+} plada_error;
+
+/* Pack count values at width bits each (0..64), LSB-first, into out.
+ * out_len must be at least ceil(count*width/8); the padding bits of the last
+ * byte are written as zero. A value >= 2**width gives PLADA_ERR_VALUE with
+ * err->position = its index; width > 64 gives PLADA_ERR_ARG. */
+int plada_pack_bits(const uint64_t *values, size_t count, unsigned width,
+                    uint8_t *out, size_t out_len, plada_error *err);
+
+/* Unpack count values of width bits (0..64) from src into out[count].
+ * src_len below ceil(count*width/8) gives PLADA_ERR_LENGTH (expected = that
+ * size, actual = src_len) and nothing is read. Padding is not checked. */
+int plada_unpack_bits(const uint8_t *src, size_t src_len, size_t count, unsigned width,
+                      uint64_t *out, plada_error *err);
+
+/* Upper bound of the index-delta body size for count indices: the buffer
+ * size plada_delta_encode needs. */
+size_t plada_delta_bound(size_t count);
+
+/* Index-delta body (codec 0) of count strictly increasing, non-negative
+ * indices: one width byte per 128-value block, then each block's gaps packed
+ * at its width. *out_len receives the bytes written. Unsorted or negative
+ * input gives PLADA_ERR_ARG; out_cap below the need gives PLADA_ERR_LENGTH. */
+int plada_delta_encode(const int64_t *indices, size_t count, uint8_t *out, size_t out_cap,
+                       size_t *out_len, plada_error *err);
+
+/* Decode an index-delta body of src_len bytes into count indices in
+ * [0, n_ref). Checks, in this order: the width table fits (LENGTH), every
+ * width <= 64 (WIDTH), src_len equals the size the widths imply (LENGTH),
+ * zero padding in the last block (PADDING), every index < n_ref (RANGE).
+ * Linear in src_len + count; never reads outside src. */
+int plada_delta_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n_ref,
+                       int64_t *out, plada_error *err);
+
+/* Bitmap body (codec 1): out_len must be ceil(n_ref/8); bit i is set iff i is
+ * one of the count indices, which must lie in [0, n_ref) (else ARG). */
+int plada_bitmap_encode(const int64_t *indices, size_t count, uint64_t n_ref,
+                        uint8_t *out, size_t out_len, plada_error *err);
+
+/* Decode a bitmap of src_len bytes over n_ref items into out[count]. Checks
+ * src_len == ceil(n_ref/8) (LENGTH), zero padding (PADDING), exactly count
+ * set bits (COUNT, actual = the population count) before writing out. */
+int plada_bitmap_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n_ref,
+                        int64_t *out, plada_error *err);
+
+/* Decode count packed labels of width bits (0..32) into out, each below
+ * n_classes. Checks src_len == ceil(count*width/8) (LENGTH), zero padding
+ * (PADDING), every label < n_classes (LABEL, actual = the label). */
+int plada_labels_decode(const uint8_t *src, size_t src_len, size_t count, unsigned width,
+                        uint32_t n_classes, int32_t *out, plada_error *err);
+/* CDEF END */
+
+#endif /* PLADA_CORE_H */
