@@ -43,6 +43,7 @@ MAX_SECTIONS = 256
 ANCILLARY_BIT = 0x8000
 ANCILLARY_MAX_RAW = 1 << 26
 ZSTD_MAX_WINDOW = 1 << 27
+ZSTD_FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
 METADATA_MAX_DEPTH = 64
 UNBOUND_FINGERPRINT = bytes(32)
 
@@ -396,6 +397,8 @@ def _section_body(section: _Section, header: _Header, max_section_bytes: int) ->
 def _zstd_decompress(section: _Section, name: str) -> bytes:
     body = bytes(section.body)
     where = f"{name} section at offset {section.offset}"
+    if body[:4] != ZSTD_FRAME_MAGIC:
+        raise PayloadFormatError(f"{where}: body does not start with a zstd frame magic")
     try:
         declared = zstandard.frame_content_size(body)
         params = zstandard.get_frame_parameters(body)
@@ -551,6 +554,10 @@ def _info(header: _Header, sections: list[_Section]) -> PayloadInfo:
     )
 
 
+def _source(reference: ReferenceSet) -> str:
+    return f" ({reference.source})" if reference.source else ""
+
+
 def _check_reference(header: _Header, reference: ReferenceSet | None) -> None:
     if reference is None:
         return
@@ -558,8 +565,8 @@ def _check_reference(header: _Header, reference: ReferenceSet | None) -> None:
         raise TypeError(f"reference must be a ReferenceSet, not {type(reference).__name__}")
     if header.n_ref != reference.n_ref:
         raise ReferenceMismatchError(
-            f"payload indexes a reference set of {header.n_ref} items; the local one "
-            f"({reference.source}) has {reference.n_ref}"
+            f"payload indexes a reference set of {header.n_ref} items; the local "
+            f"one{_source(reference)} has {reference.n_ref}"
         )
     if header.fingerprint == UNBOUND_FINGERPRINT:
         raise ReferenceMismatchError(
@@ -569,7 +576,7 @@ def _check_reference(header: _Header, reference: ReferenceSet | None) -> None:
     if header.fingerprint != reference.fingerprint:
         raise ReferenceMismatchError(
             f"payload was made for reference set {header.fingerprint.hex()[:16]}..., the local "
-            f"one ({reference.source}) is {reference.hex[:16]}..."
+            f"one{_source(reference)} is {reference.hex[:16]}..."
         )
 
 

@@ -1,0 +1,329 @@
+"""Regenerate the normative test vectors of format 1.0.
+
+    python spec/vectors/make_vectors.py            # writes spec/vectors/v1.0/
+    python spec/vectors/make_vectors.py --check    # exits 1 if any file would change
+
+Valid vectors are made by plada_codec.encode with the options recorded in their
+JSON (or, where marked "reencode": false, by editing such a payload with
+plada_codec.wire). Invalid vectors are valid payloads with exactly one rule
+broken through plada_codec.wire, CRCs recomputed unless the CRC is the point.
+Tests never run this script; they only read its output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import zstandard
+
+import plada_codec
+from plada_codec import wire
+from plada_codec.synthetic import clustered_selection
+
+OUT = Path(__file__).resolve().parent / "v1.0"
+ZSTD_VERSION = ".".join(map(str, zstandard.ZSTD_VERSION))
+
+
+def _json_dump(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=1) + "\n"
+
+
+class Writer:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: dict[Path, bytes] = {}
+        self.valid_no = 0
+        self.invalid_no = 0
+
+    def valid(self, name, description, indices, labels, reencode=True, edit=None, **options):
+        data = plada_codec.encode(indices, labels, **options)
+        if edit is not None:
+            raw = wire.split(data)
+            edit(raw)
+            data = wire.join(raw)
+            reencode = False
+        payload = plada_codec.decode(data, backend="python")
+        content = payload.to_dict()
+        encode_options = {k: v for k, v in options.items() if k not in ("reference",)}
+        if isinstance(options.get("reference"), bytes):
+            encode_options["reference"] = options["reference"].hex()
+        meta = {
+            "description": description,
+            "reencode": reencode,
+            "encode_options": encode_options,
+            "zstd_version": ZSTD_VERSION,
+        }
+        stem = f"{self.valid_no:03d}-{name}"
+        self.valid_no += 1
+        self.files[self.root / f"{stem}.bin"] = data
+        self.files[self.root / f"{stem}.json"] = _json_dump({**meta, **content}).encode()
+
+    def invalid(self, name, error, rule, data, limits=None, reference=None):
+        stem = f"{self.invalid_no:03d}-{name}"
+        self.invalid_no += 1
+        doc = {"error": error, "rule": rule}
+        if limits:
+            doc["limits"] = limits
+        if reference:
+            doc["reference"] = reference
+        self.files[self.root / "invalid" / f"{stem}.bin"] = data
+        self.files[self.root / "invalid" / f"{stem}.json"] = _json_dump(doc).encode()
+
+
+def make_valid(w: Writer) -> None:
+    w.valid("empty", "k = 0, N = 1, C = 1: both critical sections present and empty",
+            [], [], n_ref=1, n_classes=1)
+    w.valid("single", "k = N = 1, C = 1: one index 0, label width 0",
+            [0], [0], n_ref=1, n_classes=1)
+    w.valid("small-delta", "index-delta and packed labels, uncompressed",
+            [0, 1, 2, 10, 11, 200, 4095], [3, 3, 0, 1, 2, 2, 4], n_ref=5000, n_classes=5,
+            index_codec="delta", label_codec="packed", compression="none")
+    w.valid("bitmap", "bitmap index codec, N not a multiple of 8",
+            [1, 2, 3, 5, 8, 13, 21, 34], [0, 1, 0, 1, 1, 0, 0, 1], n_ref=37, n_classes=2,
+            index_codec="bitmap", compression="none")
+    w.valid("all-selected", "k = N = 300 (every gap 0, width 0 blocks), C = 3",
+            np.arange(300), np.arange(300) % 3, n_ref=300, n_classes=3,
+            index_codec="delta", compression="none")
+    w.valid("label-bytes", "bytes label codec with 2-byte labels (C = 1000)",
+            [5, 50, 500, 5000], [0, 999, 512, 7], n_ref=6000, n_classes=1000,
+            label_codec="bytes", compression="none")
+    big = [0, 1, 2**32 - 1, 2**32, 2**32 + 5, 2**40, 2**47 + 3, 2**48 - 1]
+    w.valid("beyond-2e32", "N = 2**48, indices beyond 2**32 up to N - 1, block width 47",
+            big, [0, 1, 0, 1, 0, 1, 0, 1], n_ref=2**48, n_classes=2, compression="none")
+    w.valid("max-classes", "C = 2**24: 24-bit packed labels including C - 1",
+            [3, 4, 9], [0, 2**24 - 1, 123456], n_ref=10, n_classes=2**24,
+            label_codec="packed", compression="none")
+    rng = np.random.default_rng(7)
+    idx = np.sort(rng.choice(100_000, 3000, replace=False))
+    w.valid("zstd", "Zstandard on both critical sections (level 19), several full blocks and a partial one",
+            idx, rng.integers(0, 10, idx.size), n_ref=100_000, n_classes=10,
+            index_codec="delta", label_codec="bytes", compression="zstd", zstd_level=19)
+    w.valid("ancillary", "class names (with non-ASCII and an empty name), task name and metadata",
+            [1, 5], [0, 2], n_ref=10, n_classes=3,
+            class_names=["chat", "", "Äpfel 🍎"], task_name="tâche 1",
+            metadata={"mode": "low-energy", "keep_fraction": 0.01, "safety_net": {"share": 0.2, "alpha": -0.2}},
+            compression="none")
+
+    def add_unknown(raw):
+        raw.sections.append(wire.RawSection(0x8FFF, 9, 7, b"future data"))
+
+    w.valid("unknown-ancillary", "an ancillary section of unknown type, codec and compression: skipped",
+            [2, 3], [1, 0], n_ref=4, n_classes=2, compression="none", edit=add_unknown)
+
+    def minor7(raw):
+        raw.minor = 7
+
+    w.valid("minor-version", "format 1.7: a 1.0 reader reads any 1.x",
+            [2], [1], n_ref=4, n_classes=2, compression="none", edit=minor7)
+    ids_ref = plada_codec.ReferenceSet.from_ids([f"img{i:03d}.png" for i in range(50)])
+    w.valid("bound", "bound to the reference set of ids img000.png .. img049.png (no digests)",
+            [7, 8, 30], [1, 1, 0], n_classes=2, reference=ids_ref.fingerprint, n_ref=50,
+            compression="none")
+    idx, labels = clustered_selection(1_281_167, 12_811, 200, seed=11)
+    w.valid("imagenet1k-1pct", "realistic: 1% of an ImageNet-1K-sized set, 200 classes, clustered; auto codecs",
+            idx, labels, n_ref=1_281_167, n_classes=200, zstd_level=19)
+
+
+def make_invalid(w: Writer) -> None:
+    base = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+                              index_codec="delta", label_codec="packed", metadata={"a": 1})
+
+    def edited(fn, data=base):
+        raw = wire.split(data)
+        fn(raw)
+        return wire.join(raw)
+
+    def setattr_(name, value):
+        return lambda raw: setattr(raw, name, value)
+
+    w.invalid("empty-input", "TruncatedPayloadError", "9 step 1: shorter than 10 bytes", b"")
+    w.invalid("bad-magic", "PayloadFormatError", "4 magic", b"\x89PLADB\r\n" + base[8:])
+    w.invalid("text-mangled-magic", "PayloadFormatError", "4 magic (CRLF converted to LF)",
+              b"\x89PLADA\n" + base[8:])
+    w.invalid("major-version-2", "UnsupportedVersionError", "4 version_major", edited(setattr_("major", 2)))
+    for cut in (9, 12, 40, 79):
+        w.invalid(f"truncated-header-{cut}", "TruncatedPayloadError", "9 step 1: header cut short", base[:cut])
+    raw = wire.split(base)
+    offsets = [80]
+    for s in raw.sections:
+        offsets.append(offsets[-1] + 24 + len(s.body) + 4)
+    for number, start in enumerate(offsets[:-1]):
+        for field, delta in (("type", 0), ("raw_length", 8), ("body", 24), ("crc", offsets[number + 1] - start - 4)):
+            w.invalid(f"truncated-section{number}-{field}", "TruncatedPayloadError",
+                      "9 step 4: input shorter than total_length", base[: start + delta])
+    w.invalid("header-crc", "ChecksumError", "4 header_crc", edited(setattr_("header_crc", 0x12345678)))
+    flipped = bytearray(base)
+    flipped[20] ^= 0x01  # a bit of n_ref
+    w.invalid("header-bit-flip", "ChecksumError", "4 header_crc covers every header field", bytes(flipped))
+    w.invalid("feature-flag", "UnsupportedFeatureError", "4 feature_flags", edited(setattr_("flags", 0x8000)))
+    w.invalid("reserved-header", "PayloadFormatError", "4 reserved", edited(setattr_("reserved", 1)))
+    w.invalid("n-ref-zero", "PayloadFormatError", "4 n_ref >= 1", edited(setattr_("n_ref", 0)))
+    w.invalid("n-ref-too-big", "PayloadFormatError", "4 n_ref <= 2**48", edited(setattr_("n_ref", 2**48 + 1)))
+    w.invalid("n-classes-zero", "PayloadFormatError", "4 n_classes >= 1", edited(setattr_("n_classes", 0)))
+    w.invalid("n-classes-too-big", "PayloadFormatError", "4 n_classes <= 2**24",
+              edited(setattr_("n_classes", 2**24 + 1)))
+    w.invalid("count-above-n-ref", "PayloadFormatError", "4 count <= n_ref", edited(setattr_("count", 17)))
+    w.invalid("section-count-1", "PayloadFormatError", "4 section_count >= 2", edited(setattr_("section_count", 1)))
+    w.invalid("total-length-short", "PayloadFormatError", "4 total_length >= 80", edited(setattr_("total_length", 79)))
+    w.invalid("total-length-lies-long", "TruncatedPayloadError", "9 step 4",
+              edited(setattr_("total_length", len(base) + 10)))
+    w.invalid("total-length-lies-short", "TrailingDataError", "9 step 4",
+              edited(setattr_("total_length", len(base) - 1)))
+    w.invalid("trailing-bytes", "TrailingDataError", "3 nothing after the last section", base + b"\x00")
+    w.invalid("section-count-lies-high", "TruncatedPayloadError", "9 step 6",
+              edited(setattr_("section_count", 4)))
+    w.invalid("section-count-lies-low", "PayloadFormatError", "5.3 total_length equals the sections' sizes",
+              edited(setattr_("section_count", 2)))
+
+    def section_edit(number, **changes):
+        def fn(raw):
+            section = raw.sections[number]
+            if "body" in changes and "raw_length" not in changes and section.compression == 0:
+                changes["raw_length"] = None  # keep raw_length == stored_length
+            for key, value in changes.items():
+                setattr(section, key, value)
+        return fn
+
+    body_flip = bytearray(base)
+    body_flip[80 + 24] ^= 0x40
+    w.invalid("section-crc", "ChecksumError", "5.1 section_crc", bytes(body_flip))
+    w.invalid("section-flags", "PayloadFormatError", "5.1 flags", edited(section_edit(0, flags=1)))
+    w.invalid("stored-length-lies", "TruncatedPayloadError", "9 step 6",
+              edited(section_edit(1, stored_length=1000)))
+    w.invalid("unknown-critical-type", "UnsupportedFeatureError", "5.2 critical types",
+              edited(lambda raw: raw.sections.insert(2, wire.RawSection(0x0003, 0, 0, b""))))
+    w.invalid("unknown-index-codec", "UnsupportedFeatureError", "5.2 reserved codec ids",
+              edited(section_edit(0, codec=2)))
+    w.invalid("unknown-label-compression", "UnsupportedFeatureError", "5.4 compression ids",
+              edited(section_edit(1, compression=2)))
+    w.invalid("sections-out-of-order", "PayloadFormatError", "5.3 increasing type order",
+              edited(lambda raw: raw.sections.reverse()))
+    w.invalid("duplicate-section", "PayloadFormatError", "5.3 no duplicates",
+              edited(lambda raw: raw.sections.insert(1, raw.sections[0])))
+    w.invalid("missing-labels", "PayloadFormatError", "5.3 both critical sections present",
+              edited(lambda raw: raw.sections.pop(1)))
+    w.invalid("raw-length-mismatch", "PayloadFormatError", "5.4 uncompressed raw_length == stored_length",
+              edited(section_edit(1, raw_length=2)))
+    # Index-delta body: width byte then 3 gaps (0, 2, 5) packed at width 3.
+    w.invalid("delta-width-65", "PayloadFormatError", "6.2 width <= 64",
+              edited(section_edit(0, body=b"\x41" + base[80 + 24 + 1 :80 + 24 + 3])))
+    w.invalid("delta-length-mismatch", "PayloadFormatError", "6.2 raw_length matches the widths",
+              edited(section_edit(0, body=wire.split(base).sections[0].body + b"\x00")))
+    w.invalid("delta-index-out-of-range", "PayloadFormatError", "6.2 every index < N",
+              edited(section_edit(0, body=b"\x04" + bytes([0x20 | 0x00, 0x0F]))))
+    w.invalid("delta-padding", "PayloadFormatError", "6.1 zero padding",
+              edited(section_edit(0, body=wire.split(base).sections[0].body[:-1]
+                                  + bytes([wire.split(base).sections[0].body[-1] | 0x80]))))
+    bitmap = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=13, n_classes=3, compression="none",
+                                index_codec="bitmap")
+    w.invalid("bitmap-count", "PayloadFormatError", "6.3 popcount == k",
+              edited(section_edit(0, body=b"\x0b\x02"), bitmap))
+    w.invalid("bitmap-padding", "PayloadFormatError", "6.3 zero padding",
+              edited(section_edit(0, body=b"\x09\x22"), bitmap))
+    w.invalid("bitmap-length", "PayloadFormatError", "5.5 bitmap raw_length == ceil(N/8)",
+              edited(section_edit(0, body=b"\x09\x02\x00"), bitmap))
+    w.invalid("label-out-of-range", "PayloadFormatError", "7.1 label < C",
+              edited(section_edit(1, body=bytes([0b11_00_01]))))
+    w.invalid("label-padding", "PayloadFormatError", "6.1 zero padding",
+              edited(section_edit(1, body=bytes([0b10_00_01 | 0x40]))))
+    label_bytes = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+                                     label_codec="bytes")
+    w.invalid("label-bytes-out-of-range", "PayloadFormatError", "7.2 label < C",
+              edited(section_edit(1, body=b"\x01\x00\x03"), label_bytes))
+    w.invalid("label-raw-length", "PayloadFormatError", "5.5 packed labels raw_length",
+              edited(section_edit(1, body=bytes([0b10_00_01, 0, 0]))))
+    # Zstandard rule breakers.
+    zstd_base = plada_codec.encode(np.arange(0, 2000, 3), np.arange(667) % 3, n_ref=2000, n_classes=3,
+                                   compression="zstd", index_codec="delta", label_codec="bytes")
+    zraw = wire.split(zstd_base)
+    labels_raw = (np.arange(667) % 3).astype("<u1").tobytes()
+    no_size = zstandard.ZstdCompressor(write_content_size=False).compress(labels_raw)
+    w.invalid("zstd-no-content-size", "PayloadFormatError", "5.4 Frame_Content_Size present",
+              edited(section_edit(1, body=no_size), zstd_base))
+    bigger = zstandard.ZstdCompressor().compress(labels_raw + b"\x00" * 100)
+    w.invalid("zstd-declares-more", "PayloadFormatError", "5.4 Frame_Content_Size == raw_length",
+              edited(section_edit(1, body=bigger), zstd_base))
+    w.invalid("zstd-trailing", "PayloadFormatError", "5.4 nothing after the frame",
+              edited(section_edit(1, body=zraw.sections[1].body + b"\x00"), zstd_base))
+    w.invalid("zstd-two-frames", "PayloadFormatError", "5.4 exactly one frame",
+              edited(section_edit(1, body=zraw.sections[1].body + zraw.sections[1].body), zstd_base))
+    frame = bytearray(zstandard.ZstdCompressor().compress(labels_raw))
+    # Clear Single_Segment and insert a Window_Descriptor for 2**30 (exponent 20).
+    assert frame[4] & 0x20 and frame[4] >> 6 == 1
+    wide = bytes(frame[:4]) + bytes([frame[4] & ~0x20]) + bytes([20 << 3]) + bytes(frame[5:])
+    w.invalid("zstd-window-too-large", "PayloadFormatError", "5.4 window <= 2**27",
+              edited(section_edit(1, body=wide), zstd_base))
+    corrupt = bytearray(zraw.sections[1].body)
+    corrupt[-3] ^= 0xFF
+    w.invalid("zstd-corrupt", "PayloadFormatError", "5.4 frame decodes",
+              edited(section_edit(1, body=bytes(corrupt)), zstd_base))
+    w.invalid("zstd-skippable-frame", "PayloadFormatError", "5.4 no skippable frames",
+              edited(section_edit(1, body=b"\x50\x2a\x4d\x18" + struct.pack("<I", 3) + b"abc"), zstd_base))
+    # Ancillary content rules.
+    anc = plada_codec.encode([1], [0], n_ref=2, n_classes=2, class_names=["a", "b"], task_name="t",
+                             metadata={"k": 1}, compression="none")
+
+    def anc_body(number, body):
+        return edited(section_edit(number, body=body), anc)
+
+    w.invalid("class-names-count", "PayloadFormatError", "5.6 exactly C names",
+              anc_body(2, b"\x01\x00\x00\x00a"))
+    w.invalid("class-names-utf8", "PayloadFormatError", "5.6 UTF-8",
+              anc_body(2, b"\x01\x00\x00\x00\xff\x01\x00\x00\x00b"))
+    w.invalid("task-name-utf8", "PayloadFormatError", "5.6 UTF-8", anc_body(3, b"\xc3"))
+    w.invalid("metadata-not-object", "PayloadFormatError", "5.6 top-level object", anc_body(4, b"[1]"))
+    w.invalid("metadata-duplicate-key", "PayloadFormatError", "5.6 no duplicate keys",
+              anc_body(4, b'{"a":1,"a":2}'))
+    w.invalid("metadata-nan", "PayloadFormatError", "5.6 no NaN", anc_body(4, b'{"a":NaN}'))
+    w.invalid("metadata-too-deep", "PayloadFormatError", "5.6 depth <= 64",
+              anc_body(4, b'{"a":' + b"[" * 100 + b"]" * 100 + b"}"))
+    w.invalid("metadata-bad-json", "PayloadFormatError", "5.6 JSON", anc_body(4, b'{"a":'))
+    # Limits and reference binding.
+    w.invalid("count-over-limit", "LimitExceededError", "5.5 local limit max_count", base,
+              limits={"max_count": 2})
+    zeros = wire.RawSection(0x0001, 0, 1, zstandard.ZstdCompressor().compress(bytes(2**16)), raw_length=2**16)
+    huge = wire.RawPayload(n_classes=1, n_ref=2**40, count=2**23,
+                           sections=[zeros, wire.RawSection(0x0002, 0, 0, b"")])
+    w.invalid("huge-declared-count", "LimitExceededError",
+              "13 a tiny payload declaring k = 2**23 is refused under max_count = 2**20 before allocation",
+              wire.join(huge), limits={"max_count": 2**20})
+    w.invalid("section-over-limit", "LimitExceededError", "5.5 local limit max_section_bytes",
+              zstd_base, limits={"max_section_bytes": 100})
+    bound = plada_codec.encode([1], [0], n_ref=50, n_classes=2, reference=bytes(range(32)))
+    w.invalid("reference-fingerprint", "ReferenceMismatchError", "8.2 fingerprint differs", bound,
+              reference={"n_ref": 50, "fingerprint": bytes(range(1, 33)).hex()})
+    w.invalid("reference-size", "ReferenceMismatchError", "8.2 n_ref differs", bound,
+              reference={"n_ref": 51, "fingerprint": bytes(range(32)).hex()})
+    w.invalid("reference-unbound", "ReferenceMismatchError", "8.2 unbound payload checked",
+              base, reference={"n_ref": 16, "fingerprint": bytes(range(32)).hex()})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="only report differences")
+    args = parser.parse_args()
+    writer = Writer(OUT)
+    make_valid(writer)
+    make_invalid(writer)
+    changed = [p for p, data in writer.files.items() if not p.exists() or p.read_bytes() != data]
+    stale = [p for p in OUT.rglob("*") if p.is_file() and p.suffix in (".bin", ".json") and p not in writer.files]
+    if args.check:
+        for p in changed + stale:
+            print(f"would change: {p.relative_to(OUT)}")
+        return 1 if changed or stale else 0
+    for p in stale:
+        p.unlink()
+    for p, data in writer.files.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    print(f"{writer.valid_no} valid and {writer.invalid_no} invalid vectors in {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
