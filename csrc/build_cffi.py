@@ -32,8 +32,9 @@ def make_ffibuilder(sanitize: bool = False) -> FFI:
     ffi.set_source(
         "plada_codec._plada_core",
         '#include "plada_core.h"',
-        sources=[os.path.relpath(SOURCE)],
-        include_dirs=[os.path.relpath(HERE)],
+        # setuptools wants paths relative to setup.py; ffi.compile() changes directory.
+        sources=[str(SOURCE) if sanitize else os.path.relpath(SOURCE)],
+        include_dirs=[str(HERE) if sanitize else os.path.relpath(HERE)],
         extra_compile_args=flags,
         extra_link_args=SANITIZE_FLAGS[:1] if sanitize else [],
     )

@@ -49,7 +49,8 @@ class Writer:
             reencode = False
         payload = plada_codec.decode(data, backend="python")
         content = payload.to_dict()
-        encode_options = {k: v for k, v in options.items() if k not in ("reference",)}
+        encode_options = {k: v for k, v in options.items()
+                          if k not in ("reference", "class_names", "task_name", "metadata")}
         if isinstance(options.get("reference"), bytes):
             encode_options["reference"] = options["reference"].hex()
         meta = {

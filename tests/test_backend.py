@@ -1,0 +1,26 @@
+import subprocess
+import sys
+
+import plada_codec
+
+
+def _backend_with(env_value):
+    code = "import plada_codec; print(plada_codec.backend)"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PLADA_BACKEND": env_value, "PATH": ""})
+
+
+def test_python_forced():
+    result = _backend_with("python")
+    assert result.returncode == 0 and result.stdout.strip() == "python"
+
+
+def test_invalid_value_is_clear_import_error():
+    result = _backend_with("fortran")
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr and "auto, c, python" in result.stderr
+
+
+def test_auto_prefers_c_when_built():
+    result = _backend_with("auto")
+    assert result.stdout.strip() == ("c" if "c" in plada_codec.available_backends() else "python")

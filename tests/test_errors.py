@@ -1,0 +1,156 @@
+"""Bad input: the encoder names the problem, the decoder raises only documented errors."""
+
+import os
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import plada_codec
+from plada_codec import wire
+
+from .helpers import check_rejects_only_documented
+from .strategies import mutations, small_payloads
+
+
+def test_exception_tree():
+    assert issubclass(plada_codec.PayloadFormatError, ValueError)
+    assert issubclass(plada_codec.TruncatedPayloadError, EOFError)
+    for cls in (plada_codec.TruncatedPayloadError, plada_codec.TrailingDataError, plada_codec.ChecksumError,
+                plada_codec.UnsupportedVersionError, plada_codec.UnsupportedFeatureError):
+        assert issubclass(cls, plada_codec.PayloadFormatError)
+    for cls in (plada_codec.LimitExceededError, plada_codec.ReferenceMismatchError, plada_codec.EncodeError):
+        assert issubclass(cls, plada_codec.PayloadError)
+
+
+@pytest.mark.parametrize(
+    "indices, labels, kwargs, message",
+    [
+        ([3, 1], [0, 0], {}, r"indices\[1\] = 1 is not greater than indices\[0\] = 3"),
+        ([1, 1], [0, 0], {}, "sorted and distinct"),
+        ([-1], [0], {}, "negative"),
+        ([10], [0], {}, "not below n_ref = 10"),
+        ([1], [2], {}, r"labels\[0\] = 2 outside 0..1"),
+        ([1], [-1], {}, "outside"),
+        ([1, 2], [0], {}, "2 indices but 1 labels"),
+        ([1.0], [0], {}, "must be integers"),
+        ([[1]], [[0]], {}, "one-dimensional"),
+        ([1], [0], {"n_classes": 0}, "n_classes must be"),
+        ([1], [0], {"n_ref": 0}, "n_ref must be"),
+        ([1], [0], {"n_ref": 2**48 + 1}, "n_ref must be"),
+        ([1], [0], {"zstd_level": 30}, "zstd_level"),
+        ([1], [0], {"index_codec": "roaring"}, "index_codec must be"),
+        ([1], [0], {"class_names": ["a"]}, "class_names has 1 names"),
+        ([1], [0], {"class_names": "ab"}, "not one str"),
+        ([1], [0], {"metadata": {"x": float("nan")}}, "not JSON-serialisable"),
+        ([1], [0], {"metadata": {"x": object()}}, "not JSON-serialisable"),
+        ([1], [0], {"task_name": "\ud800"}, "not valid Unicode"),
+        ([1], [0], {"reference": b"short"}, "reference must be"),
+    ],
+)
+def test_encoder_rejects_bad_selection(backend, indices, labels, kwargs, message):
+    options = {"n_ref": 10, "n_classes": 2, **kwargs}
+    with pytest.raises(plada_codec.EncodeError, match=message):
+        plada_codec.encode(indices, labels, backend=backend, **options)
+
+
+@given(small_payloads(), st.data())
+def test_mutations_raise_only_documented_errors(backend, data, draw):
+    damaged = draw.draw(mutations(data))
+    check_rejects_only_documented(damaged, backend=backend)
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_raise_only_documented_errors(backend, data):
+    check_rejects_only_documented(data, backend=backend)
+    check_rejects_only_documented(plada_codec.encode([0], [0], n_ref=1, n_classes=1)[:10] + data,
+                                  backend=backend)
+
+
+def test_ten_thousand_mutations(backend):
+    """The 'done when' count: 10,000 seeded random mutations of valid payloads."""
+    rng = random.Random(20261122)
+    np_rng = np.random.default_rng(1)
+    seeds = []
+    for n_ref, k, c, opts in [(1000, 50, 5, {}), (300, 300, 3, {"index_codec": "bitmap"}),
+                              (2**40, 20, 2**20, {"compression": "none"}), (5000, 400, 10, {"label_codec": "bytes"})]:
+        idx = np.sort(np_rng.choice(min(n_ref, 10**6), k, replace=False))
+        seeds.append(plada_codec.encode(idx, np_rng.integers(0, c, k), n_ref=n_ref, n_classes=c, zstd_level=1,
+                                        metadata={"m": 1}, task_name="t", **opts))
+    total = int(os.environ.get("PLADA_MUTATIONS", "10000"))
+    outcomes = {"ok": 0}
+    for _ in range(total):
+        buf = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            op = rng.random()
+            at = rng.randrange(len(buf))
+            if op < 0.5:
+                buf[at] ^= 1 << rng.randrange(8)
+            elif op < 0.7:
+                buf[at] = rng.randrange(256)
+            elif op < 0.85:
+                del buf[at:]
+                if not buf:
+                    break
+            else:
+                buf[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+        try:
+            plada_codec.decode(bytes(buf), backend=backend)
+            outcomes["ok"] += 1
+        except plada_codec.PayloadError as exc:
+            outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
+    assert sum(outcomes.values()) == total
+    assert outcomes["ok"] < total // 100  # CRCs catch nearly every change
+
+
+def _refix(raw):
+    return wire.join(raw)
+
+
+@given(small_payloads(), st.data())
+def test_structural_mutations_with_valid_crcs(backend, data, draw):
+    """Lying length fields and bad field values behind correct CRCs."""
+    raw = wire.split(data)
+    target = draw.draw(st.sampled_from(["count", "n_ref", "n_classes", "raw_length", "stored_length",
+                                        "codec", "compression", "body", "type", "section_count"]))
+    value = draw.draw(st.one_of(st.integers(0, 300), st.integers(0, 2**64 - 1)))
+    section = raw.sections[draw.draw(st.integers(0, len(raw.sections) - 1))]
+    if target in ("count", "n_ref"):
+        setattr(raw, target, value)
+    elif target == "n_classes":
+        raw.n_classes = value % 2**32
+    elif target == "section_count":
+        raw.section_count = value % 2**16
+    elif target in ("raw_length", "stored_length"):
+        setattr(section, target, value)
+    elif target in ("codec", "compression"):
+        setattr(section, target, value % 256)
+    elif target == "type":
+        section.type = value % 2**16
+    else:
+        section.body = draw.draw(st.binary(max_size=64))
+    check_rejects_only_documented(_refix(raw), backend=backend, max_count=10**6, max_section_bytes=2**24)
+
+
+def test_huge_declared_sizes_are_refused_before_allocation(backend):
+    """k = 2**40 in a 150-byte payload: LimitExceeded, not a 12 TB allocation."""
+    raw = wire.RawPayload(n_classes=2, n_ref=2**48, count=2**40,
+                          sections=[wire.RawSection(1, 0, 0, b""), wire.RawSection(2, 0, 0, b"")])
+    with pytest.raises(plada_codec.LimitExceededError, match="max_count"):
+        plada_codec.decode(wire.join(raw), backend=backend)
+    raw.count = 2**20  # within limits: the raw_length bound rejects the empty body
+    with pytest.raises(plada_codec.PayloadFormatError, match="raw_length 0 outside"):
+        plada_codec.decode(wire.join(raw), backend=backend)
+
+
+def test_bitmap_over_section_limit(backend):
+    data = plada_codec.encode([5], [0], n_ref=2**20, n_classes=1, index_codec="bitmap")
+    with pytest.raises(plada_codec.LimitExceededError, match="max_section_bytes"):
+        plada_codec.decode(data, backend=backend, max_section_bytes=1000)
+
+
+def test_not_bytes_is_type_error():
+    with pytest.raises(TypeError, match="bytes-like"):
+        plada_codec.decode("not bytes")

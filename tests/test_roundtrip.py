@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+from hypothesis import given
+
+import plada_codec
+from plada_codec.synthetic import clustered_selection, uniform_selection
+
+from .helpers import check_roundtrip
+from .strategies import encode_options, selections
+
+
+@given(selections(), encode_options)
+def test_roundtrip_any_codec(backend, selection, options):
+    indices, labels, n_ref, n_classes = selection
+    if options["index_codec"] == "bitmap" and n_ref > 1 << 20:
+        options["index_codec"] = "delta"
+    check_roundtrip(indices, labels, n_ref=n_ref, n_classes=n_classes, backend=backend, **options)
+
+
+@pytest.mark.parametrize(
+    "indices, labels, n_ref, n_classes",
+    [
+        ([], [], 1, 1),  # k = 0, N = 1, C = 1
+        ([0], [0], 1, 1),  # k = N = 1
+        (list(range(1000)), [i % 7 for i in range(1000)], 1000, 7),  # k = N, zero gaps
+        ([2**48 - 1], [2**24 - 1], 2**48, 2**24),  # largest index, label and widths
+        ([0, 2**32, 2**40, 2**47], [0, 1, 2, 3], 2**48, 4),  # beyond 2**32
+        (list(range(0, 128 * 5, 5)), [1] * 128, 10**6, 2),  # exactly one full block
+    ],
+)
+@pytest.mark.parametrize("index_codec", ["delta", "bitmap"])
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_edge_cases(backend, indices, labels, n_ref, n_classes, index_codec, compression):
+    if index_codec == "bitmap" and n_ref > 1 << 24:
+        pytest.skip("bitmap over 2**48 items is not materialisable")
+    check_roundtrip(indices, labels, n_ref=n_ref, n_classes=n_classes, backend=backend,
+                    index_codec=index_codec, compression=compression)
+
+
+@pytest.mark.parametrize("keep", [0.01, 0.10])
+@pytest.mark.parametrize("make", [clustered_selection, uniform_selection], ids=["clustered", "uniform"])
+def test_imagenet21k_scale(backend, keep, make):
+    n_ref = 14_197_122
+    indices, labels = make(n_ref, int(n_ref * keep), 1000, seed=3)
+    data, _ = check_roundtrip(indices, labels, n_ref=n_ref, n_classes=1000, backend=backend, zstd_level=3)
+    assert len(data) < len(indices) * 3  # far below Raw Idx's 6 bytes per entry
+
+
+def test_ancillary_roundtrip(backend):
+    names = ["airplane", "", "Äpfel 🍎"]
+    meta = {"mode": "low-energy", "keep_fraction": 0.01, "nested": {"a": [1, 2, None]}}
+    data = plada_codec.encode([1, 4], [2, 0], n_ref=5, n_classes=3, class_names=names,
+                              task_name="tâche", metadata=meta, backend=backend)
+    payload = plada_codec.decode(data, backend=backend)
+    assert payload.class_names == tuple(names)
+    assert payload.task_name == "tâche" and payload.metadata == meta
+
+
+def test_one_shot_equals_class_form(backend):
+    args = ([1, 2, 3], [0, 1, 0])
+    kwargs = dict(n_ref=10, n_classes=2)
+    assert plada_codec.encode(*args, **kwargs, backend=backend) == plada_codec.PayloadEncoder(
+        backend=backend
+    ).encode(*args, **kwargs)
+    data = plada_codec.encode(*args, **kwargs)
+    assert plada_codec.decode(data, backend=backend) == plada_codec.PayloadDecoder(backend=backend).decode(data)
+
+
+def test_auto_picks_smallest_candidate(backend):
+    indices, labels = clustered_selection(200_000, 20_000, 10, seed=1)
+    auto = plada_codec.encode(indices, labels, n_ref=200_000, n_classes=10, backend=backend, zstd_level=3)
+    for index_codec in ("delta", "bitmap"):
+        for label_codec in ("packed", "bytes"):
+            for compression in ("none", "zstd"):
+                forced = plada_codec.encode(indices, labels, n_ref=200_000, n_classes=10, backend=backend,
+                                            zstd_level=3, index_codec=index_codec,
+                                            label_codec=label_codec, compression=compression)
+                assert len(auto) <= len(forced)
+
+
+def test_inspect_reports_sections():
+    data = plada_codec.encode([1, 2], [0, 1], n_ref=4, n_classes=2, task_name="t", compression="none")
+    info = plada_codec.inspect(data)
+    assert (info.n_ref, info.n_classes, info.count, info.total_length) == (4, 2, 2, len(data))
+    assert [s.name for s in info.sections] == ["index", "labels", "task-name"]
+    assert info.sections[0].offset == 80 and info.sections[0].codec_name == "bitmap"  # 1 byte beats 2
+    assert plada_codec.verify(data) == info
+
+
+def test_accepts_uint64_and_python_ints(backend):
+    data = plada_codec.encode(np.array([1, 2**40], dtype=np.uint64), np.array([1, 0], dtype=np.uint8),
+                              n_ref=2**41, n_classes=2, backend=backend)
+    assert plada_codec.decode(data).indices.tolist() == [1, 2**40]
