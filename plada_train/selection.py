@@ -1,0 +1,135 @@
+"""Which reference images to keep: percentile filtering and the Safety-Net.
+
+Pure numpy (no torch), so its rules are property-tested directly. The paper
+(section 2.6) leaves the Safety-Net's share, rounding, capping and overlap
+unspecified; the rules below are this project's, and tests pin each of them.
+
+Rules
+-----
+1. Budget: ``B = budget`` if given, else ``floor(keep * n)``; ``0 <= B <= n``.
+   Exactly B distinct indices are returned, sorted ascending.
+2. Order: ``low`` keeps the lowest scores first (low energy = confident,
+   in-domain), ``high`` the highest (far-OOD), ``random`` a seeded permutation.
+   Ties break by lower index, so selection is deterministic.
+3. Safety-Net reserve: ``R = floor(share * B)`` slots are set aside for
+   per-class quotas. ``N_c`` is the number of reference images whose pseudo
+   label is c. Classes with ``N_c = 0`` have no candidates and get no quota
+   (this also keeps negative alpha finite).
+4. Quotas: R is apportioned to weights ``N_c ** alpha`` by largest remainders
+   (Hamilton's method; equal remainders go to the lower class id). A quota
+   above ``N_c`` is capped at ``N_c`` and the excess is re-apportioned over the
+   uncapped classes, repeatedly, so ``sum K_c = min(R, n)``.
+5. Stage 1: each class takes its K_c best images in the mode's order.
+6. Stage 2: the remaining ``B - sum K_c`` slots take the best images in the
+   mode's order among those not yet taken (no duplicates by construction).
+   Every class with candidates therefore keeps at least ``K_c``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODES = ("low", "high", "random")
+
+
+@dataclass
+class Selection:
+    indices: np.ndarray  # sorted, distinct int64
+    quotas: np.ndarray  # K_c per class (zeros without a Safety-Net)
+    params: dict = field(default_factory=dict)  # what went into it, for payload metadata
+
+
+def budget_for(n: int, keep: float | None = None, budget: int | None = None) -> int:
+    if (keep is None) == (budget is None):
+        raise ValueError("give exactly one of keep (a fraction) or budget (a count)")
+    if budget is not None:
+        if not 0 <= budget <= n:
+            raise ValueError(f"budget {budget} outside 0..{n}")
+        return int(budget)
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    return int(np.floor(keep * n + 1e-9))
+
+
+def order_for(scores: np.ndarray, mode: str, seed: int = 0) -> np.ndarray:
+    """Indices from best to worst under *mode* (ties by lower index)."""
+    if mode == "low":
+        return np.argsort(scores, kind="stable")
+    if mode == "high":
+        return np.lexsort((np.arange(scores.size), -scores.astype(np.float64)))
+    if mode == "random":
+        return np.random.default_rng(seed).permutation(scores.size)
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def apportion(total: int, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Split *total* over *weights* by largest remainders, capped by *caps*,
+    re-apportioning what capped entries cannot take (rule 4)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    caps = np.asarray(caps, dtype=np.int64)
+    quotas = np.zeros(weights.size, dtype=np.int64)
+    remaining = min(int(total), int(caps.sum()))
+    open_ = (caps > 0) & (weights > 0)
+    while remaining > 0 and open_.any():
+        w = np.where(open_, weights, 0.0)
+        exact = remaining * w / w.sum()
+        share = np.floor(exact).astype(np.int64)
+        leftover = remaining - int(share.sum())
+        remainders = np.where(open_, exact - share, -1.0)
+        order = np.lexsort((np.arange(w.size), -remainders))
+        share[order[:leftover]] += 1
+        share = np.minimum(share, caps - quotas)
+        quotas += share
+        remaining -= int(share.sum())
+        open_ &= quotas < caps
+    return quotas
+
+
+def select(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    keep: float | None = None,
+    budget: int | None = None,
+    mode: str = "low",
+    safety_share: float = 0.0,
+    alpha: float = 0.0,
+    seed: int = 0,
+) -> Selection:
+    """Choose the images to keep (rules in the module docstring)."""
+    scores = np.asarray(scores)
+    labels = np.asarray(labels, dtype=np.int64)
+    n = scores.size
+    if labels.shape != (n,):
+        raise ValueError(f"{labels.size} labels for {n} scores")
+    if n and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}")
+    if not 0.0 <= safety_share <= 1.0:
+        raise ValueError(f"safety_share must be in [0, 1], got {safety_share}")
+    total = budget_for(n, keep, budget)
+    order = order_for(scores, mode, seed)
+    counts = np.bincount(labels, minlength=n_classes)
+    reserve = int(np.floor(safety_share * total + 1e-9))
+    weights = np.zeros(n_classes)
+    present = counts > 0
+    weights[present] = counts[present].astype(np.float64) ** alpha
+    quotas = apportion(reserve, weights, counts) if reserve else np.zeros(n_classes, np.int64)
+    taken = np.zeros(n, dtype=bool)
+    if reserve:
+        ordered_labels = labels[order]
+        # rank of each image within its class, in the mode's order
+        by_class = np.argsort(ordered_labels, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(n, dtype=np.int64)
+        rank[by_class] = np.arange(n) - np.repeat(starts, counts)
+        taken[order[rank < quotas[ordered_labels]]] = True
+    rest = total - int(taken.sum())
+    if rest:
+        candidates = order[~taken[order]]
+        taken[candidates[:rest]] = True
+    params = {"keep_fraction": keep, "budget": total, "mode": mode,
+              "safety_net": {"share": safety_share, "alpha": alpha} if safety_share else None}
+    return Selection(np.flatnonzero(taken).astype(np.int64), quotas, params)

@@ -1,0 +1,79 @@
+"""Selection rules (plada_train.selection docstring), property-tested."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plada_train.selection import apportion, select
+
+
+@st.composite
+def scored(draw):
+    n = draw(st.integers(1, 300))
+    n_classes = draw(st.integers(1, 12))
+    scores = np.array(draw(st.lists(st.integers(-5, 5), min_size=n, max_size=n)), dtype=np.float64)
+    labels = np.array(draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n)))
+    return scores, labels, n_classes
+
+
+@given(scored(), st.floats(0.001, 1.0), st.sampled_from(["low", "high", "random"]),
+       st.floats(0.0, 1.0), st.sampled_from([-0.2, 0.0, 0.5, 1.0]))
+def test_safety_net_invariants(case, keep, mode, share, alpha):
+    scores, labels, n_classes = case
+    result = select(scores, labels, n_classes=n_classes, keep=keep, mode=mode, safety_share=share, alpha=alpha)
+    budget = int(np.floor(keep * scores.size + 1e-9))
+    assert result.indices.size == budget  # budget met exactly
+    assert np.all(np.diff(result.indices) > 0)  # sorted, no duplicates
+    counts = np.bincount(labels, minlength=n_classes)
+    reserve = int(np.floor(share * budget + 1e-9))
+    assert result.quotas.sum() == min(reserve, scores.size)
+    assert np.all(result.quotas <= counts)  # capped at what a class has
+    assert np.all(result.quotas[counts == 0] == 0)
+    kept = np.bincount(labels[result.indices], minlength=n_classes)
+    assert np.all(kept >= result.quotas)  # every class keeps min(quota, available)
+    again = select(scores, labels, n_classes=n_classes, keep=keep, mode=mode, safety_share=share, alpha=alpha)
+    np.testing.assert_array_equal(again.indices, result.indices)  # deterministic
+
+
+@given(scored(), st.floats(0.01, 1.0))
+def test_plain_low_energy_keeps_the_lowest(case, keep):
+    scores, labels, n_classes = case
+    result = select(scores, labels, n_classes=n_classes, keep=keep, mode="low")
+    if 0 < result.indices.size < scores.size:
+        rest = np.setdiff1d(np.arange(scores.size), result.indices)
+        assert scores[result.indices].max() <= scores[rest].min()
+        high = select(scores, labels, n_classes=n_classes, keep=keep, mode="high")
+        rest = np.setdiff1d(np.arange(scores.size), high.indices)
+        assert scores[high.indices].min() >= scores[rest].max()
+
+
+def test_quota_examples():
+    # alpha = 0: uniform; alpha = 1: proportional; alpha < 0 favours the tail.
+    counts = np.array([100, 10, 1])
+    assert apportion(9, counts ** 0.0, np.array([100, 10, 5])).tolist() == [3, 3, 3]
+    assert apportion(9, counts ** 0.0, counts).tolist() == [4, 4, 1]  # class 2 capped at 1
+    assert apportion(9, np.where(counts > 0, counts ** 1.0, 0), counts).tolist() == [8, 1, 0]
+    tail = apportion(30, counts.astype(float) ** -0.2, counts)
+    assert tail[2] == 1 and tail[1] > tail[0] - 5  # capped class 2 passes its excess on
+    assert tail.sum() == 30
+
+
+def test_stage_two_fills_with_global_best():
+    scores = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    labels = np.array([0, 0, 0, 0, 0, 1])
+    plain = select(scores, labels, n_classes=2, budget=2)
+    assert plain.indices.tolist() == [0, 1]  # class 1 collapses without a net
+    net = select(scores, labels, n_classes=2, budget=2, safety_share=1.0, alpha=0.0)
+    assert net.indices.tolist() == [0, 5] and net.quotas.tolist() == [1, 1]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="exactly one"):
+        select(np.zeros(3), np.zeros(3, int), n_classes=1)
+    with pytest.raises(ValueError, match="keep must be"):
+        select(np.zeros(3), np.zeros(3, int), n_classes=1, keep=1.5)
+    with pytest.raises(ValueError, match="mode"):
+        select(np.zeros(3), np.zeros(3, int), n_classes=1, keep=0.5, mode="median")
+    with pytest.raises(ValueError, match="labels must lie"):
+        select(np.zeros(3), np.array([0, 1, 2]), n_classes=2, keep=0.5)
