@@ -54,9 +54,10 @@ def test_quota_examples():
     assert apportion(9, counts ** 0.0, np.array([100, 10, 5])).tolist() == [3, 3, 3]
     assert apportion(9, counts ** 0.0, counts).tolist() == [4, 4, 1]  # class 2 capped at 1
     assert apportion(9, np.where(counts > 0, counts ** 1.0, 0), counts).tolist() == [8, 1, 0]
-    tail = apportion(30, counts.astype(float) ** -0.2, counts)
-    assert tail[2] == 1 and tail[1] > tail[0] - 5  # capped class 2 passes its excess on
-    assert tail.sum() == 30
+    # alpha = -0.2: weights .40 : .63 : 1; classes 2 and then 1 hit their caps and
+    # pass their excess on: first round 6/9/15 -> caps 1, then 11/18 -> cap 10.
+    assert apportion(30, counts.astype(float) ** -0.2, counts).tolist() == [19, 10, 1]
+    assert apportion(12, counts.astype(float) ** -0.2, np.array([100, 100, 100])).tolist() == [2, 4, 6]
 
 
 def test_stage_two_fills_with_global_best():
