@@ -40,14 +40,17 @@ def pack_bits(values: np.ndarray, width: int) -> bytes:
     return out.tobytes()
 
 
-def unpack_bits(buf, count: int, width: int) -> np.ndarray:
+def unpack_bits(buf, count: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
     if not 0 <= width <= 64:
         ke.raise_status(ke.ERR_ARG, "unpack_bits", 0, 64, width)
     src, size = _src(buf)
     need = (count * width + 7) // 8
     if size < need:  # checked before allocating count outputs
         ke.raise_status(ke.ERR_LENGTH, "unpack_bits", 0, need, size)
-    out = np.empty(count, dtype=np.uint64)
+    if out is None:
+        out = np.empty(count, dtype=np.uint64)
+    elif out.dtype != np.uint64 or out.shape != (count,) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a contiguous uint64 array of {count} values")
     err = ffi.new("plada_error *")
     status = lib.plada_unpack_bits(
         src, size, count, width, ffi.from_buffer("uint64_t[]", out, require_writable=True), err

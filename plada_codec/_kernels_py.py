@@ -50,12 +50,16 @@ def pack_bits(values: np.ndarray, width: int) -> bytes:
     return np.packbits(bits.ravel(), bitorder="little").tobytes()
 
 
-def unpack_bits(buf, count: int, width: int) -> np.ndarray:
+def unpack_bits(buf, count: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
     """Unpack *count* values of *width* bits from the start of *buf* (uint64).
 
     *buf* must hold at least ``ceil(count*width/8)`` bytes; bytes after that and
-    the padding bits are ignored here (the codecs check them).
+    the padding bits are ignored here (the codecs check them). *out*, if given,
+    is a uint64 array of *count* values that receives the result.
     """
+    if out is not None:
+        out[...] = unpack_bits(buf, count, width)
+        return out
     if not 0 <= width <= 64:
         ke.raise_status(ke.ERR_ARG, "unpack_bits", 0, 64, width)
     need = packed_size(count, width)

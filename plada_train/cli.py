@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output")
     p.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.05, 0.10])
     p.add_argument("--teacher-epochs", type=int, default=3)
-    p.add_argument("--student-steps", type=int, default=400)
+    p.add_argument("--student-steps", type=int, default=600)
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true", help="a small, fast version (for CI)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
