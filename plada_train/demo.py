@@ -147,6 +147,10 @@ def plot(report: dict, path: Path) -> None:
     ax.set_xscale("log")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
+    sizes = [r["payload_bytes"] for r in report["runs"]]
+    ticks = [t for t in (500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
+             if min(sizes) / 2 <= t <= max(sizes) * 2]
+    ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g} KB"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("payload size (log scale)")
