@@ -65,13 +65,7 @@ def _cmd_produce(args) -> int:
     else:
         config = TrainConfig(epochs=args.teacher_epochs, outlier_weight=args.outlier_weight)
         teacher = train_teacher(train, n_classes, device, model_name=args.teacher, checkpoint=args.teacher_checkpoint,
-                                config=config, progress=True) if args.outlier_weight == 0 else None
-        if teacher is None:  # outlier exposure needs the pool, so train here
-            from .engine import train_classifier
-            from .models import create_model
-
-            teacher = train_classifier(create_model(args.teacher, n_classes, train.images.shape[1], args.teacher_checkpoint),
-                                       train, train.labels, config, device, progress=True, outliers=pool)
+                                config=config, outliers=pool, progress=True)
         if test is not None:
             teacher_acc = evaluate(teacher, test, device)
             print(f"teacher accuracy: {teacher_acc:.4f}")

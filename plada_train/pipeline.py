@@ -12,18 +12,26 @@ import torch
 import plada_codec
 
 from .data import ImageSet
-from .engine import Scores, TrainConfig, evaluate, score_reference, train_classifier
+from .engine import Scores, TrainConfig, evaluate, score_reference, seed_everything, train_classifier
 from .models import create_model
 from .selection import Selection, select
 
 
 def train_teacher(target_train: ImageSet, n_classes: int, device: torch.device, *, model_name: str = "smallcnn",
-                  checkpoint=None, config: TrainConfig | None = None, progress: bool = False):
-    """Server step 1: fit a teacher on the target task's training set (paper Eq. 1)."""
+                  checkpoint=None, config: TrainConfig | None = None, outliers: ImageSet | None = None,
+                  progress: bool = False):
+    """Server step 1: fit a teacher on the target task's training set (paper Eq. 1).
+
+    With *outliers* (the unlabelled reference pool) and ``config.outlier_weight > 0``
+    the teacher also learns to be unsure on reference images unlike the task,
+    which is what makes low energy mean "in-domain" for a teacher that was not
+    pre-trained on the reference set."""
     if target_train.labels is None:
         raise ValueError("the target training set needs labels")
+    config = config or TrainConfig()
+    seed_everything(config.seed)  # before the model exists, so its initial weights repeat too
     model = create_model(model_name, n_classes, target_train.images.shape[1], checkpoint)
-    return train_classifier(model, target_train, target_train.labels, config or TrainConfig(), device, progress)
+    return train_classifier(model, target_train, target_train.labels, config, device, progress, outliers)
 
 
 @dataclass
@@ -69,8 +77,10 @@ def consume_payload(data: bytes, reference_images: ImageSet,
 def train_student(virtual: ImageSet, n_classes: int, device: torch.device, *, model_name: str = "smallcnn",
                   config: TrainConfig | None = None, progress: bool = False):
     """Client step 2: train the student on the virtual data set (paper Eq. 4)."""
+    config = config or TrainConfig()
+    seed_everything(config.seed)  # before the model exists, so its initial weights repeat too
     model = create_model(model_name, n_classes, virtual.images.shape[1])
-    return train_classifier(model, virtual, virtual.labels, config or TrainConfig(), device, progress)
+    return train_classifier(model, virtual, virtual.labels, config, device, progress)
 
 
 __all__ = ["train_teacher", "score_reference", "produce_payload", "consume_payload", "train_student",

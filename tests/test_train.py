@@ -37,7 +37,8 @@ def digits():
 @pytest.fixture(scope="module")
 def teacher(digits):
     train, _, pool, _ = digits
-    return train_teacher(train, 10, DEVICE, config=TrainConfig(epochs=8, batch_size=64, seed=0))
+    config = TrainConfig(epochs=15, batch_size=64, lr=3e-3, max_shift=1, outlier_weight=0.5)
+    return train_teacher(train, 10, DEVICE, config=config, outliers=pool)
 
 
 def test_score_definitions():
@@ -55,8 +56,18 @@ def test_teacher_learns_and_scores_stream(digits, teacher):
     assert evaluate(teacher, test, DEVICE) > 0.8
     scores = score_reference(teacher, pool, DEVICE, batch_size=97)  # batches not dividing N
     assert scores.labels.shape == (len(pool),) and scores.energy.dtype == np.float32
-    # Held-out digits get lower energy than noise on average.
+    # With outlier exposure, held-out digits get lower energy than noise ...
     assert scores.energy[truth >= 0].mean() < scores.energy[truth < 0].mean()
+    low = np.argsort(scores.energy)[: len(pool) // 10]
+    assert (truth[low] >= 0).mean() > 0.9
+
+
+def test_without_outlier_exposure_noise_looks_confident(digits):
+    """... and without it the opposite: why the server trains with it (README)."""
+    train, _, pool, truth = digits
+    plain = train_teacher(train, 10, DEVICE, config=TrainConfig(epochs=15, batch_size=64, lr=3e-3, max_shift=1))
+    scores = score_reference(plain, pool, DEVICE)
+    assert scores.energy[truth >= 0].mean() > scores.energy[truth < 0].mean()
 
 
 def test_scores_save_load(tmp_path, digits, teacher):
@@ -119,8 +130,11 @@ def test_timm_checkpoint_file(tmp_path):
     source = create_model("test_resnet", num_classes=5, in_chans=1)
     path = tmp_path / "w.pth"
     torch.save(source.state_dict(), path)
-    loaded = create_model("test_resnet", num_classes=3, in_chans=1, checkpoint=path)  # head re-shaped
+    loaded = create_model("test_resnet", num_classes=3, in_chans=1, checkpoint=path).eval()  # head re-shaped
     assert loaded(torch.randn(1, 1, 28, 28)).shape == (1, 3)
+    body = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    for key, value in body.items():  # the body weights came from the file
+        torch.testing.assert_close(loaded.state_dict()[key], value)
 
 
 def test_torchvision_shim_is_idempotent():
