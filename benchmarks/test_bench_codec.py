@@ -86,7 +86,7 @@ def test_encode(benchmark, contender, level, selection):
     name, n_ref, indices, labels = selection
     if level == 19 and name == "in21k-10pct":
         pytest.skip("level 19 on 10% of IN-21K takes seconds per round")
-    benchmark.group = f"encode {name}"
+    benchmark.group = f"encode {name} zstd-{level}"
     benchmark.extra_info.update(count=int(indices.size), n_ref=n_ref, zstd_level=level)
     data = benchmark.pedantic(plada_codec.encode, args=(indices, labels),
                               kwargs=dict(n_ref=n_ref, n_classes=200, zstd_level=level, backend=contender),
