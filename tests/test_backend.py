@@ -24,3 +24,19 @@ def test_invalid_value_is_clear_import_error():
 def test_auto_prefers_c_when_built():
     result = _backend_with("auto")
     assert result.stdout.strip() == ("c" if "c" in plada_codec.available_backends() else "python")
+
+
+def test_codec_never_imports_torch():
+    code = "import sys, plada_codec, plada_codec.cli, plada_codec.wire; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+
+
+def test_train_uses_only_the_public_codec_api():
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent / "plada_train"
+    for path in root.glob("*.py"):
+        private = re.findall(r"plada_codec\.(_\w+)|from plada_codec\.(\w+)", path.read_text())
+        assert not private, (path.name, private)
