@@ -789,6 +789,11 @@ class PayloadEncoder:
 
         index_bodies = [(INDEX_DELTA, lambda: kernels.delta_encode(indices))]
         bitmap_size = (n_ref + 7) // 8
+        if not self._auto_index and INDEX_BITMAP in self._index_codecs and bitmap_size > DEFAULT_MAX_SECTION_BYTES:
+            raise EncodeError(
+                f"a bitmap over n_ref = {n_ref} items takes {bitmap_size} bytes, more than decoders "
+                f"accept by default ({DEFAULT_MAX_SECTION_BYTES}); use index_codec='delta' or 'auto'"
+            )
         if INDEX_BITMAP in self._index_codecs and (
             not self._auto_index or bitmap_size <= BITMAP_TRY_MAX_BYTES
         ):

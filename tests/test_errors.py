@@ -48,6 +48,7 @@ def test_exception_tree():
         ([1], [0], {"metadata": {"x": object()}}, "not JSON-serialisable"),
         ([1], [0], {"task_name": "\ud800"}, "not valid Unicode"),
         ([1], [0], {"reference": b"short"}, "reference must be"),
+        ([1], [0], {"n_ref": 2**48, "index_codec": "bitmap"}, "use index_codec='delta'"),
     ],
 )
 def test_encoder_rejects_bad_selection(backend, indices, labels, kwargs, message):
