@@ -27,6 +27,7 @@ class ImageSet:
     images: np.ndarray
     labels: np.ndarray | None = None
     name: str = ""
+    source_folder: Path | None = None  # set by load_folder: fingerprint the files, not the pixels
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -48,7 +49,10 @@ class ImageSet:
         return len(self.images)
 
     def reference_set(self) -> ReferenceSet:
-        """The fingerprint of this collection as an in-memory array (spec 8.2)."""
+        """The fingerprint of this collection (spec 8.2): of its files for a folder
+        (the same as ``plada ref-hash FOLDER``), else of the in-memory array."""
+        if self.source_folder is not None:
+            return ReferenceSet.from_folder(self.source_folder)
         return ReferenceSet.from_array(self.images)
 
     def subset(self, indices: np.ndarray, labels: np.ndarray | None = None) -> ImageSet:
@@ -79,7 +83,7 @@ def load_folder(root: str | Path, size: int | None = None, grayscale: bool = Fal
         arrays.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
     if not arrays:
         raise ValueError(f"{root}: no files")
-    return ImageSet(np.stack(arrays), name=str(root))
+    return ImageSet(np.stack(arrays), name=str(root), source_folder=root)
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -166,3 +166,43 @@ def test_demo_quick_runs(tmp_path):
     assert (tmp_path / "accuracy_vs_size.png").stat().st_size > 1000
     for payload in (tmp_path / "payloads").glob("*.plada"):
         plada_codec.verify(payload.read_bytes())
+
+
+def test_cli_produce_consume_with_npz_target_and_image_folder(tmp_path, digits, capsys):
+    """Server and client from the shell: .npz target, a folder of PNGs as the reference."""
+    from PIL import Image
+
+    from plada_train.cli import main
+    from plada_train.data import load_folder
+
+    train, test, pool, _ = digits
+    target = tmp_path / "target.npz"
+    np.savez(target, x_train=train.images[:, 0], y_train=train.labels, x_test=test.images[:, 0], y_test=test.labels)
+    folder = tmp_path / "ref"
+    for i, image in enumerate(pool.images[:300, 0]):
+        sub = folder / f"part{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(sub / f"{i:04d}.png")
+    loaded = load_folder(folder, grayscale=True)
+    assert loaded.images.shape == (300, 1, 16, 16)
+    assert loaded.reference_set() == plada_codec.ReferenceSet.from_folder(folder)  # files, as `plada ref-hash`
+    out = tmp_path / "server"
+    common = ["--reference", str(folder), "--grayscale", "--device", "cpu"]
+    assert main(["produce", "--target", str(target), "--out", str(out), "--keep", "0.1", "0.3",
+                 "--teacher-epochs", "2", "--safety-share", "0.5", "--alpha", "-0.2", *common]) == 0
+    payloads = sorted(out.glob("payload-low-*.plada"))
+    assert [p.name for p in payloads] == ["payload-low-0.1.plada", "payload-low-0.3.plada"]
+    assert plada_codec.decode(payloads[0].read_bytes()).metadata["safety_net"] == {"share": 0.5, "alpha": -0.2}
+    from plada_codec.cli import main as plada_main
+
+    assert plada_main(["verify", str(payloads[0]), "--reference", str(folder)]) == 0  # the codec CLI agrees
+    # Second produce call reuses the saved scores (one scoring pass for many keep rates).
+    assert main(["produce", "--target", str(target), "--out", str(out), "--keep", "0.2", *common]) == 0
+    assert "reusing scores" in capsys.readouterr().out
+    capsys.readouterr()
+    assert main(["consume", str(payloads[1]), "--test", str(target), "--epochs", "1", "--min-steps", "10", *common]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["count"] == 90 and 0.0 <= result["accuracy"] <= 1.0
+    (folder / "part0" / "0000.png").unlink()  # the client's reference set differs
+    assert main(["consume", str(payloads[1]), *common]) == 1
+    assert "ReferenceMismatchError" in capsys.readouterr().err

@@ -96,6 +96,8 @@ def make_valid(w: Writer) -> None:
     big = [0, 1, 2**32 - 1, 2**32, 2**32 + 5, 2**40, 2**47 + 3, 2**48 - 1]
     w.valid("beyond-2e32", "N = 2**48, indices beyond 2**32 up to N - 1, block width 47",
             big, [0, 1, 0, 1, 0, 1, 0, 1], n_ref=2**48, n_classes=2, compression="none")
+    w.valid("width-48", "the largest legal gap width: one gap of 2**48 - 2 (indices 0 and 2**48 - 1)",
+            [0, 2**48 - 1], [1, 0], n_ref=2**48, n_classes=2, compression="none")
     w.valid("max-classes", "C = 2**24: 24-bit packed labels including C - 1",
             [3, 4, 9], [0, 2**24 - 1, 123456], n_ref=10, n_classes=2**24,
             label_codec="packed", compression="none")
@@ -147,7 +149,8 @@ def make_invalid(w: Writer) -> None:
     w.invalid("text-mangled-magic", "PayloadFormatError", "4 magic (CRLF converted to LF)",
               b"\x89PLADA\n" + base[8:])
     w.invalid("major-version-2", "UnsupportedVersionError", "4 version_major", edited(setattr_("major", 2)))
-    for cut in (9, 12, 40, 79):
+    # A cut at the start of every header field, and one byte short of the header.
+    for cut in (8, 9, 10, 12, 16, 24, 32, 64, 72, 74, 76, 79):
         w.invalid(f"truncated-header-{cut}", "TruncatedPayloadError", "9 step 1: header cut short", base[:cut])
     raw = wire.split(base)
     offsets = [80]
