@@ -611,6 +611,9 @@ class PayloadDecoder:
         self._kernels = _backend.get_kernels(backend)
 
     def decode(self, data) -> Payload:
+        return self._decode(data)[0]
+
+    def _decode(self, data) -> tuple[Payload, PayloadInfo]:
         view = _as_buffer(data)
         header = _parse_header(view)
         if header.count > self.max_count:
@@ -648,7 +651,7 @@ class PayloadDecoder:
                 extras["task_name"] = _decode_text(raw, f"task-name section at offset {section.offset}")
             elif section.type == SECTION_METADATA:
                 extras["metadata"] = _decode_metadata(raw, section.offset)
-        return Payload(
+        payload = Payload(
             indices=indices,
             labels=labels,
             n_ref=header.n_ref,
@@ -657,6 +660,7 @@ class PayloadDecoder:
             version=(FORMAT_MAJOR, header.minor),
             **extras,
         )
+        return payload, _info(header, sections)
 
 
 def _decode_labels(kernels, section: _Section, raw, header: _Header) -> np.ndarray:
@@ -697,8 +701,7 @@ def decode(
 def verify(data, *, reference: ReferenceSet | None = None, **limits) -> PayloadInfo:
     """Fully decode *data* (checksums, every body, the reference binding when
     given) and return its :class:`PayloadInfo`; raises on any problem."""
-    decode(data, reference=reference, **limits)
-    return inspect(data)
+    return PayloadDecoder(reference=reference, **limits)._decode(data)[1]
 
 
 # -- encoding --------------------------------------------------------------------

@@ -55,9 +55,6 @@ class ImageSet:
             return ReferenceSet.from_folder(self.source_folder)
         return ReferenceSet.from_array(self.images)
 
-    def subset(self, indices: np.ndarray, labels: np.ndarray | None = None) -> ImageSet:
-        return ImageSet(self.images[indices], self.labels[indices] if labels is None and self.labels is not None else labels,
-                        name=f"{self.name}[subset]")
 
 
 def load_npz(path: str | Path, images_key: str = "x", labels_key: str = "y") -> ImageSet:
