@@ -56,7 +56,6 @@ class ImageSet:
         return ReferenceSet.from_array(self.images)
 
 
-
 def load_npz(path: str | Path, images_key: str = "x", labels_key: str = "y") -> ImageSet:
     with np.load(path, allow_pickle=False) as data:
         labels = data[labels_key] if labels_key in data else None
