@@ -92,3 +92,31 @@ def mutations(draw, data: bytes):
         else:
             buf[at] ^= 1 << draw(st.integers(0, 7))
     return bytes(buf)
+
+
+@st.composite
+def structural_mutations(draw, data: bytes):
+    """*data* with one header or section field, or a body, changed and every CRC
+    recomputed: lying lengths and bad values that checksums do not catch."""
+    from plada_codec import wire
+
+    raw = wire.split(data)
+    target = draw(st.sampled_from(["count", "n_ref", "n_classes", "raw_length", "stored_length",
+                                   "codec", "compression", "body", "type", "section_count"]))
+    value = draw(st.one_of(st.integers(0, 300), st.integers(0, 2**64 - 1)))
+    section = raw.sections[draw(st.integers(0, len(raw.sections) - 1))]
+    if target in ("count", "n_ref"):
+        setattr(raw, target, value)
+    elif target == "n_classes":
+        raw.n_classes = value % 2**32
+    elif target == "section_count":
+        raw.section_count = value % 2**16
+    elif target in ("raw_length", "stored_length"):
+        setattr(section, target, value)
+    elif target in ("codec", "compression"):
+        setattr(section, target, value % 256)
+    elif target == "type":
+        section.type = value % 2**16
+    else:
+        section.body = draw(st.binary(max_size=64))
+    return wire.join(raw)

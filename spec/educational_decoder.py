@@ -1,0 +1,318 @@
+"""An independent PLADA 1.x decoder written from spec/FORMAT.md alone.
+
+Like zstd's educational_decoder: small, slow, stdlib only (plus the
+`zstandard` package, only for sections that use compression 1), no numpy and
+no import of plada_codec. It exists to show that the spec is complete: the
+test suite runs it over every vector and requires the same content for valid
+vectors and the same error class for invalid ones.
+
+    python spec/educational_decoder.py PAYLOAD   # prints the decoded content as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+
+MAGIC = b"\x89PLADA\r\n"
+
+
+class DecodeError(Exception):
+    """Carries the spec's error class name (FORMAT.md 9.1)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+def fail(kind: str, message: str):
+    raise DecodeError(kind, message)
+
+
+# -- CRC32C (section 1): reflected polynomial 0x82F63B78, init and xorout 0xFFFFFFFF
+_TABLE = []
+for _n in range(256):
+    _c = _n
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _TABLE.append(_c)
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = (crc >> 8) ^ _TABLE[(crc ^ byte) & 0xFF]
+    return crc ^ 0xFFFFFFFF
+
+
+def u(data: bytes, offset: int, size: int) -> int:
+    return int.from_bytes(data[offset : offset + size], "little")
+
+
+def bit_length(x: int) -> int:
+    return x.bit_length()
+
+
+# -- bit packing (section 6.1) ---------------------------------------------------------
+def unpack(body: bytes, start: int, n: int, w: int) -> list[int]:
+    """n values of w bits, LSB-first, from byte *start*; checks zero padding."""
+    values, bit = [], start * 8
+    for _ in range(n):
+        value = 0
+        for b in range(w):
+            value |= (body[bit >> 3] >> (bit & 7) & 1) << b
+            bit += 1
+        values.append(value)
+    while bit % 8:  # padding up to the byte boundary
+        if body[bit >> 3] >> (bit & 7) & 1:
+            fail("FormatError", "padding bits are not zero")
+        bit += 1
+    return values
+
+
+# -- sections (5.4 - 7) ------------------------------------------------------------------
+def decompress(body: bytes, raw_length: int) -> bytes:
+    import zstandard
+
+    if body[:4] != b"\x28\xb5\x2f\xfd":
+        fail("FormatError", "not a Zstandard frame")
+    try:
+        params = zstandard.get_frame_parameters(body)
+        size = zstandard.frame_content_size(body)
+    except zstandard.ZstdError as exc:
+        fail("FormatError", f"bad frame header ({exc})")
+    if size < 0 or size != raw_length:
+        fail("FormatError", "Frame_Content_Size missing or not raw_length")
+    if params.window_size > 2**27 or params.dict_id:
+        fail("FormatError", "window above 2**27 or a dictionary")
+    if raw_length == 0:
+        obj = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            out = obj.decompress(body)
+        except zstandard.ZstdError as exc:
+            fail("FormatError", str(exc))
+        if out or not obj.eof or obj.unused_data:
+            fail("FormatError", "not exactly one empty frame")
+        return b""
+    try:
+        out = zstandard.ZstdDecompressor(max_window_size=2**27).decompress(
+            body, max_output_size=raw_length, allow_extra_data=False
+        )
+    except zstandard.ZstdError as exc:
+        fail("FormatError", str(exc))
+    if len(out) != raw_length:
+        fail("FormatError", "frame length differs from raw_length")
+    return out
+
+
+def decode_delta(raw: bytes, k: int, n_ref: int) -> list[int]:
+    nb = (k + 127) // 128
+    if len(raw) < nb:
+        fail("FormatError", "width table missing")
+    widths = list(raw[:nb])
+    if any(w > 64 for w in widths):
+        fail("FormatError", "block width above 64")
+    sizes = [16 * w for w in widths[:-1]] + ([((k - 128 * (nb - 1)) * widths[-1] + 7) // 8] if nb else [])
+    if len(raw) != nb + sum(sizes):
+        fail("FormatError", "raw_length does not match the widths")
+    gaps, pos = [], nb
+    for b, w in enumerate(widths):
+        n = 128 if b < nb - 1 else k - 128 * (nb - 1)
+        gaps += unpack(raw, pos, n, w)
+        pos += sizes[b]
+    indices, previous = [], -1
+    for gap in gaps:
+        if gap >= n_ref:
+            fail("FormatError", "index out of range")
+        previous = previous + gap + 1
+        if previous >= n_ref:
+            fail("FormatError", "index out of range")
+        indices.append(previous)
+    return indices
+
+
+def decode_bitmap(raw: bytes, k: int, n_ref: int) -> list[int]:
+    if len(raw) != (n_ref + 7) // 8:
+        fail("FormatError", "bitmap length")
+    if n_ref % 8 and raw[-1] >> (n_ref % 8):
+        fail("FormatError", "padding bits are not zero")
+    indices = [8 * i + b for i, byte in enumerate(raw) if byte for b in range(8) if byte >> b & 1]
+    if len(indices) != k:
+        fail("FormatError", "population count differs from k")
+    return indices
+
+
+def decode_labels(codec: int, raw: bytes, k: int, c: int) -> list[int]:
+    w = bit_length(c - 1)
+    if codec == 0:
+        labels = unpack(raw, 0, k, w)
+    else:
+        b = 1 if w <= 8 else 2 if w <= 16 else 4
+        labels = [u(raw, j * b, b) for j in range(k)]
+    if any(label >= c for label in labels):
+        fail("FormatError", "label >= C")
+    return labels
+
+
+def utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fail("FormatError", "not UTF-8")
+
+
+def decode_metadata(raw: bytes):
+    def pairs(items):
+        keys = [key for key, _ in items]
+        if len(keys) != len(set(keys)):
+            fail("FormatError", "duplicate key")
+        return dict(items)
+
+    def constant(name):
+        fail("FormatError", f"{name} is not JSON")
+
+    try:
+        value = json.loads(utf8(raw), object_pairs_hook=pairs, parse_constant=constant)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        fail("FormatError", "invalid JSON")
+    if not isinstance(value, dict):
+        fail("FormatError", "metadata is not an object")
+    depth = [(value, 1)]
+    while depth:
+        item, d = depth.pop()
+        if isinstance(item, (dict, list)):
+            if d > 64:
+                fail("FormatError", "nested deeper than 64")
+            depth += [(child, d + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return value
+
+
+def decode_class_names(raw: bytes, c: int) -> list[str]:
+    names, pos = [], 0
+    for _ in range(c):
+        if pos + 4 > len(raw):
+            fail("FormatError", "class name length past the section")
+        length = u(raw, pos, 4)
+        if pos + 4 + length > len(raw):
+            fail("FormatError", "class name past the section")
+        names.append(utf8(raw[pos + 4 : pos + 4 + length]))
+        pos += 4 + length
+    if pos != len(raw):
+        fail("FormatError", "bytes after the last class name")
+    return names
+
+
+# -- the decoding procedure of section 9 -----------------------------------------------------
+def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**28, reference=None) -> dict:
+    # step 1
+    if data[:8] != MAGIC[: min(len(data), 8)]:
+        fail("FormatError", "bad magic")
+    if len(data) < 10:
+        fail("Truncated", "shorter than 10 bytes")
+    if data[8] != 1:
+        fail("UnsupportedVersion", f"major version {data[8]}")
+    if len(data) < 80:
+        fail("Truncated", "header cut short")
+    # step 2
+    if crc32c(data[:76]) != u(data, 76, 4):
+        fail("Checksum", "header CRC")
+    # step 3
+    if u(data, 10, 2):
+        fail("UnsupportedFeature", "feature flags")
+    c, n_ref, k = u(data, 12, 4), u(data, 16, 8), u(data, 24, 8)
+    fingerprint, total, count = data[32:64], u(data, 64, 8), u(data, 72, 2)
+    if u(data, 74, 2) or not 1 <= n_ref <= 2**48 or not 1 <= c <= 2**24 or k > n_ref:
+        fail("FormatError", "header field out of range")
+    if not 2 <= count <= 256 or total < 80:
+        fail("FormatError", "section_count or total_length out of range")
+    # step 4
+    if len(data) < total:
+        fail("Truncated", "shorter than total_length")
+    if len(data) > total:
+        fail("TrailingData", "bytes after total_length")
+    # step 5
+    if k > max_count:
+        fail("LimitExceeded", "count above max_count")
+    # step 6
+    sections, offset, previous = [], 80, 0
+    for _ in range(count):
+        if offset + 24 > total:
+            fail("Truncated", "section header past the end")
+        stype, codec, compression = u(data, offset, 2), data[offset + 2], data[offset + 3]
+        flags, raw_length, stored = u(data, offset + 4, 4), u(data, offset + 8, 8), u(data, offset + 16, 8)
+        end = offset + 24 + stored + 4
+        if end > total:
+            fail("Truncated", "section past the end")
+        if crc32c(data[offset : end - 4]) != u(data, end - 4, 4):
+            fail("Checksum", "section CRC")
+        if flags:
+            fail("FormatError", "section flags")
+        if stype <= previous:
+            fail("FormatError", "section order")
+        if not stype & 0x8000 and stype not in (1, 2):
+            fail("UnsupportedFeature", "unknown critical section")
+        previous = stype
+        sections.append((stype, codec, compression, raw_length, data[offset + 24 : end - 4]))
+        offset = end
+    if offset != total:
+        fail("FormatError", "bytes belonging to no section")
+    if {1, 2} - {s[0] for s in sections}:
+        fail("FormatError", "a critical section is missing")
+    # step 7
+    unbound = fingerprint == bytes(32)
+    if reference is not None:
+        ref_n, ref_fp = reference
+        if ref_n != n_ref or unbound or ref_fp != fingerprint:
+            fail("ReferenceMismatch", "binding")
+    # step 8
+    known = {1: (0, 1), 2: (0, 1), 0x8001: (0,), 0x8002: (0,), 0x8003: (0,)}
+    out = {"format_version": f"1.{data[9]}", "n_ref": n_ref, "n_classes": c, "count": k,
+           "fingerprint": None if unbound else fingerprint.hex(), "indices": None, "labels": None,
+           "class_names": None, "task_name": None, "metadata": None}
+    w = bit_length(c - 1)
+    for stype, codec, compression, raw_length, body in sections:
+        if stype not in known or codec not in known[stype] or compression > 1:
+            if stype & 0x8000:
+                continue
+            fail("UnsupportedFeature", "unknown codec or compression")
+        if stype == 1:
+            nb = (k + 127) // 128
+            low, high = (nb, nb + 8 * k) if codec == 0 else ((n_ref + 7) // 8,) * 2
+        elif stype == 2:
+            size = (k * w + 7) // 8 if codec == 0 else k * (1 if w <= 8 else 2 if w <= 16 else 4)
+            low, high = size, size
+        else:
+            low, high = 0, 2**26
+        if not low <= raw_length <= high:
+            fail("FormatError", "raw_length outside its bounds")
+        if raw_length > max_section_bytes:
+            fail("LimitExceeded", "section above max_section_bytes")
+        if compression == 0:
+            if len(body) != raw_length:
+                fail("FormatError", "stored_length differs from raw_length")
+            raw = body
+        else:
+            raw = decompress(body, raw_length)
+        if stype == 1:
+            out["indices"] = decode_delta(raw, k, n_ref) if codec == 0 else decode_bitmap(raw, k, n_ref)
+        elif stype == 2:
+            out["labels"] = decode_labels(codec, raw, k, c)
+        elif stype == 0x8001:
+            out["class_names"] = decode_class_names(raw, c)
+        elif stype == 0x8002:
+            out["task_name"] = utf8(raw)
+        else:
+            out["metadata"] = decode_metadata(raw)
+    return out
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], "rb") as fh:
+        try:
+            print(json.dumps(decode(fh.read())))
+        except DecodeError as exc:
+            print(exc, file=sys.stderr)
+            sys.exit(1)
