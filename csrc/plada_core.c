@@ -226,7 +226,8 @@ int plada_delta_encode(const int64_t *indices, size_t count, uint8_t *out, size_
             int64_t idx = indices[start + j];
             if (idx <= prev)
                 return fail(err, PLADA_ERR_ARG, start + j, 0, 0);
-            gaps[j] = (uint64_t)(idx - prev - 1);
+            /* unsigned: prev = -1 wraps to UINT64_MAX, so the first gap is idx itself */
+            gaps[j] = (uint64_t)idx - (uint64_t)prev - 1u;
             any |= gaps[j];
             prev = idx;
         }

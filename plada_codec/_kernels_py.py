@@ -77,9 +77,14 @@ def unpack_bits(buf, count: int, width: int, out: np.ndarray | None = None) -> n
 
 
 def _bit_length(values: np.ndarray) -> np.ndarray:
-    """Bit length of each uint64 value below 2**53 (exact through float64)."""
+    """Exact bit length of each uint64 value."""
+    values = np.asarray(values, dtype=np.uint64)
     _, exponent = np.frexp(values.astype(np.float64))
-    return exponent.astype(np.uint8)
+    exponent = np.minimum(exponent, 64)
+    # Above 2**53 float64 can round 2**k - small up to 2**k: step back where it overshot.
+    shift = np.maximum(exponent - 1, 0).astype(np.uint64)
+    overshot = (exponent > 0) & (values < (np.uint64(1) << shift))
+    return (exponent - overshot).astype(np.uint8)
 
 
 def delta_encode(indices: np.ndarray) -> bytes:

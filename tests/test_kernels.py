@@ -147,3 +147,19 @@ def test_delta_decode_width_64_gaps_do_not_wrap(kernels):
     raw = bytes([64]) + kernels.pack_bits(values, 64)
     with pytest.raises(plada_codec.PayloadFormatError, match="entry 0 decodes"):
         kernels.delta_decode(raw, 3, 2**48)
+
+
+@needs_c
+def test_delta_encode_extreme_indices_raw_api():
+    """The C contract holds without the Python-side validation: int64 extremes."""
+    top = np.array([0, 2**62, 2**63 - 1], dtype=np.int64)
+    assert c_kernels.delta_encode(top) == py_kernels.delta_encode(top)
+    with pytest.raises(AssertionError, match="kernel status 8"):
+        c_kernels.delta_encode(np.array([5, 5], dtype=np.int64))  # ERR_ARG: caller bug, not a payload error
+
+
+def test_bit_length_exact_for_all_uint64():
+    from plada_codec._kernels_py import _bit_length
+
+    values = [0, 1, 2, 3, 2**53 - 1, 2**53, 2**53 + 1, 2**62 - 1, 2**62, 2**63 - 1, 2**63, 2**64 - 1]
+    assert _bit_length(np.array(values, dtype=np.uint64)).tolist() == [v.bit_length() for v in values]
