@@ -7,6 +7,7 @@ order the reference fingerprint is computed over.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import pickle
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ class Miniature:
     class_names: list[str]
 
 
+@functools.lru_cache(maxsize=2)  # produce/consume ask for the target and the pool separately
 def load_miniature(*, include_in_domain: bool = True, limit: int | None = None) -> Miniature:
     """Target MNIST (train 50k, test 10k); pool = MNIST valid 10k (in-domain) +
     Fashion-MNIST 70k + Animal-MNIST 10k, labels dropped. *limit* keeps the
