@@ -21,11 +21,7 @@ def uniform_selection(n_ref: int, count: int, n_classes: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     if count > n_ref:
         raise ValueError("count exceeds n_ref")
-    if count * 4 > n_ref:
-        indices = np.flatnonzero(rng.random(n_ref) < count / n_ref)
-        indices = np.sort(rng.choice(indices, min(count, indices.size), replace=False)) if indices.size >= count else np.sort(rng.choice(n_ref, count, replace=False))
-    else:
-        indices = np.sort(rng.choice(n_ref, count, replace=False))
+    indices = np.sort(rng.choice(n_ref, count, replace=False))
     labels = rng.integers(0, n_classes, count)
     return indices.astype(np.int64), labels.astype(np.int64)
 
