@@ -1,6 +1,5 @@
 """Shared inputs for the benchmarks: the paper's reference-set sizes."""
 
-import numpy as np
 import pytest
 
 import plada_codec

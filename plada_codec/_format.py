@@ -7,7 +7,6 @@ live here; the loops that touch every integer are in the kernel modules.
 from __future__ import annotations
 
 import json
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 import zstandard
 
 from . import _backend
+from . import _kernel_errors as ke
 from ._errors import (
     ChecksumError,
     EncodeError,
@@ -671,8 +671,6 @@ def _decode_labels(kernels, section: _Section, raw, header: _Header) -> np.ndarr
     values = np.frombuffer(raw, dtype=f"<u{nbytes}")
     bad = np.flatnonzero(values >= header.n_classes)
     if bad.size:
-        from . import _kernel_errors as ke
-
         ke.raise_status(
             ke.ERR_LABEL, "label section (bytes)", int(bad[0]), header.n_classes, int(values[bad[0]])
         )

@@ -12,7 +12,6 @@ vectors and the same error class for invalid ones.
 from __future__ import annotations
 
 import json
-import struct
 import sys
 
 MAGIC = b"\x89PLADA\r\n"
