@@ -39,7 +39,7 @@ from ._format import (
 )
 from ._reference import ReferenceSet
 
-__version__ = "0.1.0"
+from ._version import __version__
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
 __all__ = [
