@@ -22,7 +22,6 @@ from ._constants import (
     SECTION_NAMES,
     UNBOUND_FINGERPRINT,
     parse_version,
-    version_text,
 )
 from ._container import assemble
 from ._errors import EncodeError
@@ -30,6 +29,7 @@ from ._reference import ReferenceSet
 
 __all__ = ["PayloadEncoder", "encode"]
 
+_DEFAULT_LIMITS = codecs.Limits()
 _OPTION_OF = {SECTION_INDEX: "index_codec", SECTION_LABELS: "label_codec"}
 
 
@@ -198,6 +198,11 @@ class PayloadEncoder:
             raise EncodeError(
                 f"the {SECTION_NAMES[codec.section_type]} section ({codec.name}) would be {len(raw)} "
                 f"bytes, outside the {low}..{high} the format allows"
+            )
+        if codec.limit is not None and len(raw) > getattr(_DEFAULT_LIMITS, codec.limit):
+            raise EncodeError(
+                f"the {SECTION_NAMES[codec.section_type]} section would be {len(raw)} bytes, above what "
+                f"decoders accept by default ({codec.limit} = {getattr(_DEFAULT_LIMITS, codec.limit)})"
             )
         best = None
         for compression, stored in self._compressor.candidates(raw, codec.try_compression):
