@@ -346,14 +346,17 @@ def make_invalid(w: Writer) -> None:
     w.invalid("metadata-duplicate-escaped-key", "FormatError", "5.7 no duplicate keys after unescaping",
               anc_body(4, b'{"a":1,"\\u0061":2}'), codec="metadata/json")
 
-    def zstd_ancillary(number, body, n_classes=2):
+    def zstd_ancillary(number, body, n_classes=2, raw_length=None):
         data = plada_codec.encode([1], [0], n_ref=2, n_classes=n_classes, class_names=[""] * n_classes
                                   if n_classes <= 16 else None, task_name="t", metadata={"k": 1},
                                   compression="none")
         raw = wire.split(data)
         stype = {2: 0x8001, 3: 0x8002, 4: 0x8003}[number]
-        section = wire.RawSection(stype, 0, 1, zstandard.ZstdCompressor(level=19).compress(body),
-                                  raw_length=len(body))
+        if raw_length is None:
+            section = wire.RawSection(stype, 0, 1, zstandard.ZstdCompressor(level=19).compress(body),
+                                      raw_length=len(body))
+        else:  # *body* is a frame already
+            section = wire.RawSection(stype, 0, 1, body, raw_length=raw_length)
         others = [s for s in raw.sections if s.type != stype]
         raw.sections = sorted(others + [section], key=lambda s: s.type)
         return wire.join(raw)
@@ -364,7 +367,8 @@ def make_invalid(w: Writer) -> None:
               zstd_ancillary(4, b'{"a":"' + b"x" * (1 << 22) + b'"}'), codec="metadata/json")
     w.invalid("class-names-over-limit", "LimitExceeded",
               "5.5 local limit max_ancillary_bytes: 2**24 empty class names are 64 MiB",
-              zstd_ancillary(2, bytes(4 * 2**24), n_classes=2**24), codec="class-names/plain")
+              zstd_ancillary(2, _zstd_zeros(4 * 2**24), n_classes=2**24, raw_length=4 * 2**24),
+              codec="class-names/plain")
     w.invalid("class-names-raw-below-4c", "FormatError", "5.5 class-names raw_length >= 4 C",
               anc_body(2, b"\x00\x00\x00"), codec="class-names/plain")
     # Length rules that hold for sections a decoder skips (5.5, 9 step 6).
@@ -390,7 +394,7 @@ def make_invalid(w: Writer) -> None:
               wire.join(tiny), limits={"max_section_bytes": 5})
     # Zstandard framing (5.4): window of a single-segment frame, content checksum.
     n_big = 8 * (2**27 + 1)
-    frame = zstandard.ZstdCompressor(level=1).compress(bytes(2**27 + 1))
+    frame = _zstd_zeros(2**27 + 1)
     assert not frame[4] & 0x20 and frame[4] >> 6 == 2  # a Window_Descriptor, a 4-byte content size
     single = frame[:4] + bytes([frame[4] | 0x20]) + frame[6:]  # single segment: the window is the content size
     big = wire.RawPayload(n_classes=2, n_ref=n_big, count=0,
@@ -409,6 +413,14 @@ def make_invalid(w: Writer) -> None:
     w.invalid("spliced-sections", "TrailingData",
               "5.3 a label section cut from another payload changes total_length",
               base[:start] + other.sections[1].to_bytes() + base[end:])
+
+def _zstd_zeros(size: int) -> bytes:
+    """One Zstandard frame of *size* zero bytes, made a MiB at a time."""
+    compressor = zstandard.ZstdCompressor(level=1).compressobj(size=size)
+    chunk = bytes(1 << 20)
+    parts = [compressor.compress(chunk[: min(len(chunk), size - done)]) for done in range(0, size, len(chunk))]
+    return b"".join(parts) + compressor.flush()
+
 
 def _uncovered_codecs(writer: Writer) -> list[str]:
     """Every codec of format 1.0 in the registry needs a valid vector using it
