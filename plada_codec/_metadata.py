@@ -45,19 +45,24 @@ def canonical_json(metadata: Mapping[str, Any]) -> bytes:
     ).encode("utf-8")
 
 
+def _short(path: str) -> str:
+    return path if len(path) <= 80 else path[:77] + "..."
+
+
 def _check_value(value: Any) -> None:
     """Walk *value* without recursion; EncodeError for anything the format refuses."""
     stack = [(value, 1, "metadata")]
     while stack:
         item, depth, path = stack.pop()
+        path = _short(path)
         if isinstance(item, (dict, list, tuple)) and depth > METADATA_MAX_DEPTH:
-            raise EncodeError(f"metadata is nested deeper than {METADATA_MAX_DEPTH} (at {path[:80]})")
+            raise EncodeError(f"metadata is nested deeper than {METADATA_MAX_DEPTH} (at {path})")
         if isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    raise EncodeError(f"{path}: key {key!r} is {type(key).__name__}; JSON keys are str")
+                    raise EncodeError(f"{path}: key {_short(repr(key))} is {type(key).__name__}; JSON keys are str")
                 if _SURROGATE.search(key):
-                    raise EncodeError(f"{path}: key {key!r} holds a lone surrogate, which UTF-8 cannot write")
+                    raise EncodeError(f"{path}: key {_short(ascii(key))} holds a lone surrogate, which UTF-8 cannot write")
                 stack.append((child, depth + 1, f"{path}[{key!r}]"))
         elif isinstance(item, (list, tuple)):
             stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(item))
@@ -68,7 +73,8 @@ def _check_value(value: Any) -> None:
             pass
         elif isinstance(item, int):
             if abs(item) > MAX_SAFE_INTEGER:
-                raise EncodeError(f"{path} = {item} is outside +-(2**53 - 1); write it as a string")
+                shown = item if item.bit_length() <= 64 else f"an integer of {item.bit_length()} bits"
+                raise EncodeError(f"{path} = {shown} is outside +-(2**53 - 1); write it as a string")
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise EncodeError(f"{path} = {item} is not a finite number (JSON has no NaN or Infinity)")

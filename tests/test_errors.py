@@ -62,6 +62,7 @@ def _cyclic():
         ([1], [0], {"metadata": {"x": object()}}, "not JSON-serialisable"),
         ([1], [0], {"metadata": {"x": 2**53}}, r"outside \+-\(2\*\*53 - 1\)"),
         ([1], [0], {"metadata": {"x": -(2**53)}}, r"outside \+-\(2\*\*53 - 1\)"),
+        ([1], [0], {"metadata": {"x": 10**5000}}, "integer of 16610 bits"),  # str() of it raises ValueError
         ([1], [0], {"metadata": {"x": "\ud800"}}, "lone surrogate"),
         ([1], [0], {"metadata": {"\udfff": 1}}, "lone surrogate"),
         ([1], [0], {"metadata": {1: "a", "1": "b"}}, "JSON keys are str"),  # json.dumps would write "1" twice
@@ -73,6 +74,10 @@ def _cyclic():
         ([[1], [2, 3]], [0, 0], {}, "one-dimensional array of integers"),  # ragged
         ([1], [0], {"n_classes": True}, "n_classes must be"),
         ([1], [0], {"n_ref": True}, "n_ref must be"),
+        ([1], [0], {"n_ref": 10**5000}, "n_ref must be an int in 1..2\\*\\*48, got an integer of 16610 bits"),
+        ([1], [0], {"n_classes": 2.0}, "n_classes must be"),
+        ([1], [0], {"zstd_level": True}, "zstd_level"),
+        ([1], [0], {"compression": ["zstd"]}, "compression must be"),
         ([1], [0], {"class_names": ["a" * (1 << 21), "b" * (1 << 21)]}, "decoders accept by default"),
         ([1], [0], {"task_name": "\ud800"}, "not valid Unicode"),
         ([1], [0], {"reference": b"short"}, "reference must be"),
