@@ -252,6 +252,7 @@ def decode(
     max_ancillary_bytes: int = DEFAULT_MAX_ANCILLARY_BYTES,
     max_metadata_items: int = DEFAULT_MAX_METADATA_ITEMS,
     backend: str = "auto",
+    format_version: str | None = None,
 ) -> Payload:
     """Decode a payload; see :class:`PayloadDecoder` for the parameters.
 
@@ -261,6 +262,7 @@ def decode(
     return PayloadDecoder(
         reference=reference, max_count=max_count, max_section_bytes=max_section_bytes,
         max_ancillary_bytes=max_ancillary_bytes, max_metadata_items=max_metadata_items, backend=backend,
+        format_version=format_version,
     ).decode(data)
 
 

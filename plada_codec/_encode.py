@@ -263,6 +263,7 @@ def encode(
     compression: str = "auto",
     zstd_level: int = DEFAULT_ZSTD_LEVEL,
     backend: str = "auto",
+    format_version: str | None = None,
 ) -> bytes:
     """Encode a selection as a PLADA payload.
 
@@ -280,7 +281,7 @@ def encode(
     reference : ReferenceSet or 32-byte fingerprint, optional
         Binds the payload to a reference set; ``None`` writes an unbound payload.
     class_names, task_name, metadata : optional ancillary sections.
-    index_codec, label_codec, compression, zstd_level, backend :
+    index_codec, label_codec, compression, zstd_level, backend, format_version :
         See :class:`PayloadEncoder`.
 
     Notes
@@ -292,7 +293,7 @@ def encode(
     """
     return PayloadEncoder(
         index_codec=index_codec, label_codec=label_codec, compression=compression,
-        zstd_level=zstd_level, backend=backend,
+        zstd_level=zstd_level, backend=backend, format_version=format_version,
     ).encode(
         indices, labels, n_ref=n_ref, n_classes=n_classes, reference=reference,
         class_names=class_names, task_name=task_name, metadata=metadata,

@@ -249,7 +249,9 @@ def ancillary_bounds(k: int, n_ref: int, c: int) -> tuple[int, int]:
 
 
 # (section type, codec id) -> (output field, minor version that introduced it,
-#                              raw_length bounds of 5.5, body decoder)
+#                              raw_length bounds of 5.5, body decoder).
+# A joint codec (5.2) names a tuple of fields and its decoder returns a tuple of values; its
+# partner names () and returns (); PARTNERS maps each of the two to the other.
 CODECS = {
     (0x0001, 0): ("indices", 0, lambda k, n_ref, c: ((k + 127) // 128, (k + 127) // 128 + 8 * k), decode_delta),
     (0x0001, 1): ("indices", 0, lambda k, n_ref, c: exactly((n_ref + 7) // 8), decode_bitmap),
@@ -259,6 +261,7 @@ CODECS = {
     (0x8002, 0): ("task_name", 0, ancillary_bounds, lambda raw, k, n_ref, c: utf8(raw)),
     (0x8003, 0): ("metadata", 0, ancillary_bounds, decode_metadata),
 }
+PARTNERS: dict = {}  # format 1.0 has no joint codecs
 
 
 # -- the decoding procedure of section 9 -----------------------------------------------------
@@ -342,7 +345,11 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
         if known[1] > minor:
             fail("FormatError", "codec newer than the header's minor version")
         plan.append((stype, codec, compression, raw_length, body))
-    # (no codec of format 1.0 has a partner codec; a joint codec's rule goes here)
+    chosen = {stype: codec for stype, codec, _, _, _ in plan}
+    for stype, codec, _, _, _ in plan:
+        partner = PARTNERS.get((stype, codec))
+        if partner is not None and chosen.get(partner[0]) != partner[1]:
+            fail("FormatError", "a joint codec without its partner")
     # step 8b
     out = {"format_version": f"1.{minor}", "n_ref": n_ref, "n_classes": c, "count": k,
            "fingerprint": None if unbound else fingerprint.hex(), "indices": None, "labels": None,
@@ -357,7 +364,10 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
         raw = body if compression == 0 else decompress(body, raw_length)
         if stype == 0x8003 and sum(raw.count(ch) for ch in b"[{,:") > max_metadata_items:
             fail("LimitExceeded", "metadata above max_metadata_items")
-        out[field] = decode_body(raw, k, n_ref, c)
+        if isinstance(field, tuple):
+            out.update(zip(field, decode_body(raw, k, n_ref, c)))
+        else:
+            out[field] = decode_body(raw, k, n_ref, c)
     return out
 
 

@@ -6,7 +6,7 @@ import plada_codec
 from plada_codec.synthetic import clustered_selection, uniform_selection
 
 from .helpers import check_roundtrip
-from .strategies import encode_options, selections
+from .strategies import codec_pairs, encode_options, selections
 
 
 @given(selections(), encode_options())
@@ -100,8 +100,8 @@ def test_options_take_effect(backend, form):
 def test_auto_picks_smallest_candidate(backend):
     indices, labels = clustered_selection(200_000, 20_000, 10, seed=1)
     auto = plada_codec.encode(indices, labels, n_ref=200_000, n_classes=10, backend=backend, zstd_level=3)
-    for index_codec in plada_codec.codecs.names("index"):
-        for label_codec in plada_codec.codecs.names("labels"):
+    for index_codec, label_codec in codec_pairs():
+        if "auto" not in (index_codec, label_codec):
             for compression in ("none", "zstd"):
                 forced = plada_codec.encode(indices, labels, n_ref=200_000, n_classes=10, backend=backend,
                                             zstd_level=3, index_codec=index_codec,

@@ -25,7 +25,8 @@ import plada_codec
 from plada_codec import wire
 from plada_codec.synthetic import clustered_selection
 
-OUT = Path(__file__).resolve().parent / "v1.0"
+FORMAT_VERSION = "1.0"
+OUT = Path(__file__).resolve().parent / f"v{FORMAT_VERSION}"
 ZSTD_VERSION = ".".join(map(str, zstandard.ZSTD_VERSION))
 
 
@@ -41,6 +42,8 @@ class Writer:
         self.invalid_no = 0
 
     def valid(self, name, description, indices, labels, reencode=True, edit=None, **options):
+        # Only codecs of format 1.0, whatever else is registered: these are the 1.0 vectors.
+        options.setdefault("format_version", FORMAT_VERSION)
         data = plada_codec.encode(indices, labels, **options)
         if edit is not None:
             raw = wire.split(data)
@@ -158,7 +161,10 @@ def make_valid(w: Writer) -> None:
 
 
 def make_invalid(w: Writer) -> None:
-    base = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+    def encode_1_0(*args, **kwargs):  # the payloads these vectors break use format 1.0 codecs only
+        return plada_codec.encode(*args, format_version=FORMAT_VERSION, **kwargs)
+
+    base = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
                               index_codec="delta", label_codec="packed", metadata={"a": 1})
 
     def edited(fn, data=base):
@@ -226,8 +232,8 @@ def make_invalid(w: Writer) -> None:
               edited(section_edit(1, stored_length=1000)))
     w.invalid("unknown-critical-type", "UnsupportedFeature", "5.2 critical types",
               edited(lambda raw: raw.sections.insert(2, wire.RawSection(0x0003, 0, 0, b""))))
-    w.invalid("unknown-index-codec", "UnsupportedFeature", "5.2 reserved codec ids",
-              edited(section_edit(0, codec=2)))
+    w.invalid("unknown-index-codec", "UnsupportedFeature", "5.2 reserved codec ids (255: unassigned in every 1.x)",
+              edited(section_edit(0, codec=255)))
     w.invalid("unknown-label-compression", "UnsupportedFeature", "5.4 compression ids",
               edited(section_edit(1, compression=2)))
     w.invalid("sections-out-of-order", "FormatError", "5.3 increasing type order",
@@ -248,7 +254,7 @@ def make_invalid(w: Writer) -> None:
     w.invalid("delta-padding", "FormatError", "6.1 zero padding",
               edited(section_edit(0, body=wire.split(base).sections[0].body[:-1]
                                   + bytes([wire.split(base).sections[0].body[-1] | 0x80]))), codec="index/delta")
-    bitmap = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=13, n_classes=3, compression="none",
+    bitmap = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=13, n_classes=3, compression="none",
                                 index_codec="bitmap")
     w.invalid("bitmap-count", "FormatError", "6.3 popcount == k",
               edited(section_edit(0, body=b"\x0b\x02"), bitmap), codec="index/bitmap")
@@ -260,14 +266,14 @@ def make_invalid(w: Writer) -> None:
               edited(section_edit(1, body=bytes([0b11_00_01]))), codec="labels/packed")
     w.invalid("label-padding", "FormatError", "6.1 zero padding",
               edited(section_edit(1, body=bytes([0b10_00_01 | 0x40]))), codec="labels/packed")
-    label_bytes = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+    label_bytes = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
                                      label_codec="bytes")
     w.invalid("label-bytes-out-of-range", "FormatError", "7.2 label < C",
               edited(section_edit(1, body=b"\x01\x00\x03"), label_bytes), codec="labels/bytes")
     w.invalid("label-raw-length", "FormatError", "5.5 packed labels raw_length",
               edited(section_edit(1, body=bytes([0b10_00_01, 0, 0]))), codec="labels/packed")
     # Zstandard rule breakers.
-    zstd_base = plada_codec.encode(np.arange(0, 2000, 3), np.arange(667) % 3, n_ref=2000, n_classes=3,
+    zstd_base = encode_1_0(np.arange(0, 2000, 3), np.arange(667) % 3, n_ref=2000, n_classes=3,
                                    compression="zstd", index_codec="delta", label_codec="bytes")
     zraw = wire.split(zstd_base)
     labels_raw = (np.arange(667) % 3).astype("<u1").tobytes()
@@ -294,7 +300,7 @@ def make_invalid(w: Writer) -> None:
     w.invalid("zstd-skippable-frame", "FormatError", "5.4 no skippable frames",
               edited(section_edit(1, body=b"\x50\x2a\x4d\x18" + struct.pack("<I", 3) + b"abc"), zstd_base))
     # Ancillary content rules.
-    anc = plada_codec.encode([1], [0], n_ref=2, n_classes=2, class_names=["a", "b"], task_name="t",
+    anc = encode_1_0([1], [0], n_ref=2, n_classes=2, class_names=["a", "b"], task_name="t",
                              metadata={"k": 1}, compression="none")
 
     def anc_body(number, body):
@@ -323,7 +329,7 @@ def make_invalid(w: Writer) -> None:
               wire.join(huge), limits={"max_count": 2**20})
     w.invalid("section-over-limit", "LimitExceeded", "5.5 local limit max_section_bytes",
               zstd_base, limits={"max_section_bytes": 100})
-    bound = plada_codec.encode([1], [0], n_ref=50, n_classes=2, reference=bytes(range(32)))
+    bound = encode_1_0([1], [0], n_ref=50, n_classes=2, reference=bytes(range(32)))
     w.invalid("reference-fingerprint", "ReferenceMismatch", "8.2 fingerprint differs", bound,
               reference={"n_ref": 50, "fingerprint": bytes(range(1, 33)).hex()})
     w.invalid("reference-size", "ReferenceMismatch", "8.2 n_ref differs", bound,
@@ -347,7 +353,7 @@ def make_invalid(w: Writer) -> None:
               anc_body(4, b'{"a":1,"\\u0061":2}'), codec="metadata/json")
 
     def zstd_ancillary(number, body, n_classes=2, raw_length=None):
-        data = plada_codec.encode([1], [0], n_ref=2, n_classes=n_classes, class_names=[""] * n_classes
+        data = encode_1_0([1], [0], n_ref=2, n_classes=n_classes, class_names=[""] * n_classes
                                   if n_classes <= 16 else None, task_name="t", metadata={"k": 1},
                                   compression="none")
         raw = wire.split(data)
@@ -386,7 +392,7 @@ def make_invalid(w: Writer) -> None:
     w.invalid("unknown-ancillary-length-mismatch", "FormatError",
               "5.4 compression 0: stored_length == raw_length, skipped or not",
               edited(unknown_ancillary(compression=0, body=b"abc", raw_length=5)))
-    tiny_zstd = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="zstd",
+    tiny_zstd = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="zstd",
                                    index_codec="delta", label_codec="packed")
     tiny = wire.split(tiny_zstd)
     tiny.sections[1] = wire.RawSection(2, 0, 1, zstandard.ZstdCompressor().compress(bytes([0b10_00_01])), raw_length=1)
@@ -407,7 +413,7 @@ def make_invalid(w: Writer) -> None:
     w.invalid("zstd-checksum-mismatch", "FormatError", "5.4 a content checksum, when present, is verified",
               edited(section_edit(1, body=bytes(checked)), zstd_base))
     # Sections are bound by the header's total_length and the fixed section order (5.3).
-    other = wire.split(plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+    other = wire.split(encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
                                           index_codec="delta", label_codec="bytes"))
     start, end = offsets[1], offsets[2]
     w.invalid("spliced-sections", "TrailingData",
