@@ -264,3 +264,30 @@ def test_decoder_accepts_the_edges(backend, body, expected):
     # ... and the encoder writes them back (no lone surrogates, no out-of-range numbers)
     again = plada_codec.encode([1], [0], n_ref=4, n_classes=2, metadata=metadata)
     assert plada_codec.decode(again).metadata == expected
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)) | st.just("\ud800"), max_size=4)  # high surrogates never pair
+_JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats() | _TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_TEXT, children, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(_TEXT, _JSON_LIKE, max_size=4))
+def test_one_metadata_rule_for_both_sides(backend, metadata):
+    """Whatever the encoder refuses, the decoder refuses as JSON text, and the reverse (FORMAT.md 5.7)."""
+    import json
+
+    text = json.dumps(metadata, ensure_ascii=True, allow_nan=True)  # NaN, Infinity, \ud800 escapes kept
+    try:
+        written = plada_codec.encode([1], [0], n_ref=4, n_classes=2, metadata=metadata, backend=backend)
+    except plada_codec.EncodeError:
+        written = None
+    foreign = _with_ancillary(0x8003, text.encode("ascii"))
+    if written is None:
+        with pytest.raises(plada_codec.PayloadFormatError):
+            plada_codec.decode(foreign, backend=backend)
+    else:
+        assert plada_codec.decode(written, backend=backend).metadata == metadata
+        assert plada_codec.decode(foreign, backend=backend).metadata == metadata
