@@ -16,10 +16,13 @@ from ._errors import (
     PayloadError,
     PayloadFormatError,
     ReferenceMismatchError,
+    ReferenceSetError,
+    StaleManifestError,
     TrailingDataError,
     TruncatedPayloadError,
     UnsupportedFeatureError,
     UnsupportedVersionError,
+    UnknownBackendError,
 )
 from ._format import (
     DEFAULT_MAX_COUNT,
@@ -37,7 +40,7 @@ from ._format import (
     inspect,
     verify,
 )
-from ._reference import ReferenceSet
+from ._reference import ReferenceSet, TarImage, tar_images
 
 __version__ = "0.1.0"
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
@@ -46,6 +49,7 @@ __all__ = [
     "encode", "decode", "inspect", "verify",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
     "ReferenceSet",
+    "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError",
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",
