@@ -724,7 +724,7 @@ class ReferenceSet:
                 raise StaleManifestError(
                     f"{path} does not match manifest {manifest}: "
                     + _first_difference(manifest, tmp)
-                    + "; if the set changed on purpose, rehash it (plada ref-hash --rehash)"
+                    + _REHASH_HINT.format(p=path if isinstance(path, (str, os.PathLike)) else "SHARDS...", m=manifest)
                 )
             os.replace(_cache_path(tmp), _cache_path(manifest))
         finally:
@@ -820,13 +820,13 @@ def _read_cache(manifest: Path) -> tuple[dict, list[tuple[int, int, str]]]:
     return header, rows
 
 
-_REHASH_HINT = "; hash it again with plada ref-hash PATH --manifest-out {m} --rehash (or rehash=True)"
+_REHASH_HINT = "; if the change is intended, hash the set again: plada ref-hash {p} --manifest-out {m} (rehash=True in Python)"
 
 
 def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: str) -> ReferenceSet:
     """The manifest's set, after checking the listing, sizes and mtimes against its cache."""
     header, rows = _read_cache(manifest)
-    hint = _REHASH_HINT.format(m=manifest)
+    hint = _REHASH_HINT.format(p=path if isinstance(path, (str, os.PathLike)) else "SHARDS...", m=manifest)
     resolved, kind = _resolve(path, header["kind"] if kind == "auto" else kind)
     if kind != header["kind"]:
         raise StaleManifestError(f"{manifest} records a {header['kind']} reference set, not a {kind}{hint}")
