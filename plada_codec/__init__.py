@@ -40,13 +40,14 @@ from ._format import (
     inspect,
     verify,
 )
+from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
 from ._reference import ReferenceSet, TarImage, tar_images
 
-__version__ = "0.1.0"
+from ._version import __version__
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
 __all__ = [
-    "encode", "decode", "inspect", "verify",
+    "encode", "decode", "inspect", "verify", "read_payload",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
     "ReferenceSet",
     "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError",
@@ -54,6 +55,6 @@ __all__ = [
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",
     "backend", "available_backends",
-    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_ZSTD_LEVEL",
+    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
     "FORMAT_VERSION", "FORMAT_MAJOR", "FORMAT_MINOR", "__version__",
 ]
