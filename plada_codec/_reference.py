@@ -782,20 +782,27 @@ def _manifest_has_digests(manifest: Path) -> bool:
 
 
 def _first_difference(expected: Path, actual: Path) -> str:
+    """Where manifest *actual* (just hashed) first departs from *expected*, in words."""
+
+    def item(line: bytes) -> str:
+        return line.decode("utf-8", "replace").rstrip("\n").split("\t")[0]
+
     with open(expected, "rb") as a, open(actual, "rb") as b:
-        for lineno, (line_a, line_b) in enumerate(zip(a, b), start=1):
-            if line_a != line_b:
-                want = line_a.decode("utf-8", "replace").split("\t")[0].rstrip("\n")
-                got = line_b.decode("utf-8", "replace").split("\t")[0].rstrip("\n")
-                if want == got:
-                    return f"item {want!r} (manifest line {lineno}) has different content"
-                return f"manifest line {lineno} is {want!r} but the set has {got!r} there"
-        rest_a, rest_b = a.readline(), b.readline()
-        if rest_a:
-            return f"the set ends before manifest item {rest_a.decode('utf-8', 'replace').split(chr(9))[0]!r}"
-        if rest_b:
-            return f"the set has items past the manifest's end, from {rest_b.decode('utf-8', 'replace').split(chr(9))[0]!r}"
-    return "they differ"
+        lineno = 0
+        while True:
+            lineno += 1
+            line_a, line_b = a.readline(), b.readline()
+            if line_a == line_b:
+                if not line_a:
+                    return "they differ"
+                continue
+            if not line_b:
+                return f"the set ends before manifest item {item(line_a)!r} (line {lineno})"
+            if not line_a:
+                return f"the set has items past the manifest's end, from {item(line_b)!r}"
+            if item(line_a) == item(line_b):
+                return f"item {item(line_a)!r} (manifest line {lineno}) has different content"
+            return f"manifest line {lineno} is {item(line_a)!r} but the set has {item(line_b)!r} there"
 
 
 def _read_cache(manifest: Path) -> tuple[dict, list[tuple[int, int, str]]]:

@@ -1,4 +1,6 @@
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -74,7 +76,8 @@ def test_exit_codes(tmp_path, selection_npz, capsys):
     assert main(["encode", str(bad_csv), "-o", str(out), "--n-ref", "5", "--n-classes", "2"]) == EXIT_USAGE
     unsorted = tmp_path / "unsorted.csv"
     unsorted.write_text("index,label\n3,0\n1,0\n")
-    assert main(["encode", str(unsorted), "-o", str(out), "--n-ref", "5", "--n-classes", "2"]) == EXIT_INVALID
+    # An invalid selection is a usage error (2), not an invalid payload (1).
+    assert main(["encode", str(unsorted), "-o", str(out), "--n-ref", "5", "--n-classes", "2"]) == EXIT_USAGE
     assert "sorted and distinct" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
@@ -88,3 +91,168 @@ def test_console_script_runs(tmp_path, selection_npz):
     assert result.returncode == 0, result.stderr
     result = subprocess.run([sys.executable, "-m", "plada_codec.cli", "decode", str(out)], capture_output=True, text=True)
     assert json.loads(result.stdout)["indices"] == [3, 17, 90]
+
+
+# -- every error is one line, with the documented exit status ---------------------
+
+
+def _run(argv, capsys):
+    """main(argv) -> (status, stdout, stderr); a traceback would escape as an exception."""
+    capsys.readouterr()
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _one_line_error(err, command):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"plada {command}: error: "), err
+    return lines[0]
+
+
+def _with_metadata_body(body: bytes) -> bytes:
+    from plada_codec import wire
+
+    raw = wire.split(plada_codec.encode([1, 2], [0, 1], n_ref=4, n_classes=2, metadata={"a": 1}))
+    (section,) = [s for s in raw.sections if s.type == 0x8003]
+    section.body, section.compression, section.raw_length = body, 0, None
+    return wire.join(raw)
+
+
+@pytest.mark.parametrize("command", ["decode", "verify", "inspect", "compare"])
+def test_bad_payload_inputs_give_one_line_and_exit_1(tmp_path, selection_npz, capsys, command):
+    good = tmp_path / "good.plada"
+    assert main(["encode", str(selection_npz), "-o", str(good)]) == EXIT_OK
+    garbage = tmp_path / "garbage.plada"
+    garbage.write_bytes(b"PK\x03\x04 this is a zip file, not a payload" * 10)
+    # A 3 GB sparse file that starts with a valid payload: refused after total_length + 1 bytes.
+    huge = tmp_path / "huge.plada"
+    with open(huge, "wb") as fh:
+        fh.write(good.read_bytes())
+        fh.truncate(3 << 30)
+    inputs = {
+        "/dev/zero": "FormatError|magic",
+        garbage: "magic",
+        huge: "TrailingDataError",
+        tmp_path / "empty.plada": "Truncated",
+    }
+    (tmp_path / "empty.plada").write_bytes(b"")
+    # Metadata the decoder must refuse; 1e999 and a lone surrogate at least never reach
+    # the output as invalid JSON (verify and compare print no metadata).
+    metadata_bombs = {
+        "bigint.plada": (b'{"x": ' + b"9" * 5000 + b"}", "decode verify inspect compare"),
+        "deep.plada": (b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "decode verify inspect compare"),
+        "inf.plada": (b'{"x": 1e999}', "decode inspect"),
+        "surrogate.plada": (b'{"x": "\\ud800"}', "decode inspect"),
+    }
+    for name, (body, commands) in metadata_bombs.items():
+        (tmp_path / name).write_bytes(_with_metadata_body(body))
+        if command in commands.split():
+            inputs[tmp_path / name] = ""
+    for path, expected in inputs.items():
+        if str(path) == "/dev/zero" and not os.path.exists("/dev/zero"):
+            continue
+        status, _, err = _run([command, path], capsys)
+        line = _one_line_error(err, command)
+        assert status == EXIT_INVALID, (path, err)
+        assert re.search(expected, line), (path, line)
+    status, _, err = _run([command, good, "--max-total-length", "100"], capsys)
+    assert status == EXIT_INVALID and "LimitExceededError" in _one_line_error(err, command)
+
+
+def test_encode_input_errors_are_usage_errors_naming_the_problem(tmp_path, capsys):
+    out = tmp_path / "p.plada"
+    wrong_shape = tmp_path / "shape.npz"
+    np.savez(wrong_shape, indices=np.array([1, 2]), labels=np.array([0, 1]), n_ref=np.array([10, 20]), n_classes=2)
+    status, _, err = _run(["encode", wrong_shape, "-o", out], capsys)
+    assert status == EXIT_USAGE and "'n_ref' must be a single integer" in _one_line_error(err, "encode")
+
+    csv_path = tmp_path / "sel.csv"
+    csv_path.write_text("index,label\n1,0\n")
+    listed = tmp_path / "meta.json"
+    listed.write_text("[1, 2]")
+    status, _, err = _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 2, "--metadata-json", listed],
+                          capsys)
+    assert status == EXIT_USAGE and "must hold a JSON object" in _one_line_error(err, "encode")
+
+    status, _, err = _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 0], capsys)
+    line = _one_line_error(err, "encode")
+    assert status == EXIT_USAGE and ">= 1" in line and "required" not in line
+
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("index,label\n1,0\n# caf\xe9\n".encode("latin-1"))
+    status, _, err = _run(["encode", latin1, "-o", out, "--n-ref", 5, "--n-classes", 2], capsys)
+    line = _one_line_error(err, "encode")
+    assert status == EXIT_USAGE and str(latin1) in line and "UTF-8" in line
+
+    status, _, err = _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 2, "--level", 99], capsys)
+    assert status == EXIT_USAGE and "EncodeError" in _one_line_error(err, "encode")
+
+    huge = tmp_path / "huge.csv"
+    huge.write_text("index,label\n" + "9" * 30 + ",0\n")
+    status, _, err = _run(["encode", huge, "-o", out, "--n-ref", 5, "--n-classes", 2], capsys)
+    assert status == EXIT_USAGE and "64-bit" in _one_line_error(err, "encode")
+
+    status, _, err = _run(["encode", csv_path, "-o", out, "--n-classes", "x"], capsys)
+    assert status == EXIT_USAGE and "expected an integer" in _one_line_error(err, "encode")
+
+
+def test_encode_to_stdout_and_decode_from_stdin(tmp_path, selection_npz):
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    encoded = subprocess.run([sys.executable, "-m", "plada_codec.cli", "encode", str(selection_npz), "-o", "-"],
+                             capture_output=True, env=env, cwd=tmp_path)
+    assert encoded.returncode == 0, encoded.stderr
+    assert not (tmp_path / "-").exists()
+    assert encoded.stdout[:8] == b"\x89PLADA\r\n" and b"wrote standard output" in encoded.stderr
+    decoded = subprocess.run([sys.executable, "-m", "plada_codec.cli", "decode", "-"], input=encoded.stdout,
+                             capture_output=True, env=env)
+    assert json.loads(decoded.stdout)["indices"] == [3, 17, 90]
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["decode"])
+    assert info.value.code == EXIT_USAGE
+    _one_line_error(capsys.readouterr().err, "decode")
+
+
+def test_ref_hash_manifest_then_verify_and_decode_against_it(tmp_path, capsys):
+    import hashlib
+
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.bin").write_bytes(bytes([i]))
+    manifest = tmp_path / "ref.manifest"
+    status, out, _ = _run(["ref-hash", folder, "--manifest-out", manifest, "--workers", 2, "--json"], capsys)
+    assert status == EXIT_OK
+    by_hand = b"plada-reference-manifest 1\n" + b"".join(
+        f"{i}.bin\t{hashlib.sha256(bytes([i])).hexdigest()}\n".encode() for i in range(5))
+    assert manifest.read_bytes() == by_hand
+    assert json.loads(out) == {"n_ref": 5, "fingerprint": hashlib.sha256(by_hand).hexdigest()}
+    csv_path = tmp_path / "sel.csv"
+    csv_path.write_text("index,label\n0,1\n4,0\n")
+    payload = tmp_path / "p.plada"
+    assert _run(["encode", csv_path, "-o", payload, "--n-classes", 2, "--reference", folder,
+                 "--manifest", manifest], capsys)[0] == EXIT_OK
+    assert _run(["verify", payload, "--reference", folder, "--manifest", manifest], capsys)[0] == EXIT_OK
+    status, out, _ = _run(["decode", payload, "--reference", folder, "--manifest", manifest], capsys)
+    assert status == EXIT_OK and json.loads(out)["indices"] == [0, 4]
+    # A change since the manifest: one line, exit 2, and the command that fixes it.
+    (folder / "4.bin").write_bytes(b"changed")
+    status, _, err = _run(["verify", payload, "--reference", folder, "--manifest", manifest], capsys)
+    line = _one_line_error(err, "verify")
+    assert status == EXIT_USAGE and "StaleManifestError" in line and "plada ref-hash" in line
+    # --rehash reads everything again: the set now differs from the payload's.
+    status, _, err = _run(["verify", payload, "--reference", folder, "--manifest", manifest, "--rehash"], capsys)
+    assert status == EXIT_INVALID and "ReferenceMismatchError" in _one_line_error(err, "verify")
+    assert _run(["ref-hash", folder, "--manifest", manifest], capsys)[0] == EXIT_OK
+    status, _, err = _run(["verify", payload, "--manifest", manifest], capsys)
+    assert status == EXIT_USAGE and "need --reference" in _one_line_error(err, "verify")
+    # A folder with a file name the manifest cannot hold: one line, exit 2.
+    (folder / "bad\nname.bin").write_bytes(b"")
+    status, _, err = _run(["ref-hash", folder], capsys)
+    assert status == EXIT_USAGE and "control character" in _one_line_error(err, "ref-hash")

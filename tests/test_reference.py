@@ -287,3 +287,94 @@ def test_tar_shard_errors(tmp_path):
     truncated.write_bytes(_shard(tmp_path / "big.tar", [("s.jpg", b"x" * 5000)]).read_bytes()[:2048])
     with pytest.raises(plada_codec.ReferenceSetError, match="cut.tar"):
         ReferenceSet.from_tar_shards([truncated])
+
+
+# -- the cached, verified manifest --------------------------------------------------
+
+
+def _folder(root, files):
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_record_then_open_verifies_by_stat_without_reading(tmp_path):
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "sub/b.png": b"BB"})
+    manifest = tmp_path / "ref.manifest"
+    ref = ReferenceSet.record(root, manifest, workers=2)
+    expected = f"plada-reference-manifest 1\na.png\t{_sha(b'A')}\nsub/b.png\t{_sha(b'BB')}\n".encode()
+    assert manifest.read_bytes() == expected and ref.fingerprint == hashlib.sha256(expected).digest()
+    assert (tmp_path / "ref.manifest.cache").exists()
+    assert ReferenceSet.open(root, manifest=manifest) == ref
+    # Same size, mtime put back: the cached check cannot see it (it reads no file),
+    # which is the point of the cache; rehash=True reads everything again.
+    stat = os.stat(root / "a.png")
+    (root / "a.png").write_bytes(b"Z")
+    os.utime(root / "a.png", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert ReferenceSet.open(root, manifest=manifest) == ref
+    rehashed = ReferenceSet.open(root, manifest=manifest, rehash=True)
+    assert rehashed != ref and b"a.png\t" + _sha(b"Z").encode() in manifest.read_bytes()
+    assert ReferenceSet.open(root, manifest=manifest) == rehashed
+    # Hidden files are not part of the set, so they do not make it stale.
+    (root / ".DS_Store").write_bytes(b"junk")
+    assert ReferenceSet.open(root, manifest=manifest) == rehashed
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda root: (root / "c.png").write_bytes(b"C"), "file 'c.png' was added"),
+    (lambda root: (root / "sub" / "b.png").unlink(), "file 'sub/b.png' was removed"),
+    (lambda root: (root / "a.png").write_bytes(b"AAA"), "'a.png' is 3 bytes, was 1"),
+    (lambda root: os.utime(root / "a.png", ns=(0, 123456789)), "'a.png' was modified"),
+])
+def test_open_refuses_a_changed_set_and_says_rehash(tmp_path, change, message):
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "sub/b.png": b"BB"})
+    manifest = tmp_path / "m.txt"
+    ReferenceSet.record(root, manifest)
+    change(root)
+    with pytest.raises(plada_codec.StaleManifestError, match=message) as info:
+        ReferenceSet.open(root, manifest=manifest)
+    assert "plada ref-hash" in str(info.value) and isinstance(info.value, plada_codec.ReferenceSetError)
+    assert ReferenceSet.open(root, manifest=manifest, rehash=True) == ReferenceSet.from_folder(root)
+
+
+def test_open_checks_a_manifest_without_cache_once(tmp_path):
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "b.png": b"B"})
+    published = tmp_path / "published.manifest"  # e.g. shipped with a payload, no cache
+    published.write_bytes(f"plada-reference-manifest 1\na.png\t{_sha(b'A')}\nb.png\t{_sha(b'B')}\n".encode())
+    ref = ReferenceSet.open(root, manifest=published)
+    assert ref.fingerprint == hashlib.sha256(published.read_bytes()).digest()
+    assert (tmp_path / "published.manifest.cache").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["published.manifest", "published.manifest.cache", "ref"]
+    other = tmp_path / "other.manifest"
+    other.write_bytes(f"plada-reference-manifest 1\na.png\t{_sha(b'A')}\nb.png\t{_sha(b'X')}\n".encode())
+    with pytest.raises(plada_codec.StaleManifestError, match="'b.png' .*different content"):
+        ReferenceSet.open(root, manifest=other)
+    # An edited manifest no longer matches its cache: checked by hashing again.
+    published.write_bytes(published.read_bytes() + b"c.png\n")
+    with pytest.raises(plada_codec.StaleManifestError, match="ends before manifest item 'c.png'"):
+        ReferenceSet.open(root, manifest=published)
+    # A manifest that does not exist yet is created.
+    fresh = tmp_path / "fresh.manifest"
+    assert ReferenceSet.open(root, manifest=fresh) == ReferenceSet.from_folder(root)
+    assert fresh.exists() and (tmp_path / "fresh.manifest.cache").exists()
+
+
+def test_tar_set_manifest_cache(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    _shard(shards / "000.tar", [("a.jpg", b"1"), ("b.jpg", b"2")])
+    _shard(shards / "001.tar", [("c.jpg", b"3")])
+    manifest = tmp_path / "m.txt"
+    ref = ReferenceSet.record(shards, manifest)
+    expected = (f"plada-reference-manifest 1\n000.tar/a\t{_sha(b'1')}\n000.tar/b\t{_sha(b'2')}\n"
+                f"001.tar/c\t{_sha(b'3')}\n").encode()
+    assert manifest.read_bytes() == expected and ref.n_ref == 3
+    assert ReferenceSet.open(shards, manifest=manifest) == ref
+    _shard(shards / "002.tar", [("d.jpg", b"4")])
+    with pytest.raises(plada_codec.StaleManifestError, match="shard '002.tar' was added"):
+        ReferenceSet.open(shards, manifest=manifest)
+    (shards / "002.tar").unlink()
+    os.utime(shards / "001.tar", ns=(0, 1))
+    with pytest.raises(plada_codec.StaleManifestError, match="shard '001.tar' was modified"):
+        ReferenceSet.open(shards, manifest=manifest)
