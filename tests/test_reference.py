@@ -378,3 +378,38 @@ def test_tar_set_manifest_cache(tmp_path):
     os.utime(shards / "001.tar", ns=(0, 1))
     with pytest.raises(plada_codec.StaleManifestError, match="shard '001.tar' was modified"):
         ReferenceSet.open(shards, manifest=manifest)
+
+
+# -- spec/REFERENCE.md section 7: fingerprints computed with sha256sum over hand-written manifests
+
+
+def test_spec_vector_1_ids():
+    ref = ReferenceSet.from_ids(["a.png", "b.png"])
+    assert ref.hex == "d369cab1c487737b4ca1bf02834a66f93484c78a3b28089174381060af369723"
+
+
+def test_spec_vector_2_folder(tmp_path):
+    _folder(tmp_path, {"Z.png": b"3", "a.png": b"4", "n01/x.jpg": b"1", "n01a/y.jpg": b"2",
+                       ".DS_Store": b"x", ".git/x": b"y"})
+    os.symlink("a.png", tmp_path / "l.png")
+    assert ReferenceSet.from_folder(tmp_path).hex == "93cc62c72a288ea5750d007199bf9e4da320f754f2b89350c214fd61d83b4c00"
+
+
+def test_spec_vector_3_array():
+    ref = ReferenceSet.from_array(np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
+    assert ref.hex == "245faf0b380973191031e96f1783276a45065f57ccf3cafb6eb0302a19737c21"
+
+
+def test_spec_vector_4_tar(tmp_path):
+    _shard(tmp_path / "000.tar", [("s1.cls", b"7"), ("s1.jpg", b"IMG-1"), ("s2.png", b"IMG-2")])
+    _shard(tmp_path / "001.tar", [("x.webp", b"IMG-X"), ("x.json", b"{}")])
+    expected = "f29c1fc95f1ea3f3ca607836fb112ca5d48d6771ba518c720a094d8dfb5ce02e"
+    assert ReferenceSet.from_tar_shards(tmp_path).hex == expected
+    assert ReferenceSet.from_tar_shards([tmp_path / "000.tar", tmp_path / "001.tar"]).hex == expected
+
+
+def test_spec_vector_5_no_normalisation(tmp_path):
+    (tmp_path / "e\u0301.png").write_bytes(b"")
+    (tmp_path / "\u00e9.png").write_bytes(b"")
+    ref = ReferenceSet.from_folder(tmp_path, content=False)
+    assert ref.hex == "94c6187944b6d396456fae73baa56b7c4f6eb672b7693a429fe0e2da567a83b6"
