@@ -256,3 +256,41 @@ def test_ref_hash_manifest_then_verify_and_decode_against_it(tmp_path, capsys):
     (folder / "bad\nname.bin").write_bytes(b"")
     status, _, err = _run(["ref-hash", folder], capsys)
     assert status == EXIT_USAGE and "control character" in _one_line_error(err, "ref-hash")
+
+
+def test_inspect_shows_metadata_and_bits_per_pair(tmp_path, selection_npz, capsys):
+    from plada_codec import wire
+
+    out = tmp_path / "p.plada"
+    assert main(["encode", str(selection_npz), "-o", str(out), "--meta", "teacher=resnet50", "--task-name", "pets"]) == 0
+    data = out.read_bytes()
+    status, text, _ = _run(["inspect", out, "--json"], capsys)
+    info = json.loads(text)
+    assert status == EXIT_OK and info["metadata"] == {"teacher": "resnet50"} and info["task_name"] == "pets"
+    assert info["bits_per_pair"] == pytest.approx(8 * len(data) / 3)
+    stored = [len(s.body) for s in wire.split(data).sections]  # an independent parse of the framing
+    assert [s["bits_per_pair"] for s in info["sections"]] == pytest.approx([8 * n / 3 for n in stored])
+    status, table, _ = _run(["inspect", out], capsys)
+    assert status == EXIT_OK and '"teacher" = "resnet50"' in table and "bits/pair" in table
+    assert f"{8 * len(data) / 3:.2f} bits per (index, label) pair" in table
+
+
+def test_compare_against_the_papers_layouts_and_the_limit(tmp_path, selection_npz, capsys):
+    import math
+
+    import zstandard
+
+    out = tmp_path / "p.plada"
+    assert main(["encode", str(selection_npz), "-o", str(out)]) == EXIT_OK
+    status, text, _ = _run(["compare", out, "--json"], capsys)
+    result = json.loads(text)
+    z = zstandard.ZstdCompressor(level=19)
+    delta, labels = bytes([3, 14, 73]), bytes([1, 0, 1])
+    bitmap = bytes([0x10, 0, 0x40] + [0] * 8 + [0x20, 0])
+    assert status == EXIT_OK and result["payload_bytes"] == out.stat().st_size
+    assert result["paper_layouts_bytes"]["index-delta concatenated"] == len(z.compress(delta + labels))
+    assert result["paper_layouts_bytes"]["bitmap separate"] == len(z.compress(bitmap)) + len(z.compress(labels))
+    # log2 C(100, 3) + 3 * H(2/3, 1/3) = log2(161700) + 3 log2(3) - 2
+    assert result["information_limit_bits"] == pytest.approx(math.log2(161700) + 3 * math.log2(3) - 2)
+    status, table, _ = _run(["compare", out], capsys)
+    assert status == EXIT_OK and "bitmap concatenated" in table and "information limit" in table
