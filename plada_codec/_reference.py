@@ -585,16 +585,17 @@ class ReferenceSet:
     def _hash_tar(
         cls, shards: list[str], content: bool, manifest_out: BinaryIO | None, workers: int | None
     ) -> ReferenceSet:
-        images = [image for shard in shards for image in _shard_images(shard)]
-        if not images:
-            raise ReferenceSetError("the tar shards hold no images")
-        if content:
-            chunks = _chunks(images, lambda i: i.size, lambda a, b: a.shard == b.shard)
-            tasks = ((c[0].shard, [(i.offset, i.size) for i in c]) for c in chunks)
-            digests = (d for chunk in _ordered_map(_hash_members, tasks, workers or _default_workers()) for d in chunk)
-            items: Iterable[tuple[str, str | None]] = zip((i.item_id for i in images), digests)
-        else:
-            items = ((i.item_id, None) for i in images)
+        # One task per shard: reading a shard's headers is pure Python (tarfile),
+        # so shards are listed in parallel too, overlapping with other shards' hashing.
+        def shard_items(shard: str) -> list[tuple[str, str | None]]:
+            images = list(_shard_images(shard))
+            if not content:
+                return [(image.item_id, None) for image in images]
+            digests = _hash_members((shard, [(image.offset, image.size) for image in images]))
+            return [(image.item_id, digest) for image, digest in zip(images, digests)]
+
+        per_shard = _ordered_map(shard_items, shards, workers or _default_workers())
+        items = (item for chunk in per_shard for item in chunk)
         return cls.from_items(items, manifest_out=manifest_out, source=f"tar shards ({len(shards)})")
 
     @classmethod
