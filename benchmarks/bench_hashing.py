@@ -83,7 +83,7 @@ def main() -> None:
             run(1)  # warm the page cache and imports once
             base = None
             for w in workers:
-                seconds = min(timed(lambda: run(w)) for _ in range(2))
+                seconds = min(timed(lambda run=run, w=w: run(w)) for _ in range(2))
                 base = base or seconds
                 print(f"| {name} | {w} | {seconds:.3f} | {count / seconds:,.0f} | {nbytes / 1e6 / seconds:,.0f} | "
                       f"{base / seconds:.2f} |", flush=True)

@@ -59,7 +59,8 @@ def _read_text(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: {what} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+        bad = exc.object[exc.start]
+        raise UsageError(f"{path}: {what} is not UTF-8 text (byte 0x{bad:02x} at offset {exc.start})") from None
 
 
 def _scalar(path: Path, data: Any, key: str) -> int | None:
@@ -67,7 +68,9 @@ def _scalar(path: Path, data: Any, key: str) -> int | None:
         return None
     value = data[key]
     if value.shape != () or value.dtype.kind not in "iu":
-        raise UsageError(f"{path}: {key!r} must be a single integer, got an array of shape {value.shape} and dtype {value.dtype}")
+        raise UsageError(
+            f"{path}: {key!r} must be a single integer, got an array of shape {value.shape} and dtype {value.dtype}"
+        )
     return int(value)
 
 
@@ -244,7 +247,8 @@ def _format_table(info: _format.PayloadInfo, payload: _format.Payload) -> str:
     if payload.task_name is not None:
         lines.append(f"  task        {_strict_json(payload.task_name)}")
     if payload.class_names is not None:
-        shown = ", ".join(_strict_json(n) for n in payload.class_names[:8]) + (", ..." if len(payload.class_names) > 8 else "")
+        more = ", ..." if len(payload.class_names) > 8 else ""
+        shown = ", ".join(_strict_json(n) for n in payload.class_names[:8]) + more
         lines.append(f"  classes     {shown}")
     if payload.metadata:
         lines.append("  metadata")

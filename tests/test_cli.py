@@ -89,7 +89,8 @@ def test_console_script_runs(tmp_path, selection_npz):
     result = subprocess.run([sys.executable, "-m", "plada_codec.cli", "encode", str(selection_npz), "-o", str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    result = subprocess.run([sys.executable, "-m", "plada_codec.cli", "decode", str(out)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "plada_codec.cli", "decode", str(out)],
+                            capture_output=True, text=True)
     assert json.loads(result.stdout)["indices"] == [3, 17, 90]
 
 
@@ -262,7 +263,8 @@ def test_inspect_shows_metadata_and_bits_per_pair(tmp_path, selection_npz, capsy
     from plada_codec import wire
 
     out = tmp_path / "p.plada"
-    assert main(["encode", str(selection_npz), "-o", str(out), "--meta", "teacher=resnet50", "--task-name", "pets"]) == 0
+    assert main(["encode", str(selection_npz), "-o", str(out), "--meta", "teacher=resnet50",
+                 "--task-name", "pets"]) == EXIT_OK
     data = out.read_bytes()
     status, text, _ = _run(["inspect", out, "--json"], capsys)
     info = json.loads(text)
