@@ -19,10 +19,14 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import _format, bandwidth
+from . import bandwidth, codecs
+from ._constants import COMPRESSION_NAMES, DEFAULT_MAX_COUNT, DEFAULT_MAX_SECTION_BYTES, DEFAULT_ZSTD_LEVEL
+from ._decode import decode, inspect, verify
+from ._encode import encode
 from ._errors import EncodeError, PayloadError, ReferenceSetError
 from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
 from ._reference import ReferenceSet
+from ._results import Payload, PayloadInfo
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 _EPILOG = (
@@ -173,7 +177,7 @@ def _cmd_encode(args) -> int:
             metadata[key] = json.loads(value)
         except json.JSONDecodeError:
             metadata[key] = value
-    data = _format.encode(
+    data = encode(
         selection["indices"], selection["labels"], n_ref=n_ref, n_classes=n_classes,
         reference=reference, class_names=class_names, task_name=args.task_name,
         metadata=metadata or None, index_codec=args.index_codec, label_codec=args.label_codec,
@@ -187,8 +191,8 @@ def _cmd_encode(args) -> int:
     return EXIT_OK
 
 
-def _decode(args, data: bytes, reference: ReferenceSet | None = None) -> _format.Payload:
-    return _format.decode(data, reference=reference, max_count=args.max_count,
+def _decode(args, data: bytes, reference: ReferenceSet | None = None) -> Payload:
+    return decode(data, reference=reference, max_count=args.max_count,
                           max_section_bytes=args.max_section_bytes)
 
 
@@ -235,7 +239,7 @@ def _bits(nbytes: float, count: int) -> str:
     return "-" if count == 0 else f"{8 * nbytes / count:.2f}"
 
 
-def _format_table(info: _format.PayloadInfo, payload: _format.Payload) -> str:
+def _format_table(info: PayloadInfo, payload: Payload) -> str:
     k = info.count
     lines = [
         f"PLADA payload, format {info.version[0]}.{info.version[1]}, {info.total_length} bytes, "
@@ -270,7 +274,7 @@ def _format_table(info: _format.PayloadInfo, payload: _format.Payload) -> str:
 
 def _cmd_inspect(args) -> int:
     data = _read(args)
-    info = _format.inspect(data)
+    info = inspect(data)
     payload = _decode(args, data)  # for metadata, class names and task name
     if args.json:
         out = info.to_dict()
@@ -288,7 +292,7 @@ def _cmd_inspect(args) -> int:
 
 def _cmd_verify(args) -> int:
     reference = _reference_from(args)
-    info = _format.verify(_read(args), reference=reference, max_count=args.max_count,
+    info = verify(_read(args), reference=reference, max_count=args.max_count,
                           max_section_bytes=args.max_section_bytes)
     checked = "checksums and content" + (" and reference fingerprint" if reference else "")
     print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
@@ -333,9 +337,9 @@ def _cmd_ref_hash(args) -> int:
 
 
 def _add_limits(parser) -> None:
-    parser.add_argument("--max-count", type=_positive_int, default=_format.DEFAULT_MAX_COUNT,
+    parser.add_argument("--max-count", type=_positive_int, default=DEFAULT_MAX_COUNT,
                         help="largest k accepted (default %(default)s)")
-    parser.add_argument("--max-section-bytes", type=_positive_int, default=_format.DEFAULT_MAX_SECTION_BYTES,
+    parser.add_argument("--max-section-bytes", type=_positive_int, default=DEFAULT_MAX_SECTION_BYTES,
                         help="largest decompressed section accepted (default %(default)s)")
     parser.add_argument("--max-total-length", type=_positive_int, default=DEFAULT_MAX_TOTAL_LENGTH,
                         help="largest payload file accepted, checked from its header before reading "
@@ -378,10 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-name")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata entry (JSON value or string)")
     p.add_argument("--metadata-json", metavar="FILE", help="a JSON object of metadata entries")
-    p.add_argument("--index-codec", default="auto", choices=["auto", "delta", "bitmap"])
-    p.add_argument("--label-codec", default="auto", choices=["auto", "packed", "bytes"])
-    p.add_argument("--compression", default="auto", choices=["auto", "none", "zstd"])
-    p.add_argument("--level", type=int, default=_format.DEFAULT_ZSTD_LEVEL, help="zstd level 1..22")
+    # Choices come from the codec registry, so a new codec is a new CLI choice.
+    p.add_argument("--index-codec", default="auto", choices=["auto", *codecs.names("index")],
+                   help="index codec (default: auto, the smallest of all)")
+    p.add_argument("--label-codec", default="auto", choices=["auto", *codecs.names("labels")],
+                   help="label codec (default: auto, the smallest of all)")
+    p.add_argument("--compression", default="auto", choices=["auto", *COMPRESSION_NAMES.values()])
+    p.add_argument("--level", type=int, default=DEFAULT_ZSTD_LEVEL, help="zstd level 1..22")
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("decode", help="decode a payload to .npz, .csv or .json", epilog=_EPILOG)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import plada_codec
-from plada_codec.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, main
+from plada_codec.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, build_parser, main
 
 
 @pytest.fixture
@@ -296,3 +296,20 @@ def test_compare_against_the_papers_layouts_and_the_limit(tmp_path, selection_np
     assert result["information_limit_bits"] == pytest.approx(math.log2(161700) + 3 * math.log2(3) - 2)
     status, table, _ = _run(["compare", out], capsys)
     assert status == EXIT_OK and "bitmap concatenated" in table and "information limit" in table
+
+
+def test_codec_choices_come_from_the_registry(tmp_path, selection_npz, capsys):
+    from plada_codec import codecs
+
+    @codecs.register
+    class Experimental(codecs.get(codecs.SECTION_INDEX, 0).__class__):
+        id = 250
+        name = "experimental-test-only"
+
+    try:
+        help_text = build_parser()._subparsers._group_actions[0].choices["encode"].format_help()
+        assert "experimental-test-only" in help_text
+    finally:
+        codecs.unregister(codecs.SECTION_INDEX, 250)
+    status, _, err = _run(["encode", selection_npz, "-o", tmp_path / "p.plada", "--index-codec", "rice"], capsys)
+    assert status == EXIT_USAGE and "invalid choice: 'rice'" in _one_line_error(err, "encode")
