@@ -423,6 +423,14 @@ def _write_atomically(path: Path, write: Callable[[BinaryIO], T]) -> T:
     return result
 
 
+def _to_manifest(target: BinaryIO | PathLike | None, hash_to: Callable[[BinaryIO | None], T]) -> T:
+    """Run *hash_to* with the manifest's destination: a file object, a path
+    (written atomically, so a failed hash leaves no half manifest) or None."""
+    if isinstance(target, (str, os.PathLike)):
+        return _write_atomically(Path(target), hash_to)
+    return hash_to(target)
+
+
 def _file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return _hash_stream(fh, None, str(path))
@@ -575,17 +583,20 @@ class ReferenceSet:
         folder: PathLike,
         *,
         content: bool = True,
-        manifest_out: BinaryIO | None = None,
+        manifest_out: BinaryIO | PathLike | None = None,
         workers: int | None = None,
     ) -> ReferenceSet:
         """Fingerprint a folder of files in canonical (sorted-path) order.
 
         With *content* each file's SHA-256 is part of the manifest, so any edit
         of a file changes the fingerprint; without it only the names count.
-        Files are hashed by *workers* threads (default: up to 8).
+        Files are hashed by *workers* threads (default: up to 8). *manifest_out*
+        (a binary file object or a path) receives the manifest; use
+        :meth:`record` to also write the cache that :meth:`open` checks.
         """
         root = Path(folder)
-        return cls._hash_folder(root, _scan_folder(root), content, manifest_out, workers)
+        entries = _scan_folder(root)
+        return _to_manifest(manifest_out, lambda fh: cls._hash_folder(root, entries, content, fh, workers))
 
     @classmethod
     def _hash_tar(
@@ -610,7 +621,7 @@ class ReferenceSet:
         shards: PathLike | Sequence[PathLike],
         *,
         content: bool = True,
-        manifest_out: BinaryIO | None = None,
+        manifest_out: BinaryIO | PathLike | None = None,
         workers: int | None = None,
     ) -> ReferenceSet:
         """Fingerprint a WebDataset-style tar reference set (see :func:`tar_images`).
@@ -618,7 +629,8 @@ class ReferenceSet:
         Item ids are ``<shard file name>/<key>``; with *content* each digest is
         the SHA-256 of the sample's image member, hashed by *workers* threads.
         """
-        return cls._hash_tar(tar_shards(shards), content, manifest_out, workers)
+        resolved = tar_shards(shards)
+        return _to_manifest(manifest_out, lambda fh: cls._hash_tar(resolved, content, fh, workers))
 
     @classmethod
     def from_manifest(cls, path: PathLike) -> ReferenceSet:

@@ -413,3 +413,19 @@ def test_spec_vector_5_no_normalisation(tmp_path):
     (tmp_path / "\u00e9.png").write_bytes(b"")
     ref = ReferenceSet.from_folder(tmp_path, content=False)
     assert ref.hex == "94c6187944b6d396456fae73baa56b7c4f6eb672b7693a429fe0e2da567a83b6"
+
+
+def test_manifest_out_takes_a_path_or_a_file(tmp_path):
+    _shard(tmp_path / "000.tar", [("s1.jpg", b"IMG-1")])
+    expected = f"plada-reference-manifest 1\n000.tar/s1\t{_sha(b'IMG-1')}\n".encode()
+    ReferenceSet.from_tar_shards([tmp_path / "000.tar"], manifest_out=tmp_path / "m1")
+    with open(tmp_path / "m2", "wb") as fh:
+        ReferenceSet.from_tar_shards([tmp_path / "000.tar"], manifest_out=fh)
+    assert (tmp_path / "m1").read_bytes() == (tmp_path / "m2").read_bytes() == expected
+    folder = _folder(tmp_path / "f", {"a": b"A"})
+    ReferenceSet.from_folder(folder, manifest_out=str(tmp_path / "m3"))
+    assert (tmp_path / "m3").read_bytes() == f"plada-reference-manifest 1\na\t{_sha(b'A')}\n".encode()
+    (folder / "b\x01").write_bytes(b"")
+    with pytest.raises(plada_codec.ReferenceSetError):
+        ReferenceSet.from_folder(folder, manifest_out=tmp_path / "m4")
+    assert not (tmp_path / "m4").exists()  # no half-written manifest
