@@ -106,6 +106,14 @@ def _check_id(item_id: str, where: str = "") -> bytes:
         ) from None
 
 
+def _check_ids(ids: list[str], where: str) -> None:
+    """_check_id over many ids: one scan of their concatenation, per id only on failure."""
+    joined = "".join(ids)
+    if _FORBIDDEN_ID_CHARS.search(joined) or not _is_utf8(joined) or not all(ids):
+        for item_id in ids:
+            _check_id(item_id, where)
+
+
 def array_item_digest(item: np.ndarray) -> str:
     """SHA-256 hex digest of one array item: ``"CODE:SHAPE\\n"`` + little-endian C-order bytes.
 
@@ -249,8 +257,8 @@ def _scan_folder(root: Path) -> list[_FileEntry]:
                 stat = child.stat(follow_symlinks=False)
             except OSError as exc:
                 raise ReferenceSetError(f"{_shown(child.path)}: cannot stat ({exc.strerror or exc})") from exc
-            _check_id(item_id, str(root))
             entries.append(_FileEntry(item_id, child.path, stat.st_size, stat.st_mtime_ns))
+    _check_ids([e.item_id for e in entries], str(root))
     # Code-point order of valid Unicode strings is the UTF-8 byte order the spec names.
     entries.sort(key=lambda e: e.item_id)
     return entries
@@ -689,8 +697,7 @@ class ReferenceSet:
 
         def write_cache(fh: BinaryIO) -> None:
             fh.write(f"{CACHE_HEADER}\n{json.dumps(header, sort_keys=True)}\n".encode())
-            for name, size, mtime_ns in rows:
-                fh.write(f"{size} {mtime_ns} {name}\n".encode())
+            fh.write(_cache_rows(rows).encode("utf-8"))
 
         _write_atomically(_cache_path(manifest), write_cache)
         ref.source = f"{kind} {path} (manifest {manifest})"
@@ -824,26 +831,36 @@ def _first_difference(expected: Path, actual: Path) -> str:
             return f"manifest line {lineno} is {item(line_a)!r} but the set has {item(line_b)!r} there"
 
 
-def _read_cache(manifest: Path) -> tuple[dict, list[tuple[int, int, str]]]:
+def _read_cache(manifest: Path) -> tuple[dict, str]:
+    """The cache's header and its rows as text (``SIZE MTIME_NS NAME`` LF each)."""
     cache = _cache_path(manifest)
     try:
         with open(cache, "rb") as fh:
             if fh.readline().decode("utf-8", "replace").rstrip("\n") != CACHE_HEADER:
                 raise _NoCache
             header = json.loads(fh.readline())
-            rows = []
-            for line in fh:
-                size, mtime_ns, name = line.decode("utf-8").rstrip("\n").split(" ", 2)
-                rows.append((int(size), int(mtime_ns), name))
+            rows = fh.read().decode("utf-8")
     except FileNotFoundError:
         raise _NoCache from None
-    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ReferenceSetError(f"{cache}: damaged manifest cache ({exc}); delete it or rehash") from exc
     except OSError as exc:
         raise ReferenceSetError(f"{cache}: cannot read ({exc.strerror or exc})") from exc
-    if header.get("fingerprint") != _file_sha256(manifest):
+    if not isinstance(header, dict) or header.get("fingerprint") != _file_sha256(manifest):
         raise _NoCache  # the manifest was replaced or edited since the cache was written
     return header, rows
+
+
+def _cache_rows(rows: Iterable[tuple[str, int, int]]) -> str:
+    return "".join(f"{size} {mtime_ns} {name}\n" for name, size, mtime_ns in rows)
+
+
+def _parse_rows(text: str, cache: Path) -> list[tuple[int, int, str]]:
+    try:
+        return [(int(size), int(mtime), name) for size, mtime, name in
+                (line.split(" ", 2) for line in text.splitlines())]
+    except ValueError as exc:
+        raise ReferenceSetError(f"{cache}: damaged manifest cache ({exc}); delete it or rehash") from exc
 
 
 _REHASH_HINT = (
@@ -853,7 +870,7 @@ _REHASH_HINT = (
 
 def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: str) -> ReferenceSet:
     """The manifest's set, after checking the listing, sizes and mtimes against its cache."""
-    header, rows = _read_cache(manifest)
+    header, cached_text = _read_cache(manifest)
     hint = _REHASH_HINT.format(p=path if isinstance(path, (str, os.PathLike)) else "SHARDS...", m=manifest)
     resolved, kind = _resolve(path, header["kind"] if kind == "auto" else kind)
     if kind != header["kind"]:
@@ -864,6 +881,12 @@ def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: st
     else:
         current = [(*_stat_row(s), os.path.basename(s)) for s in resolved]
         what = "shard"
+    ref = ReferenceSet(int(header["n_ref"]), bytes.fromhex(header["fingerprint"]),
+                       f"{kind} {path} (manifest {manifest}, verified by size and mtime)")
+    # The common case, unchanged, is one string comparison; details only on a difference.
+    if _cache_rows((name, size, mtime) for size, mtime, name in current) == cached_text:
+        return ref
+    rows = _parse_rows(cached_text, _cache_path(manifest))
     names_now = {name for _, _, name in current}
     names_then = {name for _, _, name in rows}
     if names_now != names_then:
@@ -884,6 +907,4 @@ def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: st
             )
         if mtime != mtime0:
             raise StaleManifestError(f"{path}: {what} {name!r} was modified since {manifest} was written{hint}")
-    ref = ReferenceSet(int(header["n_ref"]), bytes.fromhex(header["fingerprint"]),
-                       f"{kind} {path} (manifest {manifest}, verified by size and mtime)")
-    return ref
+    raise ReferenceSetError(f"{_cache_path(manifest)}: damaged manifest cache; delete it or rehash")

@@ -429,3 +429,17 @@ def test_manifest_out_takes_a_path_or_a_file(tmp_path):
     with pytest.raises(plada_codec.ReferenceSetError):
         ReferenceSet.from_folder(folder, manifest_out=tmp_path / "m4")
     assert not (tmp_path / "m4").exists()  # no half-written manifest
+
+
+def test_damaged_cache_is_a_clear_error(tmp_path):
+    root = _folder(tmp_path / "ref", {"a.png": b"A"})
+    manifest = tmp_path / "m.txt"
+    ref = ReferenceSet.record(root, manifest)
+    cache = tmp_path / "m.txt.cache"
+    header, _, rows = cache.read_bytes().partition(b"}\n")
+    cache.write_bytes(header + b"}\nnot numbers a.png\n")
+    with pytest.raises(plada_codec.ReferenceSetError, match="damaged manifest cache"):
+        ReferenceSet.open(root, manifest=manifest)
+    cache.write_bytes(b"something else\n")  # not a cache of ours: hash once and rewrite it
+    assert ReferenceSet.open(root, manifest=manifest) == ref
+    assert ReferenceSet.open(root, manifest=manifest) == ref
