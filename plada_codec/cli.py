@@ -368,7 +368,7 @@ def _add_reference(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="plada", description=__doc__.split("\n")[0], epilog=_EPILOG)
+    parser = _Parser(prog="plada", description=__doc__.split("\n")[0].replace("``", ""), epilog=_EPILOG)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("encode", help="encode an (index, label) selection from .npz or .csv", epilog=_EPILOG)
