@@ -458,6 +458,10 @@ def _detect_kind(path: Path, kind: str) -> str:
     if kind != "auto":
         return kind
     if path.is_file():
+        if path.name.endswith((".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")):
+            raise ReferenceSetError(
+                f"{path}: compressed tar shards cannot be indexed by offset; store them uncompressed (.tar)"
+            )
         return "tar" if path.name.endswith(".tar") else "manifest"
     if path.is_dir():
         try:

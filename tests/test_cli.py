@@ -334,3 +334,16 @@ def test_ref_hash_of_tar_shards(tmp_path, capsys):
     assert status == EXIT_OK and out.startswith(expected)
     status, out, _ = _run(["ref-hash", tmp_path, "--manifest", tmp_path / "m"], capsys)
     assert status == EXIT_OK and out.startswith(expected)
+
+
+def test_fingerprint_option_accepts_either_case_and_compressed_shards_are_refused(tmp_path, capsys):
+    csv_path = tmp_path / "sel.csv"
+    csv_path.write_text("index,label\n1,0\n")
+    out = tmp_path / "p.plada"
+    fingerprint = bytes(range(32))
+    assert _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 2,
+                 "--fingerprint", fingerprint.hex().upper()], capsys)[0] == EXIT_OK
+    assert plada_codec.decode(out.read_bytes()).fingerprint == fingerprint
+    (tmp_path / "shard.tar.gz").write_bytes(b"\x1f\x8b")
+    status, _, err = _run(["ref-hash", tmp_path / "shard.tar.gz"], capsys)
+    assert status == EXIT_USAGE and "uncompressed" in _one_line_error(err, "ref-hash")
