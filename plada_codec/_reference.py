@@ -56,6 +56,8 @@ CACHE_SUFFIX = ".cache"
 IMAGE_EXTENSIONS = frozenset(
     ["jpg", "jpeg", "png", "ppm", "pgm", "pbm", "bmp", "gif", "tif", "tiff", "webp"]
 )
+# ASCII-only lower-casing (str.lower would also map e.g. U+212A KELVIN SIGN to "k").
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _FORBIDDEN_ID_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
 # numpy dtype -> the spec's type code for array items (little-endian implied).
@@ -376,7 +378,7 @@ def _shard_images(shard: str) -> Iterator[TarImage]:
                     _check_id(f"{shard_name}/{member_key}", where)
                     seen_keys.add(member_key)
                     key, image = member_key, None
-                if extension.lower() in IMAGE_EXTENSIONS:
+                if extension.translate(_ASCII_LOWER) in IMAGE_EXTENSIONS:
                     if image is not None:
                         raise ReferenceSetError(
                             f"{where}: sample {key!r} has two image members ({image.member!r}, {info.name!r})"
