@@ -441,6 +441,14 @@ def _to_manifest(target: BinaryIO | PathLike | None, hash_to: Callable[[BinaryIO
     return hash_to(target)
 
 
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def _file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return _hash_stream(fh, None, str(path))
@@ -685,6 +693,15 @@ class ReferenceSet:
         resolved, kind = _resolve(path, kind)
         if kind == "manifest":
             raise ReferenceSetError(f"{path}: is a manifest, not a folder or tar set to hash")
+        folder = Path(resolved[0]) if kind == "folder" else Path(path) if isinstance(path, (str, os.PathLike)) else None
+        if folder is not None and folder.is_dir() and not manifest.name.startswith(".") \
+                and _is_within(manifest.parent, folder):
+            # It would become part of the set it describes (or turn a folder of
+            # shards into a folder of files), changing the fingerprint it records.
+            raise ReferenceSetError(
+                f"{manifest}: a manifest inside the reference folder {folder} would be part of the set; "
+                "write it elsewhere (or give it a name starting with '.')"
+            )
         if kind == "folder":
             root = Path(resolved[0])
             entries = _scan_folder(root)

@@ -319,20 +319,22 @@ def test_ref_hash_of_tar_shards(tmp_path, capsys):
     import io
     import tarfile
 
+    shards = tmp_path / "shards"
+    shards.mkdir()
     for name, members in {"000.tar": [("s1.cls", b"7"), ("s1.jpg", b"IMG-1"), ("s2.png", b"IMG-2")],
                           "001.tar": [("x.webp", b"IMG-X"), ("x.json", b"{}")]}.items():
-        with tarfile.open(tmp_path / name, "w") as archive:
+        with tarfile.open(shards / name, "w") as archive:
             for member, data in members:
                 info = tarfile.TarInfo(member)
                 info.size = len(data)
                 archive.addfile(info, io.BytesIO(data))
     # spec/REFERENCE.md section 7, vector 4 (computed with sha256sum)
     expected = "f29c1fc95f1ea3f3ca607836fb112ca5d48d6771ba518c720a094d8dfb5ce02e"
-    status, out, _ = _run(["ref-hash", tmp_path, "--json"], capsys)
+    status, out, _ = _run(["ref-hash", shards, "--json"], capsys)
     assert status == EXIT_OK and json.loads(out) == {"n_ref": 3, "fingerprint": expected}
-    status, out, _ = _run(["ref-hash", tmp_path, "--manifest-out", tmp_path / "m", "--workers", 2], capsys)
+    status, out, _ = _run(["ref-hash", shards, "--manifest-out", tmp_path / "m", "--workers", 2], capsys)
     assert status == EXIT_OK and out.startswith(expected)
-    status, out, _ = _run(["ref-hash", tmp_path, "--manifest", tmp_path / "m"], capsys)
+    status, out, _ = _run(["ref-hash", shards, "--manifest", tmp_path / "m"], capsys)
     assert status == EXIT_OK and out.startswith(expected)
 
 

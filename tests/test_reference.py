@@ -443,3 +443,18 @@ def test_damaged_cache_is_a_clear_error(tmp_path):
     cache.write_bytes(b"something else\n")  # not a cache of ours: hash once and rewrite it
     assert ReferenceSet.open(root, manifest=manifest) == ref
     assert ReferenceSet.open(root, manifest=manifest) == ref
+
+
+def test_a_manifest_inside_its_own_folder_is_refused(tmp_path):
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "sub/b.png": b"B"})
+    for inside in (root / "ref.manifest", root / "sub" / "m.txt"):
+        with pytest.raises(plada_codec.ReferenceSetError, match="inside the reference folder"):
+            ReferenceSet.record(root, inside)
+        assert not inside.exists()
+    hidden = ReferenceSet.record(root, root / ".ref.manifest")  # hidden: not part of the set
+    assert ReferenceSet.open(root, manifest=root / ".ref.manifest") == hidden == ReferenceSet.from_folder(root)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    _shard(shards / "000.tar", [("s.jpg", b"1")])
+    with pytest.raises(plada_codec.ReferenceSetError, match="inside the reference folder"):
+        ReferenceSet.record(shards, shards / "m.txt")
