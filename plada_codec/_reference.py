@@ -688,7 +688,8 @@ class ReferenceSet:
     ) -> ReferenceSet:
         """Hash a folder or tar set, write its manifest to *manifest* and the
         sidecar cache ``<manifest>.cache`` (each file's size and mtime), so that
-        :meth:`open` can verify the set later without reading it."""
+        :meth:`open` can verify the set later without reading it. The manifest
+        may not lie inside the folder it describes unless its name starts with "."."""
         manifest = Path(manifest)
         resolved, kind = _resolve(path, kind)
         if kind == "manifest":
