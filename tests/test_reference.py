@@ -3,9 +3,12 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import plada_codec
 from plada_codec import ReferenceSet
+from plada_codec import _reference as _reference_module
 from plada_codec._reference import MANIFEST_HEADER, array_item_digest
 
 
@@ -458,3 +461,22 @@ def test_a_manifest_inside_its_own_folder_is_refused(tmp_path):
     _shard(shards / "000.tar", [("s.jpg", b"1")])
     with pytest.raises(plada_codec.ReferenceSetError, match="inside the reference folder"):
         ReferenceSet.record(shards, shards / "m.txt")
+
+
+_ID_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="".join(map(chr, [*range(32), 127])))
+
+
+@given(ids=st.lists(st.text(_ID_CHARS, min_size=1, max_size=12), min_size=1, max_size=20),
+       with_digests=st.booleans())
+def test_manifest_grammar_for_any_valid_ids(ids, with_digests):
+    import io
+
+    digests = [hashlib.sha256(i.encode()).hexdigest() for i in ids] if with_digests else None
+    lines = [i + ("\t" + d if digests else "") for i, d in zip(ids, digests or ids)]
+    manifest = ("plada-reference-manifest 1\n" + "".join(line + "\n" for line in lines)).encode("utf-8")
+    out = io.BytesIO()
+    ref = ReferenceSet.from_items(zip(ids, digests or [None] * len(ids)), manifest_out=out)
+    assert out.getvalue() == manifest and ref.fingerprint == hashlib.sha256(manifest).digest()
+    assert ref.n_ref == len(ids)
+    reread = ReferenceSet.from_items(_reference_module._manifest_items(io.BytesIO(manifest), "m"))
+    assert reread == ref
