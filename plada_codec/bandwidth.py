@@ -5,7 +5,7 @@ layouts, each compressed with Zstandard level 19:
 
 - **index-delta**: the gaps ``indices[0], indices[1] - indices[0], ...`` as
   little-endian integers of the smallest of 1, 2 or 4 bytes that holds the
-  largest gap;
+  largest gap (8 bytes beyond 2^32, which the paper's sets never reach);
 - **bitmap**: one bit per reference item, set for selected items, packed most
   significant bit first (``numpy.packbits``), ``ceil(N / 8)`` bytes;
 
@@ -32,6 +32,8 @@ import numpy as np
 __all__ = ["LAYOUTS", "layout_bytes", "paper_layout_sizes", "information_limit_bits", "BandwidthReport", "report"]
 
 ZSTD_LEVEL = 19
+# A bitmap layout needs ceil(N / 8) bytes in memory; beyond this it is not computed.
+MAX_BITMAP_BYTES = 1 << 29
 LAYOUTS = ("index-delta separate", "index-delta concatenated", "bitmap separate", "bitmap concatenated")
 
 
@@ -42,13 +44,15 @@ def _smallest_unsigned(max_value: int) -> str:
         return "<u2"
     if max_value < 1 << 32:
         return "<u4"
-    raise ValueError(f"{max_value} does not fit the paper's 4-byte integers")
+    return "<u8"  # beyond the paper's sets (N < 2^32); the natural extension
 
 
-def layout_bytes(indices, labels, n_ref: int, n_classes: int) -> dict[str, bytes]:
+def layout_bytes(indices, labels, n_ref: int, n_classes: int,
+                 *, max_bitmap_bytes: int = MAX_BITMAP_BYTES) -> dict[str, bytes | None]:
     """The uncompressed byte streams of the paper's layouts.
 
-    Returns ``{"delta": ..., "bitmap": ..., "labels": ...}``.
+    Returns ``{"delta": ..., "bitmap": ..., "labels": ...}``; ``bitmap`` is
+    None when it would exceed *max_bitmap_bytes*.
     """
     indices = np.asarray(indices, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -58,35 +62,42 @@ def layout_bytes(indices, labels, n_ref: int, n_classes: int) -> dict[str, bytes
         raise ValueError("indices must be sorted, distinct and in [0, n_ref)")
     gaps = np.diff(indices, prepend=0)
     delta = gaps.astype(_smallest_unsigned(int(gaps.max()) if gaps.size else 0)).tobytes()
-    mask = np.zeros(n_ref, dtype=bool)
-    mask[indices] = True
+    bitmap = None
+    if (n_ref + 7) // 8 <= max_bitmap_bytes:
+        packed = np.zeros((n_ref + 7) // 8, dtype=np.uint8)  # N/8 bytes, never one byte per item
+        np.bitwise_or.at(packed, indices >> 3, (0x80 >> (indices & 7)).astype(np.uint8))
+        bitmap = packed.tobytes()
     return {
         "delta": delta,
-        "bitmap": np.packbits(mask).tobytes(),
+        "bitmap": bitmap,
         "labels": labels.astype(_smallest_unsigned(max(n_classes - 1, 0))).tobytes(),
     }
 
 
-def paper_layout_sizes(indices, labels, n_ref: int, n_classes: int, *, level: int = ZSTD_LEVEL) -> dict[str, int]:
+def paper_layout_sizes(indices, labels, n_ref: int, n_classes: int, *, level: int = ZSTD_LEVEL,
+                       max_bitmap_bytes: int = MAX_BITMAP_BYTES) -> dict[str, int | None]:
     """Bytes of each of :data:`LAYOUTS` after Zstandard at *level* (19 in the paper).
 
     A frame is what ``zstandard.ZstdCompressor(level).compress`` writes (content
-    size in the frame header, no checksum).
+    size in the frame header, no checksum). Bitmap layouts are None when the
+    bitmap would exceed *max_bitmap_bytes*.
     """
     import zstandard
 
-    streams = layout_bytes(indices, labels, n_ref, n_classes)
+    streams = layout_bytes(indices, labels, n_ref, n_classes, max_bitmap_bytes=max_bitmap_bytes)
     compressor = zstandard.ZstdCompressor(level=level)
 
     def size(data: bytes) -> int:
         return len(compressor.compress(data))
 
-    label_size = size(streams["labels"])
+    delta, bitmap, labels_bytes = streams["delta"], streams["bitmap"], streams["labels"]
+    assert delta is not None and labels_bytes is not None
+    label_size = size(labels_bytes)
     return {
-        "index-delta separate": size(streams["delta"]) + label_size,
-        "index-delta concatenated": size(streams["delta"] + streams["labels"]),
-        "bitmap separate": size(streams["bitmap"]) + label_size,
-        "bitmap concatenated": size(streams["bitmap"] + streams["labels"]),
+        "index-delta separate": size(delta) + label_size,
+        "index-delta concatenated": size(delta + labels_bytes),
+        "bitmap separate": None if bitmap is None else size(bitmap) + label_size,
+        "bitmap concatenated": None if bitmap is None else size(bitmap + labels_bytes),
     }
 
 
@@ -114,7 +125,7 @@ class BandwidthReport:
     n_ref: int
     n_classes: int
     payload_bytes: int
-    layouts: dict[str, int]
+    layouts: dict[str, int | None]
     information_limit_bits: float
 
     def bits_per_pair(self, nbytes: float) -> float | None:

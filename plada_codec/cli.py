@@ -307,12 +307,17 @@ def _cmd_compare(args) -> int:
         sys.stdout.buffer.write(_json_text(result.to_dict()))
         return EXIT_OK
     k = result.count
-    rows = [(f"this payload (format {payload.version[0]}.{payload.version[1]})", float(len(data)))]
-    rows += [(f"paper Zstd-{bandwidth.ZSTD_LEVEL}, {name}", float(size)) for name, size in result.layouts.items()]
+    rows: list[tuple[str, float | None]] = [
+        (f"this payload (format {payload.version[0]}.{payload.version[1]})", float(len(data)))
+    ]
+    rows += [(f"paper Zstd-{bandwidth.ZSTD_LEVEL}, {name}", size) for name, size in result.layouts.items()]
     rows.append(("information limit log2 C(N,k) + k*H(labels)", result.information_limit_bits / 8))
     print(f"{args.payload}: k = {k} pairs over N = {payload.n_ref} items, C = {payload.n_classes} classes")
     print(f"  {'layout':<48}{'bytes':>12}{'bits/pair':>11}{'payload / this':>16}")
     for name, size in rows:
+        if size is None:
+            print(f"  {name:<48}{'(bitmap over N items not computed: too large)':>39}")
+            continue
         ratio = f"{len(data) / size:.3f}" if size > 0 else "-"
         print(f"  {name:<48}{size:>12,.1f}{_bits(size, k):>11}{ratio:>16}")
     return EXIT_OK

@@ -55,3 +55,12 @@ def test_rejects_bad_selections():
         bandwidth.layout_bytes([5, 3], [0, 0], n_ref=10, n_classes=2)
     with pytest.raises(ValueError, match="same length"):
         bandwidth.layout_bytes([1, 2], [0], n_ref=10, n_classes=2)
+
+
+def test_bitmap_layouts_skipped_beyond_the_memory_cap():
+    sizes = bandwidth.paper_layout_sizes([5, 2**40], [0, 1], n_ref=2**41, n_classes=2)
+    assert sizes["bitmap separate"] is None and sizes["bitmap concatenated"] is None
+    assert sizes["index-delta separate"] > 0
+    streams = bandwidth.layout_bytes([0, 9], [0, 0], n_ref=16, n_classes=2, max_bitmap_bytes=2)
+    assert streams["bitmap"] == b"\x80\x40"
+    assert bandwidth.layout_bytes([0, 9], [0, 0], n_ref=17, n_classes=2, max_bitmap_bytes=2)["bitmap"] is None

@@ -349,3 +349,15 @@ def test_fingerprint_option_accepts_either_case_and_compressed_shards_are_refuse
     (tmp_path / "shard.tar.gz").write_bytes(b"\x1f\x8b")
     status, _, err = _run(["ref-hash", tmp_path / "shard.tar.gz"], capsys)
     assert status == EXIT_USAGE and "uncompressed" in _one_line_error(err, "ref-hash")
+
+
+def test_compare_and_inspect_an_empty_selection_and_a_huge_reference(tmp_path, capsys):
+    empty = tmp_path / "empty.plada"
+    empty.write_bytes(plada_codec.encode([], [], n_ref=10, n_classes=3))
+    for command in ("compare", "inspect"):
+        status, out, _ = _run([command, empty], capsys)
+        assert status == EXIT_OK and "-" in out
+    huge = tmp_path / "huge.plada"
+    huge.write_bytes(plada_codec.encode([7, 2**45], [0, 1], n_ref=2**46, n_classes=2))
+    status, out, _ = _run(["compare", huge], capsys)
+    assert status == EXIT_OK and "not computed" in out
