@@ -480,3 +480,15 @@ def test_manifest_grammar_for_any_valid_ids(ids, with_digests):
     assert ref.n_ref == len(ids)
     reread = ReferenceSet.from_items(_reference_module._manifest_items(io.BytesIO(manifest), "m"))
     assert reread == ref
+
+
+def test_manifest_cache_for_a_list_of_shards(tmp_path):
+    a = _shard(tmp_path / "a.tar", [("x.jpg", b"1")])
+    b = _shard(tmp_path / "b.tar", [("y.jpg", b"2")])
+    manifest = tmp_path / "list.manifest"
+    ref = ReferenceSet.open([b, a], manifest=manifest)  # created on first use, in the given order
+    expected = f"plada-reference-manifest 1\nb.tar/y\t{_sha(b'2')}\na.tar/x\t{_sha(b'1')}\n".encode()
+    assert manifest.read_bytes() == expected and ref.fingerprint == hashlib.sha256(expected).digest()
+    assert ReferenceSet.open([b, a], manifest=manifest) == ref
+    with pytest.raises(plada_codec.StaleManifestError, match="order"):
+        ReferenceSet.open([a, b], manifest=manifest)
