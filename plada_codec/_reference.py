@@ -260,6 +260,11 @@ def _scan_folder(root: Path) -> list[_FileEntry]:
             except OSError as exc:
                 raise ReferenceSetError(f"{_shown(child.path)}: cannot stat ({exc.strerror or exc})") from exc
             entries.append(_FileEntry(item_id, child.path, stat.st_size, stat.st_mtime_ns))
+    if not entries:
+        raise ReferenceSetError(
+            f"{root}: no visible regular files (names starting with '.' and symbolic links do not count); "
+            "a reference set holds at least one item"
+        )
     _check_ids([e.item_id for e in entries], str(root))
     # Code-point order of valid Unicode strings is the UTF-8 byte order the spec names.
     entries.sort(key=lambda e: e.item_id)

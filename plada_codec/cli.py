@@ -14,6 +14,8 @@ import csv
 import io
 import json
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -89,7 +91,7 @@ def _read_selection(path: Path) -> dict:
                 for key in ("n_ref", "n_classes"):
                     out[key] = _scalar(path, data, key)
                 return out
-        except (ValueError, EOFError, OSError) as exc:
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise UsageError(f"{path}: cannot read .npz ({exc})") from None

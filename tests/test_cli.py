@@ -192,6 +192,15 @@ def test_encode_input_errors_are_usage_errors_naming_the_problem(tmp_path, capsy
     status, _, err = _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 2, "--level", 99], capsys)
     assert status == EXIT_USAGE and "EncodeError" in _one_line_error(err, "encode")
 
+    for name, content in (("trunc.npz", None), ("garbage.npz", b"PK\x03\x04garbage")):
+        bad_npz = tmp_path / name
+        if content is None:
+            np.savez(bad_npz, indices=np.arange(50), labels=np.zeros(50, int))
+            content = bad_npz.read_bytes()[:100]
+        bad_npz.write_bytes(content)
+        status, _, err = _run(["encode", bad_npz, "-o", out, "--n-ref", 100, "--n-classes", 2], capsys)
+        assert status == EXIT_USAGE and "cannot read .npz" in _one_line_error(err, "encode")
+
     huge = tmp_path / "huge.csv"
     huge.write_text("index,label\n" + "9" * 30 + ",0\n")
     status, _, err = _run(["encode", huge, "-o", out, "--n-ref", 5, "--n-classes", 2], capsys)

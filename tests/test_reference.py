@@ -98,6 +98,7 @@ def test_constructor_errors_are_one_tree_and_still_value_errors(tmp_path):
         lambda: ReferenceSet.folder_files(tmp_path / "missing"),
         lambda: ReferenceSet(1, b"short"),
         lambda: ReferenceSet.from_tar_shards([]),
+        lambda: ReferenceSet.from_folder(tmp_path),  # empty
     ]
     for make in cases:
         with pytest.raises(plada_codec.ReferenceSetError) as info:
