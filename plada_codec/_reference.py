@@ -698,7 +698,10 @@ class ReferenceSet:
         manifest = Path(manifest)
         resolved, kind = _resolve(path, kind)
         if kind == "manifest":
-            raise ReferenceSetError(f"{path}: is a manifest, not a folder or tar set to hash")
+            raise ReferenceSetError(
+                f"{path}: is neither a folder nor a .tar shard; a manifest for it cannot be recorded "
+                "(a manifest file is read as is: leave out --manifest-out / manifest=)"
+            )
         folder = Path(resolved[0]) if kind == "folder" else Path(path) if isinstance(path, (str, os.PathLike)) else None
         if folder is not None and folder.is_dir() and not manifest.name.startswith(".") \
                 and _is_within(manifest.parent, folder):
