@@ -136,6 +136,27 @@ def make_valid(w: Writer) -> None:
             idx, labels, n_ref=1_281_167, n_classes=200, zstd_level=19)
 
 
+    def metadata_forms(raw):
+        # Non-canonical but valid JSON text: whitespace, an escaped surrogate pair, 1 and 1.0,
+        # the largest safe integers, a number near the top of a double.
+        raw.sections[2].body = (b'{ "int": 9007199254740991, "neg": -9007199254740991, "one": 1, '
+                                b'"one_point_zero": 1.0, "big": 1e308, "emoji": "\\ud83d\\ude00" }')
+        raw.sections[2].raw_length = None
+
+    w.valid("metadata-json-edges", "metadata at the edges of 5.7: +-(2**53 - 1), 1 and 1.0, 1e308, an escaped "
+            "surrogate pair, whitespace (not this implementation's canonical form)",
+            [1], [0], n_ref=4, n_classes=2, metadata={"x": 1}, compression="none", edit=metadata_forms)
+
+    def checksummed(raw):
+        raw.sections[1].body = zstandard.ZstdCompressor(write_checksum=True).compress(bytes([0, 1] * 60))
+        raw.sections[1].compression = 1
+        raw.sections[1].raw_length = 120
+
+    w.valid("zstd-checksum", "a Zstandard frame with a content checksum (verified by decoders, 5.4)",
+            np.arange(120), np.arange(120) % 2, n_ref=120, n_classes=2, label_codec="bytes",
+            index_codec="delta", compression="none", edit=checksummed)
+
+
 def make_invalid(w: Writer) -> None:
     base = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
                               index_codec="delta", label_codec="packed", metadata={"a": 1})
@@ -309,6 +330,96 @@ def make_invalid(w: Writer) -> None:
               reference={"n_ref": 51, "fingerprint": bytes(range(32)).hex()})
     w.invalid("reference-unbound", "ReferenceMismatch", "8.2 unbound payload checked",
               base, reference={"n_ref": 16, "fingerprint": bytes(range(32)).hex()})
+
+    # Added in the review of issue 9 (appended, so earlier vectors keep their numbers).
+    # The JSON rules of 5.7, the same for encoders and decoders.
+    w.invalid("metadata-integer-5000-digits", "FormatError", "5.7 integers within +-(2**53 - 1)",
+              anc_body(4, b'{"a":' + b"7" * 5000 + b"}"), codec="metadata/json")
+    w.invalid("metadata-integer-2e53", "FormatError", "5.7 integers within +-(2**53 - 1)",
+              anc_body(4, b'{"a":9007199254740992}'), codec="metadata/json")
+    w.invalid("metadata-number-overflow", "FormatError", "5.7 numbers finite as a double",
+              anc_body(4, b'{"a":1e999}'), codec="metadata/json")
+    w.invalid("metadata-lone-surrogate", "FormatError", "5.7 no lone surrogates after unescaping",
+              anc_body(4, b'{"a":"\\ud800"}'), codec="metadata/json")
+    w.invalid("metadata-bom", "FormatError", "5.7 no byte-order mark",
+              anc_body(4, b'\xef\xbb\xbf{"a":1}'), codec="metadata/json")
+    w.invalid("metadata-duplicate-escaped-key", "FormatError", "5.7 no duplicate keys after unescaping",
+              anc_body(4, b'{"a":1,"\\u0061":2}'), codec="metadata/json")
+
+    def zstd_ancillary(number, body, n_classes=2, raw_length=None):
+        data = plada_codec.encode([1], [0], n_ref=2, n_classes=n_classes, class_names=[""] * n_classes
+                                  if n_classes <= 16 else None, task_name="t", metadata={"k": 1},
+                                  compression="none")
+        raw = wire.split(data)
+        stype = {2: 0x8001, 3: 0x8002, 4: 0x8003}[number]
+        if raw_length is None:
+            section = wire.RawSection(stype, 0, 1, zstandard.ZstdCompressor(level=19).compress(body),
+                                      raw_length=len(body))
+        else:  # *body* is a frame already
+            section = wire.RawSection(stype, 0, 1, body, raw_length=raw_length)
+        others = [s for s in raw.sections if s.type != stype]
+        raw.sections = sorted(others + [section], key=lambda s: s.type)
+        return wire.join(raw)
+
+    w.invalid("metadata-items-over-limit", "LimitExceeded", "5.5 local limit max_metadata_items (2**16)",
+              zstd_ancillary(4, b'{"a":[' + b"0," * 70_000 + b"0]}"), codec="metadata/json")
+    w.invalid("metadata-over-limit", "LimitExceeded", "5.5 local limit max_ancillary_bytes (2**22)",
+              zstd_ancillary(4, b'{"a":"' + b"x" * (1 << 22) + b'"}'), codec="metadata/json")
+    w.invalid("class-names-over-limit", "LimitExceeded",
+              "5.5 local limit max_ancillary_bytes: 2**24 empty class names are 64 MiB",
+              zstd_ancillary(2, _zstd_zeros(4 * 2**24), n_classes=2**24, raw_length=4 * 2**24),
+              codec="class-names/plain")
+    w.invalid("class-names-raw-below-4c", "FormatError", "5.5 class-names raw_length >= 4 C",
+              anc_body(2, b"\x00\x00\x00"), codec="class-names/plain")
+    # Length rules that hold for sections a decoder skips (5.5, 9 step 6).
+    def unknown_ancillary(**fields):
+        def add(raw):
+            raw.sections.append(wire.RawSection(0x8FFF, 9, fields.pop("compression", 7), fields.pop("body", b"x" * 10),
+                                                **fields))
+        return add
+
+    w.invalid("unknown-ancillary-raw-too-long", "FormatError", "5.5 every ancillary raw_length <= 2**26, skipped or not",
+              edited(unknown_ancillary(raw_length=2**26 + 1)))
+    w.invalid("unknown-ancillary-stored-over-limit", "LimitExceeded",
+              "5.5 max_section_bytes bounds stored_length of skipped sections too",
+              edited(unknown_ancillary(body=b"x" * 200, raw_length=10)), limits={"max_section_bytes": 100})
+    w.invalid("unknown-ancillary-length-mismatch", "FormatError",
+              "5.4 compression 0: stored_length == raw_length, skipped or not",
+              edited(unknown_ancillary(compression=0, body=b"abc", raw_length=5)))
+    tiny_zstd = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="zstd",
+                                   index_codec="delta", label_codec="packed")
+    tiny = wire.split(tiny_zstd)
+    tiny.sections[1] = wire.RawSection(2, 0, 1, zstandard.ZstdCompressor().compress(bytes([0b10_00_01])), raw_length=1)
+    w.invalid("stored-length-over-limit", "LimitExceeded", "5.5 max_section_bytes bounds stored_length",
+              wire.join(tiny), limits={"max_section_bytes": 5})
+    # Zstandard framing (5.4): window of a single-segment frame, content checksum.
+    n_big = 8 * (2**27 + 1)
+    frame = _zstd_zeros(2**27 + 1)
+    assert not frame[4] & 0x20 and frame[4] >> 6 == 2  # a Window_Descriptor, a 4-byte content size
+    single = frame[:4] + bytes([frame[4] | 0x20]) + frame[6:]  # single segment: the window is the content size
+    big = wire.RawPayload(n_classes=2, n_ref=n_big, count=0,
+                          sections=[wire.RawSection(1, 1, 1, single, raw_length=2**27 + 1),
+                                    wire.RawSection(2, 0, 0, b"")])
+    w.invalid("zstd-single-segment-window", "FormatError",
+              "5.4 a single-segment frame's window is its content size, at most 2**27", wire.join(big))
+    checked = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(labels_raw))
+    checked[-1] ^= 0xFF
+    w.invalid("zstd-checksum-mismatch", "FormatError", "5.4 a content checksum, when present, is verified",
+              edited(section_edit(1, body=bytes(checked)), zstd_base))
+    # Sections are bound by the header's total_length and the fixed section order (5.3).
+    other = wire.split(plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+                                          index_codec="delta", label_codec="bytes"))
+    start, end = offsets[1], offsets[2]
+    w.invalid("spliced-sections", "TrailingData",
+              "5.3 a label section cut from another payload changes total_length",
+              base[:start] + other.sections[1].to_bytes() + base[end:])
+
+def _zstd_zeros(size: int) -> bytes:
+    """One Zstandard frame of *size* zero bytes, made a MiB at a time."""
+    compressor = zstandard.ZstdCompressor(level=1).compressobj(size=size)
+    chunk = bytes(1 << 20)
+    parts = [compressor.compress(chunk[: min(len(chunk), size - done)]) for done in range(0, size, len(chunk))]
+    return b"".join(parts) + compressor.flush()
 
 
 def _uncovered_codecs(writer: Writer) -> list[str]:
