@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import re
@@ -114,12 +115,21 @@ def _one_line_error(err, command):
     return lines[0]
 
 
-def _with_metadata_body(body: bytes) -> bytes:
+@functools.lru_cache(maxsize=None)
+def _blowup_payload() -> bytes:
+    return _with_metadata_body(b'{"a":[' + b"{}," * 21_000_000 + b"{}]}", compressed=True)
+
+
+def _with_metadata_body(body: bytes, compressed: bool = False) -> bytes:
+    import zstandard
+
     from plada_codec import wire
 
     raw = wire.split(plada_codec.encode([1, 2], [0, 1], n_ref=4, n_classes=2, metadata={"a": 1}))
     (section,) = [s for s in raw.sections if s.type == 0x8003]
     section.body, section.compression, section.raw_length = body, 0, None
+    if compressed:
+        section.body, section.compression, section.raw_length = zstandard.compress(body, 1), 1, len(body)
     return wire.join(raw)
 
 
@@ -141,18 +151,18 @@ def test_bad_payload_inputs_give_one_line_and_exit_1(tmp_path, selection_npz, ca
         tmp_path / "empty.plada": "Truncated",
     }
     (tmp_path / "empty.plada").write_bytes(b"")
-    # Metadata the decoder must refuse; 1e999 and a lone surrogate at least never reach
-    # the output as invalid JSON (verify and compare print no metadata).
+    # Metadata the decoder must refuse, quickly: a 5,000-digit integer, 5,000-deep nesting,
+    # 1e999, a lone surrogate, and 21 million empty objects (63 MB) zstd-packed into 5 KB.
     metadata_bombs = {
-        "bigint.plada": (b'{"x": ' + b"9" * 5000 + b"}", "decode verify inspect compare"),
-        "deep.plada": (b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "decode verify inspect compare"),
-        "inf.plada": (b'{"x": 1e999}', "decode inspect"),
-        "surrogate.plada": (b'{"x": "\\ud800"}', "decode inspect"),
+        "bigint.plada": (b'{"x": ' + b"9" * 5000 + b"}", False),
+        "deep.plada": (b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}", False),
+        "inf.plada": (b'{"x": 1e999}', False),
+        "surrogate.plada": (b'{"x": "\\ud800"}', False),
+        "blowup.plada": (None, True),
     }
-    for name, (body, commands) in metadata_bombs.items():
-        (tmp_path / name).write_bytes(_with_metadata_body(body))
-        if command in commands.split():
-            inputs[tmp_path / name] = ""
+    for name, (body, compressed) in metadata_bombs.items():
+        (tmp_path / name).write_bytes(_blowup_payload() if body is None else _with_metadata_body(body, compressed))
+        inputs[tmp_path / name] = "metadata"
     for path, expected in inputs.items():
         if str(path) == "/dev/zero" and not os.path.exists("/dev/zero"):
             continue
