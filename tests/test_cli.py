@@ -115,7 +115,7 @@ def _one_line_error(err, command):
     return lines[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _blowup_payload() -> bytes:
     return _with_metadata_body(b'{"a":[' + b"{}," * 21_000_000 + b"{}]}", compressed=True)
 
