@@ -13,6 +13,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 import zipfile
 import zlib
@@ -454,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         return _error(command, f"{type(exc).__name__}: {exc}", EXIT_USAGE)
     except PayloadError as exc:
         return _error(command, f"{type(exc).__name__}: {exc}", EXIT_INVALID)
+    except BrokenPipeError:
+        # The reader went away (``plada decode p | head``): not an error worth a
+        # message, and stdout must not be flushed again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INVALID
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _error(command, f"{where}{exc.strerror or exc}", EXIT_USAGE)
