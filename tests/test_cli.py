@@ -392,4 +392,4 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     proc.stdout.close()
     err = proc.stderr.read().decode()
     proc.wait()
-    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err == "", err  # quiet, as head(1) readers expect; never a traceback
