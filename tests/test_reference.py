@@ -493,3 +493,16 @@ def test_manifest_cache_for_a_list_of_shards(tmp_path):
     assert ReferenceSet.open([b, a], manifest=manifest) == ref
     with pytest.raises(plada_codec.StaleManifestError, match="order"):
         ReferenceSet.open([a, b], manifest=manifest)
+
+
+@pytest.mark.parametrize("fmt", ["USTAR_FORMAT", "GNU_FORMAT", "PAX_FORMAT"])
+def test_tar_offsets_in_every_tar_format(tmp_path, fmt):
+    import tarfile
+
+    long_dir = "d" * 90 + "/" + "e" * 60  # ustar stores it in the prefix field; GNU and pax need extra headers
+    members = [(f"{long_dir}/k{i}.jpg", bytes([i]) * (700 + i)) for i in range(3)]
+    shard = _shard(tmp_path / "s.tar", members, fmt=getattr(tarfile, fmt))
+    images = plada_codec.tar_images([shard])
+    assert [i.key for i in images] == [f"{long_dir}/k{i}" for i in range(3)]
+    raw = shard.read_bytes()
+    assert [raw[i.offset:i.offset + i.size] for i in images] == [data for _, data in members]
