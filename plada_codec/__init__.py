@@ -28,13 +28,16 @@ from ._errors import (
     PayloadError,
     PayloadFormatError,
     ReferenceMismatchError,
+    ReferenceSetError,
+    StaleManifestError,
     TrailingDataError,
     TruncatedPayloadError,
     UnsupportedFeatureError,
     UnsupportedVersionError,
+    UnknownBackendError,
 )
 from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
-from ._reference import ReferenceSet
+from ._reference import ReferenceSet, TarImage, tar_images
 from ._results import Payload, PayloadInfo, SectionInfo
 from ._version import __version__
 
@@ -44,6 +47,7 @@ __all__ = [
     "encode", "decode", "inspect", "verify", "read_payload",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
     "ReferenceSet", "codecs",
+    "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError",
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",
