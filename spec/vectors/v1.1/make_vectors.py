@@ -32,7 +32,8 @@ _v10 = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_v10)
 Writer = _v10.Writer
 
-CM = {"index_codec": "context-model", "label_codec": "joint", "compression": "none"}
+# format_version None: every registered codec (the v1.0 Writer defaults to 1.0 codecs only).
+CM = {"index_codec": "context-model", "label_codec": "joint", "compression": "none", "format_version": None}
 INDEX = "index/context-model"
 JOINT = "labels/joint"
 
@@ -62,7 +63,7 @@ def make_valid(w: Writer) -> None:
     idx, labels = clustered_selection(1_281_167, 12_811, 200, seed=11)
     w.valid("imagenet1k-1pct-auto", "realistic: 1% of an ImageNet-1K-sized set, 200 classes, clustered; "
             "auto codecs (the encoder picks the context model)",
-            idx, labels, n_ref=1_281_167, n_classes=200, zstd_level=19)
+            idx, labels, n_ref=1_281_167, n_classes=200, zstd_level=19, format_version=None)
 
 
 def _payload(n_ref, n_classes, count, index_body, label_codec=2, label_body=b"", minor=1) -> bytes:
