@@ -21,6 +21,7 @@ import math
 import sys
 import time
 import tracemalloc
+from functools import partial
 
 import numpy as np
 import zstandard
@@ -99,8 +100,8 @@ def size_table(cases) -> str:
             indices, labels = make(n_ref, count, N_CLASSES, seed=5)
             paper = paper_sizes(indices, labels, n_ref)
             old = v10.encode(indices, labels, n_ref=n_ref, n_classes=N_CLASSES)
-            new, t_enc = _timed(lambda: plada_codec.encode(indices, labels, n_ref=n_ref, n_classes=N_CLASSES), 3)
-            _, t_dec = _timed(lambda: plada_codec.decode(new), 5)
+            new, t_enc = _timed(partial(plada_codec.encode, indices, labels, n_ref=n_ref, n_classes=N_CLASSES), 3)
+            _, t_dec = _timed(partial(plada_codec.decode, new), 5)
             section = plada_codec.inspect(new).sections[0]
             codec = section.codec_name + (f" ({('clustered', 'flat')[new[80 + 24]]})" if section.codec == 2 else "")
             best_paper = min(paper["zstd_idx"], paper["zstd_bmp"])

@@ -10,9 +10,10 @@ import zstandard  # f2-cm: the level-1 estimate in _slow_zstd_cannot_win
 
 from . import _backend, codecs
 from ._compression import Compressor
-from ._constants import COMPRESSION_NONE, COMPRESSION_ZSTD  # f2-cm
-from ._constants import (
+from ._constants import (  # f2-cm: COMPRESSION_NONE, COMPRESSION_ZSTD
     COMPRESSION_NAMES,
+    COMPRESSION_NONE,
+    COMPRESSION_ZSTD,
     CRITICAL_SECTIONS,
     DEFAULT_ZSTD_LEVEL,
     FORMAT_MAJOR,

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plada_codec import PayloadFormatError, UnsupportedFeatureError
-from plada_codec import _cm_py
+from plada_codec import PayloadFormatError, UnsupportedFeatureError, _cm_py
 
 from .conftest import BACKENDS
 

@@ -39,7 +39,8 @@ JOINT = "labels/joint"
 
 
 def make_valid(w: Writer) -> None:
-    w.valid("cm-one-decision", "k = 1, N = 2, C = 1, index 0: one length decision; stream 80 (FORMAT.md 15, test_cm.py)",
+    w.valid("cm-one-decision",
+            "k = 1, N = 2, C = 1, index 0: one length decision; stream 80 (FORMAT.md 15, test_cm.py)",
             [0], [0], n_ref=2, n_classes=1, **CM)
     w.valid("cm-empty-stream", "k = 1, N = 2, C = 1, index 1: the canonical value is 0, the stream is empty",
             [1], [0], n_ref=2, n_classes=1, **CM)
