@@ -145,17 +145,25 @@ CM_INLINE unsigned gap_class(unsigned length)
     return length <= 8 ? table[length] : 5;
 }
 
-CM_INLINE unsigned flag_context(const cm_state *s, unsigned slot, unsigned length)
+CM_INLINE unsigned flag_base(const cm_state *s, unsigned length)
 {
-    uint32_t label = s->list[slot];
-    unsigned recent = 0;
-    for (unsigned i = 0; i < RECENT; i++)
-        recent += s->recent[i] == label;
     unsigned run = bit_length64(s->run);
     if (run > RUN_CLASSES - 1)
         run = RUN_CLASSES - 1;
-    unsigned ctx = (slot * GAP_CLASSES + gap_class(length)) * RUN_CLASSES + run;
-    return ctx * (RECENT + 1) + recent;
+    return (gap_class(length) * RUN_CLASSES + run) * (RECENT + 1);
+}
+
+CM_INLINE unsigned flag_context2(const cm_state *s, unsigned slot, unsigned base)
+{
+    uint32_t label = s->list[slot];
+    unsigned recent = (s->recent[0] == label) + (s->recent[1] == label) + (s->recent[2] == label) +
+                      (s->recent[3] == label);
+    return slot * (GAP_CLASSES * RUN_CLASSES * (RECENT + 1)) + base + recent;
+}
+
+CM_INLINE unsigned flag_context(const cm_state *s, unsigned slot, unsigned length)
+{
+    return flag_context2(s, slot, flag_base(s, length));
 }
 
 CM_INLINE void after_label(cm_state *s, uint32_t label, unsigned slot)
@@ -378,21 +386,34 @@ CM_INLINE void dec_normalize(rc_decoder *d)
     }
 }
 
-/* Branch-free on the coded bit: the bit itself is often unpredictable, and
- * the selects below compile to conditional moves. */
+/* One decision: update the model, renormalise (at most twice: bound >= range >> 16). */
 CM_INLINE unsigned dec_bit(rc_decoder *d, const cm_state *s, model *m)
 {
     uint32_t prob = m->prob;
+    uint32_t count = m->count;
     uint32_t bound = (d->range >> PROB_BITS) * prob;
-    unsigned bit = d->code >= bound;
-    uint32_t rate = s->rate[m->count];
-    uint32_t up = prob + (((PROB_ONE - prob) * rate) >> 16);
-    uint32_t down = prob - ((prob * rate) >> 16);
-    d->code = bit ? d->code - bound : d->code;
-    d->range = bit ? d->range - bound : bound;
-    m->prob = (uint16_t)(bit ? down : up);
-    m->count = (uint16_t)(m->count + (m->count < s->rate_limit));
-    dec_normalize(d);
+    uint32_t rate = s->rate[count];
+    unsigned bit;
+    if (d->code < bound) {
+        d->range = bound;
+        prob += ((PROB_ONE - prob) * rate) >> 16;
+        bit = 0;
+    } else {
+        d->code -= bound;
+        d->range -= bound;
+        prob -= (prob * rate) >> 16;
+        bit = 1;
+    }
+    m->prob = (uint16_t)prob;
+    m->count = (uint16_t)(count + (count < s->rate_limit));
+    if (d->range < RANGE_TOP) {
+        d->range <<= 8;
+        d->code = (d->code << 8) | dec_byte(d);
+        if (d->range < RANGE_TOP) {
+            d->range <<= 8;
+            d->code = (d->code << 8) | dec_byte(d);
+        }
+    }
     return bit;
 }
 
@@ -477,12 +498,13 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
 
         unsigned slot = 0;
         int coded_in_full = 1;
+        unsigned fbase = flag_base(&s, length);
         for (; slot < s.slots_used; slot++) {
             if (slot == s.slots_used - 1 && s.slots_used == s.n_classes) {
                 coded_in_full = 0;
                 break;
             }
-            if (dec_bit(&d, &s, s.flags + flag_context(&s, slot, length))) {
+            if (dec_bit(&d, &s, s.flags + flag_context2(&s, slot, fbase))) {
                 coded_in_full = 0;
                 break;
             }
