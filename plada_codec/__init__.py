@@ -10,6 +10,17 @@ reference set; encode, decode, inspect, verify and reference fingerprints.
 
 from . import codecs
 from ._backend import available_backends, backend
+from ._constants import (
+    DEFAULT_MAX_ANCILLARY_BYTES,
+    DEFAULT_MAX_COUNT,
+    DEFAULT_MAX_METADATA_ITEMS,
+    DEFAULT_MAX_SECTION_BYTES,
+    DEFAULT_ZSTD_LEVEL,
+    FORMAT_MAJOR,
+    FORMAT_MINOR,
+)
+from ._decode import PayloadDecoder, decode, inspect, verify
+from ._encode import PayloadEncoder, encode
 from ._errors import (
     ChecksumError,
     EncodeError,
@@ -22,17 +33,6 @@ from ._errors import (
     UnsupportedFeatureError,
     UnsupportedVersionError,
 )
-from ._constants import (
-    DEFAULT_MAX_ANCILLARY_BYTES,
-    DEFAULT_MAX_COUNT,
-    DEFAULT_MAX_METADATA_ITEMS,
-    DEFAULT_MAX_SECTION_BYTES,
-    DEFAULT_ZSTD_LEVEL,
-    FORMAT_MAJOR,
-    FORMAT_MINOR,
-)
-from ._decode import PayloadDecoder, decode, inspect, verify
-from ._encode import PayloadEncoder, encode
 from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
 from ._reference import ReferenceSet
 from ._results import Payload, PayloadInfo, SectionInfo

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ._constants import METADATA_MAX_DEPTH
 from ._errors import EncodeError, LimitExceededError, PayloadFormatError
@@ -62,7 +63,8 @@ def _check_value(value: Any) -> None:
                 if not isinstance(key, str):
                     raise EncodeError(f"{path}: key {_short(repr(key))} is {type(key).__name__}; JSON keys are str")
                 if _SURROGATE.search(key):
-                    raise EncodeError(f"{path}: key {_short(ascii(key))} holds a lone surrogate, which UTF-8 cannot write")
+                    raise EncodeError(f"{path}: key {_short(ascii(key))} holds a lone surrogate, "
+                                      "which UTF-8 cannot write")
                 stack.append((child, depth + 1, f"{path}[{key!r}]"))
         elif isinstance(item, (list, tuple)):
             stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(item))

@@ -12,9 +12,9 @@ import os
 import sys
 from typing import BinaryIO
 
-from ._errors import LimitExceededError, TruncatedPayloadError
 from ._constants import HEADER_SIZE
 from ._container import check_total_length, parse_header_fields
+from ._errors import LimitExceededError, TruncatedPayloadError
 
 __all__ = ["read_payload", "DEFAULT_MAX_TOTAL_LENGTH"]
 

@@ -262,4 +262,5 @@ def test_decoder_accepts_the_edges(backend, body, expected):
     assert metadata == expected
     assert [type(v) for v in metadata.values()] == [type(v) for v in expected.values()]
     # ... and the encoder writes them back (no lone surrogates, no out-of-range numbers)
-    assert plada_codec.decode(plada_codec.encode([1], [0], n_ref=4, n_classes=2, metadata=metadata)).metadata == expected
+    again = plada_codec.encode([1], [0], n_ref=4, n_classes=2, metadata=metadata)
+    assert plada_codec.decode(again).metadata == expected

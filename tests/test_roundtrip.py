@@ -42,7 +42,11 @@ def test_edge_cases(backend, indices, labels, n_ref, n_classes, index_codec, com
 def test_imagenet21k_scale(backend, keep, make):
     n_ref = 14_197_122
     indices, labels = make(n_ref, int(n_ref * keep), 1000, seed=3)
-    data, _ = check_roundtrip(indices, labels, n_ref=n_ref, n_classes=1000, backend=backend, zstd_level=3)
+    # Model-based codecs of later minor versions run one Python call per coded bit on the numpy
+    # path: at this scale that path is held to the 1.0 codecs (their own tests cover them).
+    version = "1.0" if backend == "python" else None
+    data, _ = check_roundtrip(indices, labels, n_ref=n_ref, n_classes=1000, backend=backend, zstd_level=3,
+                              format_version=version)
     assert len(data) < len(indices) * 3  # far below Raw Idx's 6 bytes per entry
 
 

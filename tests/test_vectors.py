@@ -70,7 +70,8 @@ def test_invalid_vector_rejected(backend, path):
     meta = _meta(path)
     reference = None
     if "reference" in meta:
-        reference = plada_codec.ReferenceSet(meta["reference"]["n_ref"], bytes.fromhex(meta["reference"]["fingerprint"]))
+        bound = meta["reference"]
+        reference = plada_codec.ReferenceSet(bound["n_ref"], bytes.fromhex(bound["fingerprint"]))
     expected = getattr(plada_codec, SPEC_ERRORS[meta["error"]])
     with pytest.raises(expected) as info:
         plada_codec.decode(path.read_bytes(), backend=backend, reference=reference, **meta.get("limits", {}))

@@ -8,8 +8,9 @@ generator read their names from here, so adding a codec is adding one file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from .._constants import (
     SECTION_NAMES,
     version_text,
 )
-from .._errors import EncodeError, UnsupportedFeatureError
+from .._errors import UnsupportedFeatureError
 
 __all__ = [
     "Codec", "Selection", "Shape", "Limits", "DecodeContext", "register", "unregister", "get", "find", "for_section",
@@ -32,9 +33,14 @@ __all__ = [
 class Shape(Protocol):
     """What a codec may know about a payload besides its body: the header's N, C and k."""
 
-    n_ref: int
-    n_classes: int
-    count: int
+    @property
+    def n_ref(self) -> int: ...
+
+    @property
+    def n_classes(self) -> int: ...
+
+    @property
+    def count(self) -> int: ...
 
 
 @dataclass(frozen=True)

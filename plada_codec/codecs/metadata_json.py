@@ -1,4 +1,4 @@
-"""Metadata codec 0, json (spec/FORMAT.md 5.6): one JSON object under the
+"""Metadata codec 0, json (spec/FORMAT.md 5.7): one JSON object under the
 format's JSON rules, written canonically."""
 
 from __future__ import annotations

@@ -384,7 +384,8 @@ def make_invalid(w: Writer) -> None:
                                                 **fields))
         return add
 
-    w.invalid("unknown-ancillary-raw-too-long", "FormatError", "5.5 every ancillary raw_length <= 2**26, skipped or not",
+    w.invalid("unknown-ancillary-raw-too-long", "FormatError",
+              "5.5 every ancillary raw_length <= 2**26, skipped or not",
               edited(unknown_ancillary(raw_length=2**26 + 1)))
     w.invalid("unknown-ancillary-stored-over-limit", "LimitExceeded",
               "5.5 max_section_bytes bounds stored_length of skipped sections too",
