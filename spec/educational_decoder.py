@@ -11,8 +11,10 @@ vectors and the same error class for invalid ones.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
+from pathlib import Path
 
 MAGIC = b"\x89PLADA\r\n"
 
@@ -236,6 +238,15 @@ CODECS = {
     (0x8002, 0): ("task_name", 0, ancillary_bounds, lambda raw, k, n_ref, c: utf8(raw)),
     (0x8003, 0): ("metadata", 0, ancillary_bounds, decode_metadata),
 }
+# -- format 1.1: the joint context-model codec (section 15, spec/educational_cm.py) --
+_cm_spec = importlib.util.spec_from_file_location(f"{__name__}_cm", Path(__file__).with_name("educational_cm.py"))
+educational_cm = importlib.util.module_from_spec(_cm_spec)
+_cm_spec.loader.exec_module(educational_cm)
+educational_cm.fail = fail  # its rejections carry this module's DecodeError
+CODECS[(0x0001, 2)] = ("indices", 1, educational_cm.raw_length_bounds, educational_cm.decode_joint_indices)
+CODECS[(0x0002, 2)] = ("labels", 1, lambda k, n_ref, c: exactly(0), educational_cm.decode_joint_labels)
+JOINT_PARTNERS = {(0x0001, 2): (0x0002, 2), (0x0002, 2): (0x0001, 2)}
+# -- end of format 1.1 --
 
 
 # -- the decoding procedure of section 9 -----------------------------------------------------
@@ -319,6 +330,10 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
             fail("FormatError", "codec newer than the header's minor version")
         plan.append((stype, codec, compression, raw_length, body))
     # (no codec of format 1.0 has a partner codec; a joint codec's rule goes here)
+    # 15.1: a joint codec without its partner in the other critical section [FormatError]
+    used = {(stype, codec) for stype, codec, *_ in plan}
+    if any(key in used and partner not in used for key, partner in JOINT_PARTNERS.items()):
+        fail("FormatError", "a joint codec without its partner")
     # step 8b
     out = {"format_version": f"1.{minor}", "n_ref": n_ref, "n_classes": c, "count": k,
            "fingerprint": None if unbound else fingerprint.hex(), "indices": None, "labels": None,
