@@ -180,7 +180,8 @@ def test_encoded_payloads_agree(backend):
 
 
 def _damage(raw, rng):
-    """One change to a context-model payload; lengths and CRCs are recomputed by wire.join."""
+    """One change to a context-model payload; lengths and CRCs are recomputed by wire.join
+    (raw_length too, so that a longer or shorter body reaches the codec)."""
     index, labels = raw.sections[0], raw.sections[1]
     body = bytearray(index.body)
     kind = rng.randrange(14)
@@ -202,7 +203,7 @@ def _damage(raw, rng):
     elif kind == 7:  # another C
         raw.n_classes = max(1, raw.n_classes + rng.choice([-1, 1]))
     elif kind == 8:  # the label section with a body
-        labels.body = bytes(rng.randint(1, 3))
+        labels.body, labels.raw_length = bytes(rng.randint(1, 3)), None
     elif kind == 9:  # a joint codec without its partner
         (index if rng.random() < 0.5 else labels).codec = 0
     elif kind == 10:  # a 1.0 header minor version
@@ -216,7 +217,7 @@ def _damage(raw, rng):
         labels.compression, labels.raw_length = 1, 0
     elif kind == 13 and len(body) > 1:  # last stream byte +-1 (canonical-form checks)
         body[-1] = (body[-1] + rng.choice([-1, 1])) % 256
-    index.body = bytes(body)
+    index.body, index.raw_length = bytes(body), None
 
 
 @needs_cm
