@@ -27,7 +27,7 @@
 #define GAP_CLASSES 6
 #define RUN_CLASSES 5
 #define RECENT 4
-#define TREE_BITS 8
+#define TREE_BITS 6
 #define MAX_SLOTS 4
 #define MAX_MANTISSA 3
 #define N_FLAGS (MAX_SLOTS * GAP_CLASSES * RUN_CLASSES * (RECENT + 1))

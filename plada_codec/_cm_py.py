@@ -49,7 +49,7 @@ LENGTH_MODELS = 2 * MAX_GAP_BITS  # per context: "below?", steps down, steps up
 GAP_CLASSES = 6  # length classes of the current gap, for the label flags
 RUN_CLASSES = 5
 RECENT = 4  # labels remembered for the "how often among the last four" context
-TREE_BITS = 8  # adaptive top levels of the label tree; lower bits are raw
+TREE_BITS = 6  # adaptive top levels of the label tree; lower bits are raw
 
 MAX_SLOTS = 4
 
