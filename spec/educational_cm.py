@@ -152,14 +152,14 @@ def decode_cm_body(raw: bytes, k: int, n_ref: int, c: int, trace: list | None = 
     stream = raw[1:]
     max_length = n_ref.bit_length()
     label_bits = (c - 1).bit_length()
-    tree_bits = min(label_bits, 8)
+    tree_bits = min(label_bits, 6)
     low_bits = label_bits - tree_bits
     slots_used = min(slots, c)
     # 15.3: every model fresh for each body
     lengths = Models(64 * 98, rate_limit)
     mantissa = Models(50 << mantissa_bits, rate_limit)
     flags = Models(600, rate_limit)
-    tree = Models(256, rate_limit)
+    tree = Models(64, rate_limit)
     rc = RangeDecoder(stream, trace)
 
     indices, labels = [], []
