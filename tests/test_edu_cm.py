@@ -221,10 +221,65 @@ def _damage(raw, rng):
 
 
 @needs_cm
-@given(st.integers(0, 10**6), st.integers(0, 10**6))
-def test_damaged_payloads_agree(backend, seed, damage_seed):
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(1, 2))
+def test_damaged_payloads_agree(backend, seed, damage_seed, changes):
     raw = wire.split(_cm_payload(seed % 400))
-    _damage(raw, random.Random(damage_seed))
+    rng = random.Random(damage_seed)
+    for _ in range(changes):
+        _damage(raw, rng)
+    _same(wire.join(raw), backend)
+
+
+def _set(section, **fields):
+    def change(raw):
+        for name, value in fields.items():
+            setattr(raw.sections[section], name, value)
+    return change
+
+
+def _preset(value):
+    def change(raw):
+        raw.sections[0].body = bytes([value]) + raw.sections[0].body[1:]
+    return change
+
+
+def _header(**fields):
+    def change(raw):
+        for name, value in fields.items():
+            setattr(raw, name, value)
+    return change
+
+
+# Where the rules of 15.1 and 15.10 sit in the order of section 9: each case
+# pits two failing checks (or an unusual but valid form) against each other.
+ORDER_CASES = {
+    "labels-compression-2-and-no-partner": [_set(1, compression=2), _set(0, codec=0)],
+    "index-compression-2-and-no-partner": [_set(0, compression=2), _set(1, codec=0)],
+    "unknown-preset-and-labels-body": [_preset(7), _set(1, body=b"\x01", raw_length=None)],
+    "unknown-preset-and-no-partner": [_preset(7), _set(1, codec=0)],
+    "unknown-preset-and-minor-0": [_preset(7), _header(minor=0)],
+    "minor-0": [_header(minor=0)],
+    "minor-2": [_header(minor=2)],
+    "labels-bytes-codec": [_set(1, codec=1)],
+    "index-delta-codec": [_set(0, codec=0)],
+    "empty-index-body": [_set(0, body=b"", raw_length=None)],
+    "labels-empty-zstd-frame": [_set(1, compression=1, body=zstandard.ZstdCompressor().compress(b""))],
+    "labels-broken-zstd-frame": [_set(1, compression=1, body=b"\x28\xb5\x2f\xfdxx")],
+    "count-one-more-than-coded": [_header(count=5)],
+    "count-zero": [_header(count=0)],
+    "body-above-5+136k": [lambda raw: _set(0, body=raw.sections[0].body + bytes(600), raw_length=None)(raw)],
+    "unknown-preset-and-body-above-bound": [
+        _preset(7), lambda raw: _set(0, body=raw.sections[0].body + bytes(600), raw_length=None)(raw)],
+}
+
+
+@needs_cm
+@pytest.mark.parametrize("changes", ORDER_CASES.values(), ids=ORDER_CASES.keys())
+def test_rule_order_agrees(backend, changes):
+    raw = wire.split(plada_codec.encode([3, 4, 5, 40], [2, 2, 2, 0], n_ref=100, n_classes=3,
+                                        index_codec="context-model", compression="none"))
+    for change in changes:
+        change(raw)
     _same(wire.join(raw), backend)
 
 
