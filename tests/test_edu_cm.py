@@ -179,6 +179,24 @@ def test_encoded_payloads_agree(backend):
     assert presets == {b"\x00", b"\x01"}, "both presets exercised"
 
 
+@needs_cm
+@pytest.mark.parametrize("n_ref, count, n_classes", [(5000, 400, 10), (60000, 1500, 100), (2**20, 300, 2**24)])
+def test_long_selections_agree(backend, n_ref, count, n_classes):
+    """Enough pairs that models reach their rate_limit (60 and 255 updates, 15.3)."""
+    indices, labels = clustered_selection(n_ref, count, n_classes, seed=count)
+    rng = random.Random(count)
+    presets = set()
+    for data in (plada_codec.encode(indices, labels, n_ref=n_ref, n_classes=n_classes,
+                                    index_codec="context-model", compression="none"),
+                 plada_codec.encode(sorted(rng.sample(range(n_ref), count)),
+                                    [rng.randrange(n_classes) for _ in range(count)],
+                                    n_ref=n_ref, n_classes=n_classes, index_codec="context-model",
+                                    compression="none")):
+        presets.add(wire.split(data).sections[0].body[0])
+        _same(data, backend)
+    assert presets == {0, 1}, "the clustered selection takes preset 0, the uniform one preset 1"
+
+
 def _damage(raw, rng):
     """One change to a context-model payload; lengths and CRCs are recomputed by wire.join
     (raw_length too, so that a longer or shorter body reaches the codec)."""
