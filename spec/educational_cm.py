@@ -242,3 +242,133 @@ def decode_cm_body(raw: bytes, k: int, n_ref: int, c: int, trace: list | None = 
             if not (rc.code < unit and rc.code + (256 - last) * unit >= rc.range):
                 fail("FormatError", "non-canonical: not the shortest, smallest stream")
     return indices, labels
+
+
+# -- the encoder of 15.8 (informative there, except its canonical choice) ---------------------
+# Not needed to decode; it shows that 15.8's "an encoder MUST produce exactly these bytes" is
+# specified completely: the tests require these bytes to equal plada_codec's.
+
+
+class RangeEncoder:
+    """15.8: LZMA's carry-propagating range encoder."""
+
+    def __init__(self) -> None:
+        self.low, self.range, self.cache, self.cache_size = 0, 0xFFFFFFFF, 0, 1
+        self.out = bytearray()
+
+    def shift_low(self) -> None:
+        if self.low % 2**32 < 0xFF000000 or self.low >= 2**32:
+            carry = self.low >> 32
+            self.out.append((self.cache + carry) % 256)
+            self.out += bytes([(0xFF + carry) % 256]) * (self.cache_size - 1)
+            self.cache_size = 0
+            self.cache = (self.low >> 24) & 0xFF
+        self.cache_size += 1
+        self.low = (self.low & 0x00FFFFFF) << 8
+
+    def normalize(self) -> None:
+        while self.range < 2**24:
+            self.range <<= 8
+            self.shift_low()
+
+    def bit(self, models: Models, i: int, bit: int) -> int:
+        bound = (self.range >> 16) * models.prob[i]
+        if bit:
+            self.low += bound
+            self.range -= bound
+        else:
+            self.range = bound
+        models.update(i, bit)
+        self.normalize()
+        return bit
+
+    def uniform(self, value: int, n: int) -> None:
+        share = self.range // n
+        self.low += value * share
+        self.range = share
+        self.normalize()
+
+    def raw(self, value: int, nbits: int) -> None:
+        while nbits > 0:
+            chunk = min(nbits, 16)
+            nbits -= chunk
+            self.uniform((value >> nbits) & ((1 << chunk) - 1), 1 << chunk)
+
+    def finish(self) -> bytes:
+        for j in range(5):
+            unit = 2 ** (8 * (4 - j))
+            v = -(-self.low // unit) * unit
+            if v < self.low + self.range:
+                break
+        self.low = v
+        for _ in range(5):
+            self.shift_low()
+        return bytes(self.out[1:]).rstrip(b"\x00")
+
+
+def encode_cm_body(indices: list[int], labels: list[int], n_ref: int, c: int, preset: int) -> bytes:
+    """(indices, labels) -> the raw body of index codec 2 with *preset*: 15.5 and 15.6 coded by 15.8."""
+    slots, mantissa_bits, average_shift, rate_limit = PRESETS[preset]
+    k = len(indices)
+    max_length = n_ref.bit_length()
+    label_bits = (c - 1).bit_length()
+    tree_bits = min(label_bits, 6)
+    low_bits = label_bits - tree_bits
+    slots_used = min(slots, c)
+    lengths = Models(64 * 98, rate_limit)
+    mantissa = Models(50 << mantissa_bits, rate_limit)
+    flags = Models(600, rate_limit)
+    tree = Models(64, rate_limit)
+    rc = RangeEncoder()
+    prev = -1
+    average = (n_ref // max(k, 1)).bit_length() << 4
+    mtf = list(range(slots_used))
+    recent: list[int] = []
+    run = 0
+    for index, label in zip(indices, labels):
+        v = index - prev
+        length = v.bit_length()
+        gap_context = min(average >> 3, 63)
+        predicted = max(1, min((average + 8) >> 4, max_length))
+        base = 98 * gap_context
+        if predicted > 1 and rc.bit(lengths, base, int(length < predicted)):
+            current = predicted - 1
+            while current > 1 and rc.bit(lengths, base + current, int(length < current)):
+                current -= 1
+        else:
+            current = predicted
+            while current < max_length and rc.bit(lengths, base + 49 + current, int(length > current)):
+                current += 1
+        modelled = min(mantissa_bits, length - 1)
+        rest = length - 1 - modelled
+        node = 1
+        for shift in range(length - 2, rest - 1, -1):  # the modelled bits below the leading 1
+            node = 2 * node + rc.bit(mantissa, (length << mantissa_bits) + node, (v >> shift) & 1)
+        rc.raw(v & ((1 << rest) - 1), rest)
+        prev = index
+        average = (average * ((1 << average_shift) - 1) + (length << 4)) >> average_shift
+
+        g = gap_class(length)
+        run_class = min(run.bit_length(), 4)
+        hit = mtf.index(label) if label in mtf else None
+        for s in range(slots_used):
+            if s == slots_used - 1 and slots_used == c:
+                break
+            seen = recent.count(mtf[s])
+            if rc.bit(flags, ((s * 6 + g) * 5 + run_class) * 5 + seen, int(s == hit)):
+                break
+        if hit is None:
+            node = 1
+            top = label >> low_bits
+            for level in range(tree_bits - 1, -1, -1):
+                node = 2 * node + rc.bit(tree, node, (top >> level) & 1)
+            rc.raw(label & ((1 << low_bits) - 1), low_bits)
+            hit = slots_used - 1
+        if slots_used > 0:
+            run = run + 1 if recent and recent[-1] == label else 1
+            del mtf[hit]
+            mtf.insert(0, label)
+        recent.append(label)
+        if len(recent) > 4:
+            del recent[0]
+    return bytes([preset]) + rc.finish()

@@ -73,6 +73,11 @@ def test_appendix_b_decision_by_decision():
     assert trace == APPENDIX_B
 
 
+def test_appendix_b_encoder_bytes():
+    """15.8's encoder, written from the spec, gives the worked example's body."""
+    assert cm.encode_cm_body([2, 3, 11], [4, 4, 1], 20, 5, preset=0) == bytes.fromhex("00A13A82")
+
+
 @pytest.mark.parametrize("stream, error", [
     ("", "FormatError"),                  # 15.2: empty body
     ("02", "UnsupportedFeature"),         # 15.2: unknown preset
@@ -195,6 +200,20 @@ def test_long_selections_agree(backend, n_ref, count, n_classes):
         presets.add(wire.split(data).sections[0].body[0])
         _same(data, backend)
     assert presets == {0, 1}, "the clustered selection takes preset 0, the uniform one preset 1"
+
+
+@needs_cm
+def test_encoder_of_15_8_gives_plada_codec_bytes():
+    """15.8: "an encoder MUST produce exactly these bytes"; 15.9: the smaller preset is kept."""
+    for seed in range(150):
+        indices, labels, n_ref, n_classes = _selection(seed)
+        body = wire.split(plada_codec.encode(indices, labels, n_ref=n_ref, n_classes=n_classes,
+                                             index_codec="context-model", compression="none")).sections[0].body
+        mine = {preset: cm.encode_cm_body(indices, labels, n_ref, n_classes, preset) for preset in (0, 1)}
+        assert body == mine[body[0]]
+        assert len(body) == min(len(mine[0]), len(mine[1]))
+        for preset in (0, 1):
+            assert cm.decode_cm_body(mine[preset], len(indices), n_ref, n_classes) == (indices, labels)
 
 
 def _damage(raw, rng):
