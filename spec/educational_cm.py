@@ -11,6 +11,11 @@ unknown preset).
 
 Pass a list as *trace* to receive one (what, bit, model, bound) tuple per
 modelled decision, in the order of FORMAT.md Appendix B.
+
+    encode_cm_body(indices, labels, n_ref, c, preset) -> raw body
+
+is the range encoder of 15.8, also from the spec alone: the tests hold it to
+plada_codec's bytes, which shows that 15.8's canonical choice is specified.
 """
 
 from __future__ import annotations

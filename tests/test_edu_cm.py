@@ -108,6 +108,10 @@ def test_valid_vectors(path):
     expected = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     decoded = educational.decode(path.read_bytes())
     assert {key: decoded.get(key, "<missing>") for key in CONTENT_KEYS} == {key: expected[key] for key in CONTENT_KEYS}
+    index = wire.split(path.read_bytes()).sections[0]
+    if index.codec == 2:  # and 15.8's encoder, from the spec alone, writes the vector's body
+        args = (expected["indices"], expected["labels"], expected["n_ref"], expected["n_classes"])
+        assert cm.encode_cm_body(*args, preset=index.body[0]) == index.body
 
 
 @pytest.mark.parametrize("path", sorted((VECTORS / "invalid").glob("*.bin")), ids=lambda p: p.stem)
