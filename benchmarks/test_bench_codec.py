@@ -52,12 +52,26 @@ def test_pack(benchmark, contender, width):
     benchmark(get_kernels(contender).pack_bits, values, width)
 
 
+# Format 1.0 = the 1.0 codecs only; 1.1 = the default encoder, which picks the
+# context model (FORMAT.md 15) on these clustered selections.
+FORMATS = ["1.0", "1.1"]
+WRITER_VERSION = {"1.0": "1.0", "1.1": None}  # None: every registered codec
+
+
+def _slow_pure_cm(contender, fmt, name):
+    """The pure-Python context coder takes seconds per 100k pairs: skip 10% of IN-21K."""
+    return contender == "python" and fmt == "1.1" and name == "in21k-10pct"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("contender", CONTENDERS + ["zstd-bitmap"])
-def test_decode(benchmark, contender, selection):
+def test_decode(benchmark, contender, fmt, selection):
     name, n_ref, indices, labels = selection
-    benchmark.group = f"decode {name}"
+    benchmark.group = f"decode {name} format {fmt}"
     benchmark.extra_info.update(count=int(indices.size), n_ref=n_ref)
     if contender == "zstd-bitmap":
+        if fmt != "1.0":
+            pytest.skip("one baseline row per selection")
         # The paper's Bmp layout: packed mask + uint8 labels, each Zstd-19; decode = decompress + unpackbits.
         mask = np.zeros(n_ref, bool)
         mask[indices] = True
@@ -74,21 +88,33 @@ def test_decode(benchmark, contender, selection):
         idx, _ = benchmark(paper_decode)
         np.testing.assert_array_equal(idx, indices)
         return
-    data = plada_codec.encode(indices, labels, n_ref=n_ref, n_classes=200, zstd_level=3)
+    if _slow_pure_cm(contender, fmt, name):
+        pytest.skip("pure-Python context model on 1.4M pairs: minutes")
+    data = plada_codec.PayloadEncoder(zstd_level=3, format_version=WRITER_VERSION[fmt]).encode(
+        indices, labels, n_ref=n_ref, n_classes=200)
     benchmark.extra_info["payload_bytes"] = len(data)
-    payload = benchmark(plada_codec.decode, data, backend=contender)
+    benchmark.extra_info["index_codec"] = plada_codec.inspect(data).sections[0].codec_name
+    if contender == "python" and fmt == "1.1":
+        payload = benchmark.pedantic(plada_codec.decode, args=(data,), kwargs=dict(backend=contender),
+                                     rounds=3, iterations=1)
+    else:
+        payload = benchmark(plada_codec.decode, data, backend=contender)
     np.testing.assert_array_equal(payload.indices, indices)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("level", [3, 19])
 @pytest.mark.parametrize("contender", CONTENDERS)
-def test_encode(benchmark, contender, level, selection):
+def test_encode(benchmark, contender, level, fmt, selection):
+    """Whole-payload encode with codec choice; format 1.1 at level 19 is the default."""
     name, n_ref, indices, labels = selection
-    if level == 19 and name == "in21k-10pct":
+    if level == 19 and name == "in21k-10pct" and fmt == "1.0":
         pytest.skip("level 19 on 10% of IN-21K takes seconds per round")
-    benchmark.group = f"encode {name} zstd-{level}"
+    if _slow_pure_cm(contender, fmt, name):
+        pytest.skip("pure-Python context model on 1.4M pairs: minutes")
+    benchmark.group = f"encode {name} zstd-{level} format {fmt}"
     benchmark.extra_info.update(count=int(indices.size), n_ref=n_ref, zstd_level=level)
-    data = benchmark.pedantic(plada_codec.encode, args=(indices, labels),
-                              kwargs=dict(n_ref=n_ref, n_classes=200, zstd_level=level, backend=contender),
-                              rounds=3 if level == 19 else 10, iterations=1)
+    encoder = plada_codec.PayloadEncoder(zstd_level=level, format_version=WRITER_VERSION[fmt], backend=contender)
+    data = benchmark.pedantic(encoder.encode, args=(indices, labels), kwargs=dict(n_ref=n_ref, n_classes=200),
+                              rounds=3 if level == 19 or contender == "python" else 10, iterations=1)
     benchmark.extra_info["payload_bytes"] = len(data)

@@ -23,7 +23,9 @@ from ._errors import (
     UnsupportedVersionError,
 )
 from ._constants import (
+    DEFAULT_MAX_ANCILLARY_BYTES,
     DEFAULT_MAX_COUNT,
+    DEFAULT_MAX_METADATA_ITEMS,
     DEFAULT_MAX_SECTION_BYTES,
     DEFAULT_ZSTD_LEVEL,
     FORMAT_MAJOR,
@@ -46,6 +48,7 @@ __all__ = [
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",
     "backend", "available_backends",
-    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
+    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_ANCILLARY_BYTES",
+    "DEFAULT_MAX_METADATA_ITEMS", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
     "FORMAT_VERSION", "FORMAT_MAJOR", "FORMAT_MINOR", "__version__",
 ]

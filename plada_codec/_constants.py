@@ -45,6 +45,10 @@ COMPRESSION_NAMES = {COMPRESSION_NONE: "none", COMPRESSION_ZSTD: "zstd"}
 # -- library defaults, not format rules ----------------------------------------
 DEFAULT_MAX_COUNT = 1 << 27
 DEFAULT_MAX_SECTION_BYTES = 1 << 28
+# Known ancillary sections hold text for people: a few KB in practice. These
+# bound a decoder's time and memory on ones that claim megabytes (spec 5.5).
+DEFAULT_MAX_ANCILLARY_BYTES = 1 << 22
+DEFAULT_MAX_METADATA_ITEMS = 1 << 16
 DEFAULT_ZSTD_LEVEL = 19
 # The encoder only tries the bitmap codec under "auto" when the bitmap is this small.
 BITMAP_TRY_MAX_BYTES = 1 << 26

@@ -7,7 +7,9 @@ from typing import Any
 from . import _backend, codecs
 from ._compression import COMPRESSION_NAMES, stored_to_raw
 from ._constants import (
+    DEFAULT_MAX_ANCILLARY_BYTES,
     DEFAULT_MAX_COUNT,
+    DEFAULT_MAX_METADATA_ITEMS,
     DEFAULT_MAX_SECTION_BYTES,
     FORMAT_MAJOR,
     FORMAT_MINOR,
@@ -165,6 +167,12 @@ class PayloadDecoder:
     max_section_bytes : int
         Largest ``raw_length`` and ``stored_length`` of any section, skipped
         ones included.
+    max_ancillary_bytes : int
+        Largest ``raw_length`` of a class-names, task-name or metadata section
+        (checked before decompressing it).
+    max_metadata_items : int
+        Largest item count of the metadata JSON (``[``, ``{``, ``,`` and ``:``
+        outside strings), checked before parsing it.
     backend : {"auto", "c", "python"}
         Kernel backend for this decoder.
     format_version : str, optional
@@ -180,12 +188,16 @@ class PayloadDecoder:
         reference: ReferenceSet | None = None,
         max_count: int = DEFAULT_MAX_COUNT,
         max_section_bytes: int = DEFAULT_MAX_SECTION_BYTES,
+        max_ancillary_bytes: int = DEFAULT_MAX_ANCILLARY_BYTES,
+        max_metadata_items: int = DEFAULT_MAX_METADATA_ITEMS,
         backend: str = "auto",
         format_version: str | None = None,
     ) -> None:
         self.reference = reference
-        self.max_count = int(max_count)
-        self.max_section_bytes = int(max_section_bytes)
+        self.limits = codecs.Limits(int(max_count), int(max_section_bytes), int(max_ancillary_bytes),
+                                    int(max_metadata_items))
+        self.max_count = self.limits.max_count
+        self.max_section_bytes = self.limits.max_section_bytes
         self.format_version = _reader_version(format_version)
         self._kernels = _backend.get_kernels(backend)
 
@@ -195,13 +207,14 @@ class PayloadDecoder:
     def _decode(self, data) -> tuple[Payload, PayloadInfo]:
         view = as_buffer(data)
         header = parse_header(view)  # steps 1-4
-        if header.count > self.max_count:  # step 5
+        if header.count > self.limits.max_count:  # step 5
             raise LimitExceededError(
-                f"count at offset 24 is {header.count}, above max_count = {self.max_count}"
+                f"count at offset 24 is {header.count}, above max_count = {self.limits.max_count}"
             )
-        sections = parse_sections(view, header, self.max_section_bytes)  # step 6
+        sections = parse_sections(view, header, self.limits.max_section_bytes)  # step 6
         _check_reference(header, self.reference)  # step 7
         plan = _resolve_codecs(sections, header, self.format_version)  # step 8a
+        context = codecs.DecodeContext(header.n_ref, header.n_classes, header.count, header.minor, self.limits)
         fields: dict[str, Any] = {}
         for section, codec in plan:  # step 8b
             low, high = codec.raw_length_bounds(header)
@@ -210,8 +223,13 @@ class PayloadDecoder:
                     f"{section.where}: raw_length {section.raw_length} outside the {low}..{high} "
                     f"its codec allows for this header"
                 )
+            if codec.limit is not None and section.raw_length > getattr(self.limits, codec.limit):
+                raise LimitExceededError(
+                    f"{section.where}: raw_length {section.raw_length} is above "
+                    f"{codec.limit} = {getattr(self.limits, codec.limit)}"
+                )
             raw = stored_to_raw(section)
-            fields.update(codec.decode(raw, header, self._kernels, section.where))
+            fields.update(codec.decode(raw, context, self._kernels, section.where))
         for required in ("indices", "labels"):
             if required not in fields:  # only a codec registered without its partner gets here
                 raise PayloadFormatError(f"no section of this payload carries the {required}")
@@ -231,7 +249,10 @@ def decode(
     reference: ReferenceSet | None = None,
     max_count: int = DEFAULT_MAX_COUNT,
     max_section_bytes: int = DEFAULT_MAX_SECTION_BYTES,
+    max_ancillary_bytes: int = DEFAULT_MAX_ANCILLARY_BYTES,
+    max_metadata_items: int = DEFAULT_MAX_METADATA_ITEMS,
     backend: str = "auto",
+    format_version: str | None = None,
 ) -> Payload:
     """Decode a payload; see :class:`PayloadDecoder` for the parameters.
 
@@ -240,7 +261,8 @@ def decode(
     """
     return PayloadDecoder(
         reference=reference, max_count=max_count, max_section_bytes=max_section_bytes,
-        backend=backend,
+        max_ancillary_bytes=max_ancillary_bytes, max_metadata_items=max_metadata_items, backend=backend,
+        format_version=format_version,
     ).decode(data)
 
 

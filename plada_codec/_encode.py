@@ -24,7 +24,6 @@ from ._constants import (
     SECTION_NAMES,
     UNBOUND_FINGERPRINT,
     parse_version,
-    version_text,
 )
 from ._container import assemble
 from ._errors import EncodeError
@@ -32,6 +31,7 @@ from ._reference import ReferenceSet
 
 __all__ = ["PayloadEncoder", "encode"]
 
+_DEFAULT_LIMITS = codecs.Limits()
 _OPTION_OF = {SECTION_INDEX: "index_codec", SECTION_LABELS: "label_codec"}
 # f2-cm: see PayloadEncoder._slow_zstd_cannot_win
 ZSTD_FAST_LEVEL = 1
@@ -54,17 +54,25 @@ def _integer_array(values, name: str) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
+def _show(value) -> str:
+    """repr() that cannot fail or flood a message (int repr raises beyond 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _exact_int(value, name: str, low: int, high: int, high_text: str) -> int:
     # bool is an int to Python; n_classes=True is a bug, not C = 1.
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise EncodeError(f"{name} must be an int in {low}..{high_text}, got {value!r}")
+        raise EncodeError(f"{name} must be an int in {low}..{high_text}, got {_show(value)}")
     return int(value)
 
 
 def _resolve_reference(n_ref, reference) -> tuple[int, bytes]:
     if isinstance(reference, ReferenceSet):
         if n_ref is not None and int(n_ref) != reference.n_ref:
-            raise EncodeError(f"n_ref = {n_ref} but the reference set has {reference.n_ref} items")
+            raise EncodeError(f"n_ref = {_show(n_ref)} but the reference set has {reference.n_ref} items")
         n_ref, fingerprint = reference.n_ref, reference.fingerprint
     elif reference is None:
         fingerprint = UNBOUND_FINGERPRINT
@@ -110,7 +118,7 @@ def _option_codecs(option: str, stype: int, version: tuple[int, int] | None) -> 
         if codec.name == option:
             return [codec], True
     raise EncodeError(
-        f"{_OPTION_OF[stype]} must be 'auto' or one of {', '.join(c.name for c in available)}, got {option!r}"
+        f"{_OPTION_OF[stype]} must be 'auto' or one of {', '.join(c.name for c in available)}, got {_show(option)}"
     )
 
 
@@ -162,12 +170,12 @@ class PayloadEncoder:
         names = {name: number for number, name in COMPRESSION_NAMES.items()}
         if compression == "auto":
             allowed = sorted(names.values())
-        elif compression in names:
+        elif isinstance(compression, str) and compression in names:
             allowed = [names[compression]]
         else:
-            raise EncodeError(f"compression must be 'auto' or one of {', '.join(names)}, got {compression!r}")
+            raise EncodeError(f"compression must be 'auto' or one of {', '.join(names)}, got {_show(compression)}")
         if isinstance(zstd_level, bool) or not isinstance(zstd_level, int) or not 1 <= zstd_level <= 22:
-            raise EncodeError(f"zstd_level must be an int in 1..22, got {zstd_level!r}")
+            raise EncodeError(f"zstd_level must be an int in 1..22, got {_show(zstd_level)}")
         self._compressor = Compressor(allowed, zstd_level)
         self._zstd_level = zstd_level  # f2-cm: for _slow_zstd_cannot_win
         self._kernels = _backend.get_kernels(backend)
@@ -210,6 +218,11 @@ class PayloadEncoder:
             raise EncodeError(
                 f"the {SECTION_NAMES[codec.section_type]} section ({codec.name}) would be {len(raw)} "
                 f"bytes, outside the {low}..{high} the format allows"
+            )
+        if codec.limit is not None and len(raw) > getattr(_DEFAULT_LIMITS, codec.limit):
+            raise EncodeError(
+                f"the {SECTION_NAMES[codec.section_type]} section would be {len(raw)} bytes, above what "
+                f"decoders accept by default ({codec.limit} = {getattr(_DEFAULT_LIMITS, codec.limit)})"
             )
         best = None
         key = (codec.section_type, codec.id)
@@ -313,6 +326,7 @@ def encode(
     compression: str = "auto",
     zstd_level: int = DEFAULT_ZSTD_LEVEL,
     backend: str = "auto",
+    format_version: str | None = None,
 ) -> bytes:
     """Encode a selection as a PLADA payload.
 
@@ -330,7 +344,7 @@ def encode(
     reference : ReferenceSet or 32-byte fingerprint, optional
         Binds the payload to a reference set; ``None`` writes an unbound payload.
     class_names, task_name, metadata : optional ancillary sections.
-    index_codec, label_codec, compression, zstd_level, backend :
+    index_codec, label_codec, compression, zstd_level, backend, format_version :
         See :class:`PayloadEncoder`.
 
     Notes
@@ -342,7 +356,7 @@ def encode(
     """
     return PayloadEncoder(
         index_codec=index_codec, label_codec=label_codec, compression=compression,
-        zstd_level=zstd_level, backend=backend,
+        zstd_level=zstd_level, backend=backend, format_version=format_version,
     ).encode(
         indices, labels, n_ref=n_ref, n_classes=n_classes, reference=reference,
         class_names=class_names, task_name=task_name, metadata=metadata,

@@ -126,26 +126,6 @@ def gap_class(length: int) -> int:
     return 3 if length <= 5 else 4 if length <= 8 else 5
 
 
-# The hook into educational_decoder.py: its section loop fills one field per
-# section, in type order, and both sections of a joint pair must be present
-# (15.1). The index section's entry decodes the pairs and hands the labels to
-# the label section's entry, which comes next and whose own body is empty.
-_pending_labels: list[int] | None = None
-
-
-def decode_joint_indices(raw: bytes, k: int, n_ref: int, c: int) -> list[int]:
-    global _pending_labels
-    indices, _pending_labels = decode_cm_body(bytes(raw), k, n_ref, c)
-    return indices
-
-
-def decode_joint_labels(raw: bytes, k: int, n_ref: int, c: int) -> list[int]:
-    global _pending_labels
-    assert _pending_labels is not None, "the index section (codec 2) is decoded first"
-    labels, _pending_labels = _pending_labels, None
-    return labels
-
-
 def decode_cm_body(raw: bytes, k: int, n_ref: int, c: int, trace: list | None = None):
     """The raw body of index codec 2 -> (indices, labels), or DecodeError (15.2 - 15.7)."""
     # 15.2

@@ -176,6 +176,10 @@ def utf8(raw: bytes) -> str:
 
 
 def decode_metadata(raw: bytes, k: int, n_ref: int, c: int):
+    text = utf8(raw)
+    if text[:1] == "\ufeff":
+        fail("FormatError", "byte-order mark")
+
     def pairs(items):
         keys = [key for key, _ in items]
         if len(keys) != len(set(keys)):
@@ -185,8 +189,21 @@ def decode_metadata(raw: bytes, k: int, n_ref: int, c: int):
     def constant(name):
         fail("FormatError", f"{name} is not JSON")
 
+    def integer(token):
+        digits = token.lstrip("-")
+        if len(digits) > 16 or int(digits) > 2**53 - 1:
+            fail("FormatError", "integer outside +-(2**53 - 1)")
+        return int(token)
+
+    def number(token):
+        value = float(token)
+        if value in (float("inf"), float("-inf")):
+            fail("FormatError", "number outside a double")
+        return value
+
     try:
-        value = json.loads(utf8(raw), object_pairs_hook=pairs, parse_constant=constant)
+        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=integer,
+                           parse_float=number)
     except (ValueError, RecursionError) as exc:
         if isinstance(exc, DecodeError):
             raise
@@ -200,6 +217,12 @@ def decode_metadata(raw: bytes, k: int, n_ref: int, c: int):
             if d > 64:
                 fail("FormatError", "nested deeper than 64")
             depth += [(child, d + 1) for child in (item.values() if isinstance(item, dict) else item)]
+            strings = list(item.keys()) if isinstance(item, dict) else []
+        else:
+            strings = [item] if isinstance(item, str) else []
+        for string in strings:
+            if any(0xD800 <= ord(ch) <= 0xDFFF for ch in string):
+                fail("FormatError", "lone surrogate")
     return value
 
 
@@ -228,29 +251,33 @@ def ancillary_bounds(k: int, n_ref: int, c: int) -> tuple[int, int]:
 
 
 # (section type, codec id) -> (output field, minor version that introduced it,
-#                              raw_length bounds of 5.5, body decoder)
+#                              raw_length bounds of 5.5, body decoder).
+# A joint codec (5.2) names a tuple of fields and its decoder returns a tuple of values; its
+# partner names () and returns (); PARTNERS maps each of the two to the other.
 CODECS = {
     (0x0001, 0): ("indices", 0, lambda k, n_ref, c: ((k + 127) // 128, (k + 127) // 128 + 8 * k), decode_delta),
     (0x0001, 1): ("indices", 0, lambda k, n_ref, c: exactly((n_ref + 7) // 8), decode_bitmap),
     (0x0002, 0): ("labels", 0, lambda k, n_ref, c: exactly((k * label_width(c) + 7) // 8), decode_packed_labels),
     (0x0002, 1): ("labels", 0, lambda k, n_ref, c: exactly(k * label_bytes(c)), decode_byte_labels),
-    (0x8001, 0): ("class_names", 0, ancillary_bounds, decode_class_names),
+    (0x8001, 0): ("class_names", 0, lambda k, n_ref, c: (4 * c, 2**26), decode_class_names),
     (0x8002, 0): ("task_name", 0, ancillary_bounds, lambda raw, k, n_ref, c: utf8(raw)),
     (0x8003, 0): ("metadata", 0, ancillary_bounds, decode_metadata),
 }
+PARTNERS: dict = {}  # format 1.0 has no joint codecs
 # -- format 1.1: the joint context-model codec (section 15, spec/educational_cm.py) --
 _cm_spec = importlib.util.spec_from_file_location(f"{__name__}_cm", Path(__file__).with_name("educational_cm.py"))
 educational_cm = importlib.util.module_from_spec(_cm_spec)
 _cm_spec.loader.exec_module(educational_cm)
 educational_cm.fail = fail  # its rejections carry this module's DecodeError
-CODECS[(0x0001, 2)] = ("indices", 1, educational_cm.raw_length_bounds, educational_cm.decode_joint_indices)
-CODECS[(0x0002, 2)] = ("labels", 1, lambda k, n_ref, c: exactly(0), educational_cm.decode_joint_labels)
-JOINT_PARTNERS = {(0x0001, 2): (0x0002, 2), (0x0002, 2): (0x0001, 2)}
+CODECS[(0x0001, 2)] = (("indices", "labels"), 1, educational_cm.raw_length_bounds, educational_cm.decode_cm_body)
+CODECS[(0x0002, 2)] = ((), 1, lambda k, n_ref, c: exactly(0), lambda raw, k, n_ref, c: ())
+PARTNERS.update({(0x0001, 2): (0x0002, 2), (0x0002, 2): (0x0001, 2)})
 # -- end of format 1.1 --
 
 
 # -- the decoding procedure of section 9 -----------------------------------------------------
-def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**28, reference=None) -> dict:
+def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**28,
+           max_ancillary_bytes: int = 2**22, max_metadata_items: int = 2**16, reference=None) -> dict:
     # step 1
     if data[:8] != MAGIC[: min(len(data), 8)]:
         fail("FormatError", "bad magic")
@@ -329,11 +356,11 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
         if known[1] > minor:
             fail("FormatError", "codec newer than the header's minor version")
         plan.append((stype, codec, compression, raw_length, body))
-    # (no codec of format 1.0 has a partner codec; a joint codec's rule goes here)
-    # 15.1: a joint codec without its partner in the other critical section [FormatError]
-    used = {(stype, codec) for stype, codec, *_ in plan}
-    if any(key in used and partner not in used for key, partner in JOINT_PARTNERS.items()):
-        fail("FormatError", "a joint codec without its partner")
+    chosen = {stype: codec for stype, codec, _, _, _ in plan}
+    for stype, codec, _, _, _ in plan:
+        partner = PARTNERS.get((stype, codec))
+        if partner is not None and chosen.get(partner[0]) != partner[1]:
+            fail("FormatError", "a joint codec without its partner")
     # step 8b
     out = {"format_version": f"1.{minor}", "n_ref": n_ref, "n_classes": c, "count": k,
            "fingerprint": None if unbound else fingerprint.hex(), "indices": None, "labels": None,
@@ -343,8 +370,15 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
         low, high = bounds(k, n_ref, c)
         if not low <= raw_length <= high:
             fail("FormatError", "raw_length outside its bounds")
+        if stype & 0x8000 and raw_length > max_ancillary_bytes:
+            fail("LimitExceeded", "ancillary section above max_ancillary_bytes")
         raw = body if compression == 0 else decompress(body, raw_length)
-        out[field] = decode_body(raw, k, n_ref, c)
+        if stype == 0x8003 and sum(raw.count(ch) for ch in b"[{,:") > max_metadata_items:
+            fail("LimitExceeded", "metadata above max_metadata_items")
+        if isinstance(field, tuple):
+            out.update(zip(field, decode_body(raw, k, n_ref, c)))
+        else:
+            out[field] = decode_body(raw, k, n_ref, c)
     return out
 
 

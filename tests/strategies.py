@@ -33,7 +33,7 @@ def selections(draw, max_count=400):
     return indices.astype(np.int64), labels, n_ref, n_classes
 
 
-def _codec_pairs():
+def codec_pairs():
     """(index_codec, label_codec) options the encoder accepts, from the registry:
     "auto" or any name, except that a joint codec takes its partner or "auto"."""
     index_codecs = codecs.for_section(codecs.SECTION_INDEX)
@@ -52,7 +52,7 @@ def _codec_pairs():
 
 @st.composite
 def encode_options(draw):
-    index_codec, label_codec = draw(st.sampled_from(_codec_pairs()))
+    index_codec, label_codec = draw(st.sampled_from(codec_pairs()))
     return {
         "index_codec": index_codec,
         "label_codec": label_codec,

@@ -45,7 +45,10 @@ def test_every_registered_codec_has_vectors_and_a_spec_decoder_branch(codec):
     assert key in VALID_CODECS, f"no valid vector uses {_section_name(codec)}"
     assert _section_name(codec) in REJECTED_CODECS, f"no must-reject vector names codec {_section_name(codec)}"
     assert key in educational.CODECS, "spec/educational_decoder.py has no branch for it"
-    assert educational.CODECS[key][1] == codec.introduced[1], "introduced in a different minor version"
+    fields, minor = educational.CODECS[key][:2]
+    assert minor == codec.introduced[1], "introduced in a different minor version"
+    assert (fields if isinstance(fields, tuple) else (fields,)) == codec.fields
+    assert educational.PARTNERS.get(key) == codec.partner
 
 
 def test_every_compression_has_a_valid_vector():
@@ -173,7 +176,7 @@ def test_joint_codec_roundtrip(joint_codec, backend):
     with pytest.raises(plada_codec.UnsupportedFeatureError, match="format 1.0 reader"):
         plada_codec.PayloadDecoder(format_version="1.0", backend=backend).decode(data)
     # Payloads using only format 1.0 codecs still say 1.0 and still read as 1.0.
-    plain = plada_codec.encode(INDICES, LABELS, backend=backend, **ARGS)
+    plain = plada_codec.encode(INDICES, LABELS, index_codec="delta", backend=backend, **ARGS)
     assert plada_codec.inspect(plain).version == (1, 0)
     assert plada_codec.PayloadDecoder(format_version="1.0", backend=backend).decode(plain).labels.tolist() == LABELS
 
@@ -205,11 +208,48 @@ def test_auto_compares_pairs_of_codecs(joint_codec, backend):
     """The joint pair competes with every independent pair on total size."""
     forced = {
         name: len(plada_codec.encode(INDICES, LABELS, index_codec=name, backend=backend, **ARGS))
-        for name in ("delta", "bitmap", "test-joint")
+        for name in codecs.names("index")
     }
+    assert "test-joint" in forced
     auto = plada_codec.encode(INDICES, LABELS, backend=backend, **ARGS)
     assert len(auto) == min(forced.values())
-    restricted = plada_codec.PayloadEncoder(format_version="1.0", backend=backend)
+    restricted = plada_codec.encode(INDICES, LABELS, format_version="1.0", backend=backend, **ARGS)
+    assert plada_codec.inspect(restricted).version == (1, 0)
+    assert len(restricted) == min(forced[c.name] for c in codecs.for_section("index", (1, 0)))
     with pytest.raises(plada_codec.EncodeError, match="index_codec must be"):
         plada_codec.PayloadEncoder(index_codec="test-joint", format_version="1.0")
-    assert plada_codec.inspect(restricted.encode(INDICES, LABELS, **ARGS)).version == (1, 0)
+
+
+@pytest.fixture
+def joint_in_spec_decoder(joint_codec, monkeypatch):
+    """The test-joint pair in the educational decoder too, written the way a spec section would say it."""
+
+    def decode_joint(raw, k, n_ref, c):
+        size = int.from_bytes(raw[:8], "little")
+        if 8 + size > len(raw):
+            educational.fail("FormatError", "delta part past the body")
+        return (educational.decode_delta(raw[8 : 8 + size], k, n_ref, c),
+                educational.decode_packed_labels(raw[8 + size :], k, n_ref, c))
+
+    def bounds(k, n_ref, c):
+        blocks, labels = (k + 127) // 128, (k * educational.label_width(c) + 7) // 8
+        return 8 + blocks + labels, 8 + blocks + 8 * k + labels
+
+    codecs_ = dict(educational.CODECS)
+    codecs_[(1, 254)] = (("indices", "labels"), 1, bounds, decode_joint)
+    codecs_[(2, 254)] = ((), 1, lambda k, n_ref, c: (0, 0), lambda raw, k, n_ref, c: ())
+    monkeypatch.setattr(educational, "CODECS", codecs_)
+    monkeypatch.setattr(educational, "PARTNERS", {(1, 254): (2, 254), (2, 254): (1, 254)})
+
+
+def test_spec_decoder_agrees_on_a_joint_codec(joint_in_spec_decoder, backend):
+    data = plada_codec.encode(INDICES, LABELS, index_codec="test-joint", compression="none", **ARGS)
+    expected = plada_codec.decode(data, backend=backend).to_dict()
+    assert educational.decode(data) == expected
+    raw = wire.split(data)
+    raw.sections[1] = wire.split(plada_codec.encode(INDICES, LABELS, index_codec="delta", label_codec="packed",
+                                                    compression="none", **ARGS)).sections[1]
+    with pytest.raises(educational.DecodeError, match="without its partner"):
+        educational.decode(wire.join(raw))
+    with pytest.raises(plada_codec.PayloadFormatError, match="needs the labels section"):
+        plada_codec.decode(wire.join(raw), backend=backend)

@@ -13,11 +13,18 @@ from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .._constants import SECTION_NAMES, version_text
+from .._constants import (
+    DEFAULT_MAX_ANCILLARY_BYTES,
+    DEFAULT_MAX_COUNT,
+    DEFAULT_MAX_METADATA_ITEMS,
+    DEFAULT_MAX_SECTION_BYTES,
+    SECTION_NAMES,
+    version_text,
+)
 from .._errors import EncodeError, UnsupportedFeatureError
 
 __all__ = [
-    "Codec", "Selection", "Shape", "register", "unregister", "get", "find", "for_section",
+    "Codec", "Selection", "Shape", "Limits", "DecodeContext", "register", "unregister", "get", "find", "for_section",
     "names", "by_name", "all_codecs", "section_type_of",
 ]
 
@@ -28,6 +35,28 @@ class Shape(Protocol):
     n_ref: int
     n_classes: int
     count: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A decoder's local limits (spec 5.5): refusals happen before the work."""
+
+    max_count: int = DEFAULT_MAX_COUNT
+    max_section_bytes: int = DEFAULT_MAX_SECTION_BYTES
+    max_ancillary_bytes: int = DEFAULT_MAX_ANCILLARY_BYTES
+    max_metadata_items: int = DEFAULT_MAX_METADATA_ITEMS
+
+
+@dataclass(frozen=True)
+class DecodeContext:
+    """What a codec's decode knows besides the body: the header's N, C, k and
+    minor version, and the decoder's limits."""
+
+    n_ref: int
+    n_classes: int
+    count: int
+    minor: int
+    limits: Limits
 
 
 @dataclass(frozen=True)
@@ -72,6 +101,8 @@ class Codec:
     partner: ClassVar[tuple[int, int] | None] = None
     # False where the body is already entropy coded and Zstandard cannot win.
     try_compression: ClassVar[bool] = True
+    # The Limits field that bounds raw_length before decompression, if any.
+    limit: ClassVar[str | None] = None
 
     def raw_length_bounds(self, shape: Shape) -> tuple[int, int]:
         """(smallest, largest) raw_length the spec allows for this header."""
@@ -85,7 +116,7 @@ class Codec:
     def encode(self, selection: Selection, kernels) -> bytes:
         raise NotImplementedError
 
-    def decode(self, raw, shape: Shape, kernels, where: str) -> dict[str, Any]:
+    def decode(self, raw, context: DecodeContext, kernels, where: str) -> dict[str, Any]:
         raise NotImplementedError
 
     def __repr__(self) -> str:

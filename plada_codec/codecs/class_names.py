@@ -17,6 +17,7 @@ class ClassNamesPlain(Codec):
     id = 0
     name = "plain"
     introduced = (1, 0)
+    limit = "max_ancillary_bytes"
     fields = ("class_names",)
 
     def raw_length_bounds(self, shape):
@@ -37,11 +38,11 @@ class ClassNamesPlain(Codec):
             out += struct.pack("<I", len(data)) + data
         return bytes(out)
 
-    def decode(self, raw, shape, kernels, where):
+    def decode(self, raw, context, kernels, where):
         raw = bytes(raw)
         names = []
         pos = 0
-        for number in range(shape.n_classes):
+        for number in range(context.n_classes):
             if pos + 4 > len(raw):
                 raise PayloadFormatError(f"{where}: name {number} length runs past the section")
             (length,) = struct.unpack_from("<I", raw, pos)

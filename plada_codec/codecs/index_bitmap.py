@@ -33,5 +33,5 @@ class IndexBitmap(Codec):
     def encode(self, selection, kernels):
         return kernels.bitmap_encode(selection.indices, selection.n_ref)
 
-    def decode(self, raw, shape, kernels, where):
-        return {"indices": kernels.bitmap_decode(raw, shape.count, shape.n_ref)}
+    def decode(self, raw, context, kernels, where):
+        return {"indices": kernels.bitmap_decode(raw, context.count, context.n_ref)}

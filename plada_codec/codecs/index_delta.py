@@ -22,5 +22,5 @@ class IndexDelta(Codec):
     def encode(self, selection, kernels):
         return kernels.delta_encode(selection.indices)
 
-    def decode(self, raw, shape, kernels, where):
-        return {"indices": kernels.delta_decode(raw, shape.count, shape.n_ref)}
+    def decode(self, raw, context, kernels, where):
+        return {"indices": kernels.delta_decode(raw, context.count, context.n_ref)}

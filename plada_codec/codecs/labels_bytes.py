@@ -25,11 +25,11 @@ class LabelsBytes(Codec):
     def encode(self, selection, kernels):
         return selection.labels.astype(f"<u{label_byte_width(selection.n_classes)}").tobytes()
 
-    def decode(self, raw, shape, kernels, where):
+    def decode(self, raw, context, kernels, where):
         # A reinterpreting view and one comparison: the same on both backends.
-        values = np.frombuffer(raw, dtype=f"<u{label_byte_width(shape.n_classes)}")
-        bad = np.flatnonzero(values >= shape.n_classes)
+        values = np.frombuffer(raw, dtype=f"<u{label_byte_width(context.n_classes)}")
+        bad = np.flatnonzero(values >= context.n_classes)
         if bad.size:
-            ke.raise_status(ke.ERR_LABEL, "label section (bytes)", int(bad[0]), shape.n_classes,
+            ke.raise_status(ke.ERR_LABEL, "label section (bytes)", int(bad[0]), context.n_classes,
                             int(values[bad[0]]))
         return {"labels": values.astype(np.int32)}

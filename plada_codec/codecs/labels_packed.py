@@ -21,6 +21,6 @@ class LabelsPacked(Codec):
     def encode(self, selection, kernels):
         return kernels.labels_encode(selection.labels, label_bit_width(selection.n_classes))
 
-    def decode(self, raw, shape, kernels, where):
-        width = label_bit_width(shape.n_classes)
-        return {"labels": kernels.labels_decode(raw, shape.count, width, shape.n_classes)}
+    def decode(self, raw, context, kernels, where):
+        width = label_bit_width(context.n_classes)
+        return {"labels": kernels.labels_decode(raw, context.count, width, context.n_classes)}

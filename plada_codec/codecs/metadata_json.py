@@ -3,8 +3,13 @@ format's JSON rules, written canonically."""
 
 from __future__ import annotations
 
-from .._constants import ANCILLARY_MAX_RAW, SECTION_METADATA
-from .._metadata import encode_metadata, decode_metadata
+from .._constants import (
+    ANCILLARY_MAX_RAW,
+    DEFAULT_MAX_ANCILLARY_BYTES,
+    DEFAULT_MAX_METADATA_ITEMS,
+    SECTION_METADATA,
+)
+from .._metadata import decode_metadata, encode_metadata
 from ._registry import Codec, register
 
 
@@ -14,13 +19,14 @@ class MetadataJson(Codec):
     id = 0
     name = "json"
     introduced = (1, 0)
+    limit = "max_ancillary_bytes"
     fields = ("metadata",)
 
     def raw_length_bounds(self, shape):
         return 0, ANCILLARY_MAX_RAW
 
     def encode(self, selection, kernels):
-        return encode_metadata(selection.metadata)
+        return encode_metadata(selection.metadata, DEFAULT_MAX_ANCILLARY_BYTES, DEFAULT_MAX_METADATA_ITEMS)
 
-    def decode(self, raw, shape, kernels, where):
-        return {"metadata": decode_metadata(raw, where)}
+    def decode(self, raw, context, kernels, where):
+        return {"metadata": decode_metadata(raw, where, context.limits.max_metadata_items)}

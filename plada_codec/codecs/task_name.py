@@ -14,6 +14,7 @@ class TaskNamePlain(Codec):
     id = 0
     name = "plain"
     introduced = (1, 0)
+    limit = "max_ancillary_bytes"
     fields = ("task_name",)
 
     def raw_length_bounds(self, shape):
@@ -24,5 +25,5 @@ class TaskNamePlain(Codec):
             raise EncodeError(f"task_name must be a str, got {type(selection.task_name).__name__}")
         return utf8_bytes(selection.task_name, "task_name")
 
-    def decode(self, raw, shape, kernels, where):
+    def decode(self, raw, context, kernels, where):
         return {"task_name": utf8_text(raw, where)}

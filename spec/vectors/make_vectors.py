@@ -25,7 +25,8 @@ import plada_codec
 from plada_codec import wire
 from plada_codec.synthetic import clustered_selection
 
-OUT = Path(__file__).resolve().parent / "v1.0"
+FORMAT_VERSION = "1.0"
+OUT = Path(__file__).resolve().parent / f"v{FORMAT_VERSION}"
 ZSTD_VERSION = ".".join(map(str, zstandard.ZSTD_VERSION))
 
 
@@ -41,6 +42,8 @@ class Writer:
         self.invalid_no = 0
 
     def valid(self, name, description, indices, labels, reencode=True, edit=None, **options):
+        # Only codecs of format 1.0, whatever else is registered: these are the 1.0 vectors.
+        options.setdefault("format_version", FORMAT_VERSION)
         data = plada_codec.encode(indices, labels, **options)
         if edit is not None:
             raw = wire.split(data)
@@ -136,8 +139,32 @@ def make_valid(w: Writer) -> None:
             idx, labels, n_ref=1_281_167, n_classes=200, zstd_level=19)
 
 
+    def metadata_forms(raw):
+        # Non-canonical but valid JSON text: whitespace, an escaped surrogate pair, 1 and 1.0,
+        # the largest safe integers, a number near the top of a double.
+        raw.sections[2].body = (b'{ "int": 9007199254740991, "neg": -9007199254740991, "one": 1, '
+                                b'"one_point_zero": 1.0, "big": 1e308, "emoji": "\\ud83d\\ude00" }')
+        raw.sections[2].raw_length = None
+
+    w.valid("metadata-json-edges", "metadata at the edges of 5.7: +-(2**53 - 1), 1 and 1.0, 1e308, an escaped "
+            "surrogate pair, whitespace (not this implementation's canonical form)",
+            [1], [0], n_ref=4, n_classes=2, metadata={"x": 1}, compression="none", edit=metadata_forms)
+
+    def checksummed(raw):
+        raw.sections[1].body = zstandard.ZstdCompressor(write_checksum=True).compress(bytes([0, 1] * 60))
+        raw.sections[1].compression = 1
+        raw.sections[1].raw_length = 120
+
+    w.valid("zstd-checksum", "a Zstandard frame with a content checksum (verified by decoders, 5.4)",
+            np.arange(120), np.arange(120) % 2, n_ref=120, n_classes=2, label_codec="bytes",
+            index_codec="delta", compression="none", edit=checksummed)
+
+
 def make_invalid(w: Writer) -> None:
-    base = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+    def encode_1_0(*args, **kwargs):  # the payloads these vectors break use format 1.0 codecs only
+        return plada_codec.encode(*args, format_version=FORMAT_VERSION, **kwargs)
+
+    base = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
                               index_codec="delta", label_codec="packed", metadata={"a": 1})
 
     def edited(fn, data=base):
@@ -205,8 +232,8 @@ def make_invalid(w: Writer) -> None:
               edited(section_edit(1, stored_length=1000)))
     w.invalid("unknown-critical-type", "UnsupportedFeature", "5.2 critical types",
               edited(lambda raw: raw.sections.insert(2, wire.RawSection(0x0003, 0, 0, b""))))
-    w.invalid("unknown-index-codec", "UnsupportedFeature", "5.2 reserved codec ids",
-              edited(section_edit(0, codec=2)))
+    w.invalid("unknown-index-codec", "UnsupportedFeature", "5.2 reserved codec ids (255: unassigned in every 1.x)",
+              edited(section_edit(0, codec=255)))
     w.invalid("unknown-label-compression", "UnsupportedFeature", "5.4 compression ids",
               edited(section_edit(1, compression=2)))
     w.invalid("sections-out-of-order", "FormatError", "5.3 increasing type order",
@@ -227,7 +254,7 @@ def make_invalid(w: Writer) -> None:
     w.invalid("delta-padding", "FormatError", "6.1 zero padding",
               edited(section_edit(0, body=wire.split(base).sections[0].body[:-1]
                                   + bytes([wire.split(base).sections[0].body[-1] | 0x80]))), codec="index/delta")
-    bitmap = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=13, n_classes=3, compression="none",
+    bitmap = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=13, n_classes=3, compression="none",
                                 index_codec="bitmap")
     w.invalid("bitmap-count", "FormatError", "6.3 popcount == k",
               edited(section_edit(0, body=b"\x0b\x02"), bitmap), codec="index/bitmap")
@@ -239,14 +266,14 @@ def make_invalid(w: Writer) -> None:
               edited(section_edit(1, body=bytes([0b11_00_01]))), codec="labels/packed")
     w.invalid("label-padding", "FormatError", "6.1 zero padding",
               edited(section_edit(1, body=bytes([0b10_00_01 | 0x40]))), codec="labels/packed")
-    label_bytes = plada_codec.encode([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+    label_bytes = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
                                      label_codec="bytes")
     w.invalid("label-bytes-out-of-range", "FormatError", "7.2 label < C",
               edited(section_edit(1, body=b"\x01\x00\x03"), label_bytes), codec="labels/bytes")
     w.invalid("label-raw-length", "FormatError", "5.5 packed labels raw_length",
               edited(section_edit(1, body=bytes([0b10_00_01, 0, 0]))), codec="labels/packed")
     # Zstandard rule breakers.
-    zstd_base = plada_codec.encode(np.arange(0, 2000, 3), np.arange(667) % 3, n_ref=2000, n_classes=3,
+    zstd_base = encode_1_0(np.arange(0, 2000, 3), np.arange(667) % 3, n_ref=2000, n_classes=3,
                                    compression="zstd", index_codec="delta", label_codec="bytes")
     zraw = wire.split(zstd_base)
     labels_raw = (np.arange(667) % 3).astype("<u1").tobytes()
@@ -273,7 +300,7 @@ def make_invalid(w: Writer) -> None:
     w.invalid("zstd-skippable-frame", "FormatError", "5.4 no skippable frames",
               edited(section_edit(1, body=b"\x50\x2a\x4d\x18" + struct.pack("<I", 3) + b"abc"), zstd_base))
     # Ancillary content rules.
-    anc = plada_codec.encode([1], [0], n_ref=2, n_classes=2, class_names=["a", "b"], task_name="t",
+    anc = encode_1_0([1], [0], n_ref=2, n_classes=2, class_names=["a", "b"], task_name="t",
                              metadata={"k": 1}, compression="none")
 
     def anc_body(number, body):
@@ -302,13 +329,103 @@ def make_invalid(w: Writer) -> None:
               wire.join(huge), limits={"max_count": 2**20})
     w.invalid("section-over-limit", "LimitExceeded", "5.5 local limit max_section_bytes",
               zstd_base, limits={"max_section_bytes": 100})
-    bound = plada_codec.encode([1], [0], n_ref=50, n_classes=2, reference=bytes(range(32)))
+    bound = encode_1_0([1], [0], n_ref=50, n_classes=2, reference=bytes(range(32)))
     w.invalid("reference-fingerprint", "ReferenceMismatch", "8.2 fingerprint differs", bound,
               reference={"n_ref": 50, "fingerprint": bytes(range(1, 33)).hex()})
     w.invalid("reference-size", "ReferenceMismatch", "8.2 n_ref differs", bound,
               reference={"n_ref": 51, "fingerprint": bytes(range(32)).hex()})
     w.invalid("reference-unbound", "ReferenceMismatch", "8.2 unbound payload checked",
               base, reference={"n_ref": 16, "fingerprint": bytes(range(32)).hex()})
+
+    # Added in the review of issue 9 (appended, so earlier vectors keep their numbers).
+    # The JSON rules of 5.7, the same for encoders and decoders.
+    w.invalid("metadata-integer-5000-digits", "FormatError", "5.7 integers within +-(2**53 - 1)",
+              anc_body(4, b'{"a":' + b"7" * 5000 + b"}"), codec="metadata/json")
+    w.invalid("metadata-integer-2e53", "FormatError", "5.7 integers within +-(2**53 - 1)",
+              anc_body(4, b'{"a":9007199254740992}'), codec="metadata/json")
+    w.invalid("metadata-number-overflow", "FormatError", "5.7 numbers finite as a double",
+              anc_body(4, b'{"a":1e999}'), codec="metadata/json")
+    w.invalid("metadata-lone-surrogate", "FormatError", "5.7 no lone surrogates after unescaping",
+              anc_body(4, b'{"a":"\\ud800"}'), codec="metadata/json")
+    w.invalid("metadata-bom", "FormatError", "5.7 no byte-order mark",
+              anc_body(4, b'\xef\xbb\xbf{"a":1}'), codec="metadata/json")
+    w.invalid("metadata-duplicate-escaped-key", "FormatError", "5.7 no duplicate keys after unescaping",
+              anc_body(4, b'{"a":1,"\\u0061":2}'), codec="metadata/json")
+
+    def zstd_ancillary(number, body, n_classes=2, raw_length=None):
+        data = encode_1_0([1], [0], n_ref=2, n_classes=n_classes, class_names=[""] * n_classes
+                                  if n_classes <= 16 else None, task_name="t", metadata={"k": 1},
+                                  compression="none")
+        raw = wire.split(data)
+        stype = {2: 0x8001, 3: 0x8002, 4: 0x8003}[number]
+        if raw_length is None:
+            section = wire.RawSection(stype, 0, 1, zstandard.ZstdCompressor(level=19).compress(body),
+                                      raw_length=len(body))
+        else:  # *body* is a frame already
+            section = wire.RawSection(stype, 0, 1, body, raw_length=raw_length)
+        others = [s for s in raw.sections if s.type != stype]
+        raw.sections = sorted(others + [section], key=lambda s: s.type)
+        return wire.join(raw)
+
+    w.invalid("metadata-items-over-limit", "LimitExceeded", "5.5 local limit max_metadata_items (2**16)",
+              zstd_ancillary(4, b'{"a":[' + b"0," * 70_000 + b"0]}"), codec="metadata/json")
+    w.invalid("metadata-over-limit", "LimitExceeded", "5.5 local limit max_ancillary_bytes (2**22)",
+              zstd_ancillary(4, b'{"a":"' + b"x" * (1 << 22) + b'"}'), codec="metadata/json")
+    w.invalid("class-names-over-limit", "LimitExceeded",
+              "5.5 local limit max_ancillary_bytes: 2**24 empty class names are 64 MiB",
+              zstd_ancillary(2, _zstd_zeros(4 * 2**24), n_classes=2**24, raw_length=4 * 2**24),
+              codec="class-names/plain")
+    w.invalid("class-names-raw-below-4c", "FormatError", "5.5 class-names raw_length >= 4 C",
+              anc_body(2, b"\x00\x00\x00"), codec="class-names/plain")
+    # Length rules that hold for sections a decoder skips (5.5, 9 step 6).
+    def unknown_ancillary(**fields):
+        def add(raw):
+            raw.sections.append(wire.RawSection(0x8FFF, 9, fields.pop("compression", 7), fields.pop("body", b"x" * 10),
+                                                **fields))
+        return add
+
+    w.invalid("unknown-ancillary-raw-too-long", "FormatError", "5.5 every ancillary raw_length <= 2**26, skipped or not",
+              edited(unknown_ancillary(raw_length=2**26 + 1)))
+    w.invalid("unknown-ancillary-stored-over-limit", "LimitExceeded",
+              "5.5 max_section_bytes bounds stored_length of skipped sections too",
+              edited(unknown_ancillary(body=b"x" * 200, raw_length=10)), limits={"max_section_bytes": 100})
+    w.invalid("unknown-ancillary-length-mismatch", "FormatError",
+              "5.4 compression 0: stored_length == raw_length, skipped or not",
+              edited(unknown_ancillary(compression=0, body=b"abc", raw_length=5)))
+    tiny_zstd = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="zstd",
+                                   index_codec="delta", label_codec="packed")
+    tiny = wire.split(tiny_zstd)
+    tiny.sections[1] = wire.RawSection(2, 0, 1, zstandard.ZstdCompressor().compress(bytes([0b10_00_01])), raw_length=1)
+    w.invalid("stored-length-over-limit", "LimitExceeded", "5.5 max_section_bytes bounds stored_length",
+              wire.join(tiny), limits={"max_section_bytes": 5})
+    # Zstandard framing (5.4): window of a single-segment frame, content checksum.
+    n_big = 8 * (2**27 + 1)
+    frame = _zstd_zeros(2**27 + 1)
+    assert not frame[4] & 0x20 and frame[4] >> 6 == 2  # a Window_Descriptor, a 4-byte content size
+    single = frame[:4] + bytes([frame[4] | 0x20]) + frame[6:]  # single segment: the window is the content size
+    big = wire.RawPayload(n_classes=2, n_ref=n_big, count=0,
+                          sections=[wire.RawSection(1, 1, 1, single, raw_length=2**27 + 1),
+                                    wire.RawSection(2, 0, 0, b"")])
+    w.invalid("zstd-single-segment-window", "FormatError",
+              "5.4 a single-segment frame's window is its content size, at most 2**27", wire.join(big))
+    checked = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(labels_raw))
+    checked[-1] ^= 0xFF
+    w.invalid("zstd-checksum-mismatch", "FormatError", "5.4 a content checksum, when present, is verified",
+              edited(section_edit(1, body=bytes(checked)), zstd_base))
+    # Sections are bound by the header's total_length and the fixed section order (5.3).
+    other = wire.split(encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
+                                          index_codec="delta", label_codec="bytes"))
+    start, end = offsets[1], offsets[2]
+    w.invalid("spliced-sections", "TrailingData",
+              "5.3 a label section cut from another payload changes total_length",
+              base[:start] + other.sections[1].to_bytes() + base[end:])
+
+def _zstd_zeros(size: int) -> bytes:
+    """One Zstandard frame of *size* zero bytes, made a MiB at a time."""
+    compressor = zstandard.ZstdCompressor(level=1).compressobj(size=size)
+    chunk = bytes(1 << 20)
+    parts = [compressor.compress(chunk[: min(len(chunk), size - done)]) for done in range(0, size, len(chunk))]
+    return b"".join(parts) + compressor.flush()
 
 
 def _uncovered_codecs(writer: Writer) -> list[str]:
