@@ -11,8 +11,10 @@ vectors and the same error class for invalid ones.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
+from pathlib import Path
 
 MAGIC = b"\x89PLADA\r\n"
 
@@ -262,6 +264,15 @@ CODECS = {
     (0x8003, 0): ("metadata", 0, ancillary_bounds, decode_metadata),
 }
 PARTNERS: dict = {}  # format 1.0 has no joint codecs
+# -- format 1.1: the joint context-model codec (section 15, spec/educational_cm.py) --
+_cm_spec = importlib.util.spec_from_file_location(f"{__name__}_cm", Path(__file__).with_name("educational_cm.py"))
+educational_cm = importlib.util.module_from_spec(_cm_spec)
+_cm_spec.loader.exec_module(educational_cm)
+educational_cm.fail = fail  # its rejections carry this module's DecodeError
+CODECS[(0x0001, 2)] = (("indices", "labels"), 1, educational_cm.raw_length_bounds, educational_cm.decode_cm_body)
+CODECS[(0x0002, 2)] = ((), 1, lambda k, n_ref, c: exactly(0), lambda raw, k, n_ref, c: ())
+PARTNERS.update({(0x0001, 2): (0x0002, 2), (0x0002, 2): (0x0001, 2)})
+# -- end of format 1.1 --
 
 
 # -- the decoding procedure of section 9 -----------------------------------------------------
