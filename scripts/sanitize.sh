@@ -22,7 +22,8 @@ cd build/asan
 "$PY" -c "import plada_codec; assert plada_codec.__file__.startswith('$PWD/'), plada_codec.__file__; assert plada_codec.backend == 'c'"
 set +e
 "$PY" -m pytest -q -p no:cacheprovider -k "not vectors_are_up_to_date" \
-    tests/test_kernels.py tests/test_errors.py tests/test_vectors.py tests/test_roundtrip.py
+    tests/test_kernels.py tests/test_errors.py tests/test_vectors.py tests/test_roundtrip.py \
+    tests/test_cm.py tests/test_cm_vectors.py tests/test_read_payload.py
 rc=$?
 set -e
 [ "$rc" -eq 5 ] && { echo "no tests ran under the sanitizers" >&2; exit 1; }

@@ -39,6 +39,8 @@ quiet_pip() {
 # The build tools first: the sanitizer build (scripts/sanitize.sh) uses the venv's own setuptools,
 # which must understand pyproject.toml's SPDX `license` field (setuptools >= 77).
 quiet_pip install -c "$CONSTRAINTS" setuptools wheel cffi
+# A plada.egg-info left by an older build would shadow the installed version's metadata.
+rm -rf plada.egg-info
 quiet_pip install -c "$CONSTRAINTS" -e ".[$EXTRAS]"
 if [ "$MODE" = "full" ]; then
     # These two declare dependencies they do not need (numpy<2, tensorflow): --no-deps.
