@@ -34,6 +34,7 @@ from ._errors import (
     TruncatedPayloadError,
     UnsupportedFeatureError,
     UnsupportedVersionError,
+    InvalidOptionError,
     UnknownBackendError,
 )
 from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
@@ -47,7 +48,7 @@ __all__ = [
     "encode", "decode", "inspect", "verify", "read_payload",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
     "ReferenceSet", "codecs",
-    "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError",
+    "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError", "InvalidOptionError",
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",

@@ -20,6 +20,7 @@ from ._constants import (
 )
 from ._container import Header, Section, as_buffer, parse_header, parse_sections
 from ._errors import (
+    InvalidOptionError,
     LimitExceededError,
     PayloadFormatError,
     ReferenceMismatchError,
@@ -35,9 +36,12 @@ def _reader_version(format_version) -> tuple[int, int] | None:
     """None: every registered codec; else only those a reader of that version knows."""
     if format_version is None:
         return None
-    version = parse_version(format_version)
+    try:
+        version = parse_version(format_version)
+    except ValueError as exc:
+        raise InvalidOptionError(str(exc)) from None
     if version[0] != FORMAT_MAJOR or version[1] > FORMAT_MINOR:
-        raise ValueError(
+        raise InvalidOptionError(
             f"format_version {version_text(version)}: this library reads "
             f"{FORMAT_MAJOR}.0 .. {FORMAT_MAJOR}.{FORMAT_MINOR}"
         )

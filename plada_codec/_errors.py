@@ -22,6 +22,7 @@ __all__ = [
     "EncodeError",
     "ReferenceSetError",
     "StaleManifestError",
+    "InvalidOptionError",
     "UnknownBackendError",
 ]
 
@@ -83,5 +84,9 @@ class StaleManifestError(ReferenceSetError):
     manifest it is checked against; re-hash it (``plada ref-hash --rehash``)."""
 
 
-class UnknownBackendError(PayloadError, ValueError):
+class InvalidOptionError(PayloadError, ValueError):
+    """An option given to the codec (``backend=``, ``format_version=``) has no valid meaning."""
+
+
+class UnknownBackendError(InvalidOptionError):
     """``backend=`` names no kernel backend (valid: ``auto``, ``c``, ``python``)."""

@@ -292,3 +292,11 @@ def test_one_metadata_rule_for_both_sides(backend, metadata):
     else:
         assert plada_codec.decode(written, backend=backend).metadata == metadata
         assert plada_codec.decode(foreign, backend=backend).metadata == metadata
+
+
+@pytest.mark.parametrize("version", ["banana", "2.0", "1.99", (0, 9)])
+def test_invalid_decoder_format_version_is_a_payload_error(version):
+    data = plada_codec.encode([1], [0], n_ref=4, n_classes=2)
+    with pytest.raises(plada_codec.InvalidOptionError) as info:
+        plada_codec.decode(data, format_version=version)
+    assert isinstance(info.value, plada_codec.PayloadError) and isinstance(info.value, ValueError)
