@@ -15,7 +15,7 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 HEADER = HERE / "plada_core.h"
-SOURCE = HERE / "plada_core.c"
+SOURCES = [HERE / "plada_core.c", HERE / "plada_cm.c"]
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-O1", "-g"]
 
 
@@ -33,7 +33,7 @@ def make_ffibuilder(sanitize: bool = False) -> FFI:
         "plada_codec._plada_core",
         '#include "plada_core.h"',
         # setuptools wants paths relative to setup.py; ffi.compile() changes directory.
-        sources=[str(SOURCE) if sanitize else os.path.relpath(SOURCE)],
+        sources=[str(src) if sanitize else os.path.relpath(src) for src in SOURCES],
         include_dirs=[str(HERE) if sanitize else os.path.relpath(HERE)],
         extra_compile_args=flags,
         extra_link_args=SANITIZE_FLAGS[:1] if sanitize else [],

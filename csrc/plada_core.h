@@ -29,7 +29,10 @@ typedef enum plada_status {
     PLADA_ERR_LABEL = 5,    /* a decoded label is >= n_classes */
     PLADA_ERR_COUNT = 6,    /* bitmap population count differs from count */
     PLADA_ERR_VALUE = 7,    /* encoder: a value does not fit the width */
-    PLADA_ERR_ARG = 8       /* an argument outside the contract (a caller bug) */
+    PLADA_ERR_ARG = 8,      /* an argument outside the contract (a caller bug) */
+    PLADA_ERR_CODED = 9,    /* context model: a raw value decodes outside its range */
+    PLADA_ERR_TRAILING = 10, /* context model: bytes after the last one the decoder reads */
+    PLADA_ERR_CANONICAL = 11 /* context model: a non-canonical encoding */
 } plada_status;
 
 typedef struct plada_error {
@@ -86,6 +89,46 @@ int plada_bitmap_decode(const uint8_t *src, size_t src_len, size_t count, uint64
  * (PADDING), every label < n_classes (LABEL, actual = the label). */
 int plada_labels_decode(const uint8_t *src, size_t src_len, size_t count, unsigned width,
                         uint32_t n_classes, int32_t *out, plada_error *err);
+
+/* ---- format 1.1: joint context-model codec (plada_cm.c) ----------------
+ * spec/FORMAT.md section 15; the pure-Python twin is plada_codec/_cm_py.py.
+ * The stream below is the index section body after its preset byte; Python
+ * reads the preset byte and passes the preset's parameters. */
+typedef struct plada_cm_params {
+    unsigned slots;          /* move-to-front slots, 0..4 */
+    unsigned mantissa_bits;  /* modelled mantissa bits, 0..3 */
+    unsigned average_shift;  /* gap-length average shift, 1..7 */
+    unsigned rate_limit;     /* update count where a model's rate stops slowing, 0..255 */
+} plada_cm_params;
+
+/* Bytes the stream of count pairs can take at most: the out_cap that makes
+ * plada_cm_encode never fail with PLADA_ERR_LENGTH. */
+size_t plada_cm_bound(size_t count);
+
+/* Encode count (index, label) pairs: indices strictly increasing in
+ * [0, n_ref), labels in [0, n_classes) (else PLADA_ERR_ARG with position =
+ * the entry; params out of range or n_ref/n_classes/count outside the
+ * format's bounds also give PLADA_ERR_ARG). Writes the canonical stream to
+ * out, *out_len receives its length; out_cap too small gives
+ * PLADA_ERR_LENGTH (expected = plada_cm_bound(count)). */
+int plada_cm_encode(const int64_t *indices, const int32_t *labels, size_t count, uint64_t n_ref,
+                    uint32_t n_classes, const plada_cm_params *params, uint8_t *out,
+                    size_t out_cap, size_t *out_len, plada_error *err);
+
+/* Decode count pairs from the stream src[0..src_len) (bytes past src_len
+ * read as zero, never from memory) into indices[count] and labels[count].
+ * Every loop is bounded by count and the format's widths, so the work is
+ * O(count) whatever the bytes. Errors, with err->position = the pair:
+ * PLADA_ERR_CODED (a raw value outside its range; expected = the range,
+ * actual = the value), PLADA_ERR_RANGE (index >= n_ref; actual = index),
+ * PLADA_ERR_LABEL (label >= n_classes; actual = label), PLADA_ERR_CANONICAL
+ * (a tree-coded label already in the move-to-front list: expected = 1,
+ * actual = label; or a non-canonical end: position = count, expected =
+ * actual = 0), PLADA_ERR_TRAILING (bytes never read: expected = bytes read,
+ * actual = src_len). Outputs are unspecified after an error. */
+int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n_ref,
+                    uint32_t n_classes, const plada_cm_params *params, int64_t *indices,
+                    int32_t *labels, plada_error *err);
 /* CDEF END */
 
 #endif /* PLADA_CORE_H */

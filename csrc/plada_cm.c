@@ -1,0 +1,498 @@
+/* plada_cm.c: format 1.1 joint context-model codec (index section codec 2).
+ *
+ * A C twin of plada_codec/_cm_py.py, which is the executable reference;
+ * spec/FORMAT.md section 15 is normative. Same bytes, same status codes and
+ * error fields as the Python twin for every input. All model state lives in
+ * one struct on the stack; nothing is allocated. */
+#include "plada_core.h"
+
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CM_INLINE static inline __attribute__((always_inline))
+#define CM_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define CM_INLINE static inline
+#define CM_LIKELY(x) (x)
+#endif
+
+#define PROB_BITS 16
+#define PROB_ONE (1u << PROB_BITS)
+#define RANGE_TOP (1u << 24)
+#define RAW_CHUNK 16
+#define MAX_GAP_BITS 49
+#define AVG_FRAC 4
+#define GAP_CONTEXTS 64
+#define GAP_CLASSES 6
+#define RUN_CLASSES 5
+#define RECENT 4
+#define TREE_BITS 8
+#define MAX_SLOTS 4
+#define MAX_MANTISSA 3
+#define N_FLAGS (MAX_SLOTS * GAP_CLASSES * RUN_CLASSES * (RECENT + 1))
+#define NO_LABEL UINT32_MAX
+
+typedef struct model {
+    uint16_t prob; /* probability of a 0 bit, in 2**-16 units, 1..65535 */
+    uint8_t count; /* updates so far, saturating at the preset's rate limit */
+} model;
+
+typedef struct cm_state {
+    model unary[GAP_CONTEXTS * MAX_GAP_BITS];
+    model mantissa[(MAX_GAP_BITS + 1) << MAX_MANTISSA];
+    model flags[N_FLAGS];
+    model tree[1 << TREE_BITS];
+    uint32_t rate[256];
+    unsigned rate_limit, slots, slots_used, mantissa_bits, average_shift;
+    unsigned max_length, label_bits, tree_bits;
+    uint32_t n_classes;
+    uint32_t list[MAX_SLOTS];   /* move-to-front list */
+    uint32_t recent[RECENT];    /* ring of the last labels, NO_LABEL when unset */
+    unsigned recent_pos;
+    uint64_t run;
+    uint32_t average;
+} cm_state;
+
+static int cm_fail(plada_error *err, int status, uint64_t position, uint64_t expected,
+                   uint64_t actual)
+{
+    if (err) {
+        err->position = position;
+        err->expected = expected;
+        err->actual = actual;
+    }
+    return status;
+}
+
+static unsigned bit_length64(uint64_t v)
+{
+    return v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
+}
+
+static int cm_init(cm_state *s, const plada_cm_params *params, uint64_t n_ref, size_t count,
+                   uint32_t n_classes)
+{
+    if (params->slots > MAX_SLOTS || params->mantissa_bits > MAX_MANTISSA ||
+        params->average_shift < 1 || params->average_shift > 7 || params->rate_limit > 255 ||
+        n_ref == 0 || n_ref > (UINT64_C(1) << 48) || n_classes == 0 ||
+        n_classes > (UINT32_C(1) << 24) || count > n_ref)
+        return 0;
+    for (size_t i = 0; i < sizeof s->unary / sizeof *s->unary; i++)
+        s->unary[i] = (model){PROB_ONE / 2, 0};
+    for (size_t i = 0; i < sizeof s->mantissa / sizeof *s->mantissa; i++)
+        s->mantissa[i] = (model){PROB_ONE / 2, 0};
+    for (size_t i = 0; i < N_FLAGS; i++)
+        s->flags[i] = (model){PROB_ONE / 2, 0};
+    for (size_t i = 0; i < (1u << TREE_BITS); i++)
+        s->tree[i] = (model){PROB_ONE / 2, 0};
+    for (unsigned n = 0; n < 256; n++)
+        s->rate[n] = (2u << PROB_BITS) / (2 * n + 3);
+    s->rate_limit = params->rate_limit;
+    s->slots = params->slots;
+    s->mantissa_bits = params->mantissa_bits;
+    s->average_shift = params->average_shift;
+    s->max_length = bit_length64(n_ref);
+    s->n_classes = n_classes;
+    s->label_bits = bit_length64(n_classes - 1);
+    s->tree_bits = s->label_bits < TREE_BITS ? s->label_bits : TREE_BITS;
+    s->slots_used = s->slots < n_classes ? s->slots : n_classes;
+    for (unsigned i = 0; i < MAX_SLOTS; i++)
+        s->list[i] = i;
+    for (unsigned i = 0; i < RECENT; i++)
+        s->recent[i] = NO_LABEL;
+    s->recent_pos = 0;
+    s->run = 0;
+    s->average = bit_length64(n_ref / (count ? count : 1)) << AVG_FRAC;
+    return 1;
+}
+
+CM_INLINE void model_update(const cm_state *s, model *m, unsigned bit)
+{
+    uint32_t rate = s->rate[m->count];
+    if (bit)
+        m->prob = (uint16_t)(m->prob - ((m->prob * rate) >> 16));
+    else
+        m->prob = (uint16_t)(m->prob + (((PROB_ONE - m->prob) * rate) >> 16));
+    if (m->count < s->rate_limit)
+        m->count++;
+}
+
+CM_INLINE unsigned gap_context(const cm_state *s)
+{
+    unsigned c = s->average >> (AVG_FRAC - 1);
+    return c < GAP_CONTEXTS ? c : GAP_CONTEXTS - 1;
+}
+
+CM_INLINE void after_gap(cm_state *s, unsigned length)
+{
+    unsigned shift = s->average_shift;
+    s->average = (s->average * ((1u << shift) - 1) + (length << AVG_FRAC)) >> shift;
+}
+
+CM_INLINE unsigned gap_class(unsigned length)
+{
+    static const unsigned char table[9] = {0, 0, 1, 2, 3, 3, 4, 4, 4};
+    return length <= 8 ? table[length] : 5;
+}
+
+CM_INLINE unsigned flag_context(const cm_state *s, unsigned slot, unsigned length)
+{
+    uint32_t label = s->list[slot];
+    unsigned recent = 0;
+    for (unsigned i = 0; i < RECENT; i++)
+        recent += s->recent[i] == label;
+    unsigned run = bit_length64(s->run);
+    if (run > RUN_CLASSES - 1)
+        run = RUN_CLASSES - 1;
+    unsigned ctx = (slot * GAP_CLASSES + gap_class(length)) * RUN_CLASSES + run;
+    return ctx * (RECENT + 1) + recent;
+}
+
+CM_INLINE void after_label(cm_state *s, uint32_t label, unsigned slot)
+{
+    if (s->slots_used) {
+        uint32_t last = s->recent[(s->recent_pos + RECENT - 1) % RECENT];
+        s->run = last == label ? s->run + 1 : 1;
+        for (unsigned i = slot; i > 0; i--)
+            s->list[i] = s->list[i - 1];
+        s->list[0] = label;
+    }
+    s->recent[s->recent_pos] = label;
+    s->recent_pos = (s->recent_pos + 1) % RECENT;
+}
+
+/* ---- encoder ------------------------------------------------------------ */
+
+typedef struct rc_encoder {
+    uint64_t low;
+    uint32_t range;
+    uint8_t cache;
+    uint64_t cache_size;
+    uint8_t *out;
+    size_t cap, pos;   /* pos counts the virtual first byte too */
+    int overflow;
+} rc_encoder;
+
+CM_INLINE void enc_put(rc_encoder *e, uint8_t byte)
+{
+    /* Byte 0 is the carry out of the initial interval: always 0, never sent. */
+    if (e->pos > 0) {
+        if (e->pos - 1 < e->cap)
+            e->out[e->pos - 1] = byte;
+        else
+            e->overflow = 1;
+    }
+    e->pos++;
+}
+
+static void enc_shift_low(rc_encoder *e)
+{
+    if ((uint32_t)e->low < 0xFF000000u || (e->low >> 32) != 0) {
+        uint8_t carry = (uint8_t)(e->low >> 32);
+        uint8_t temp = e->cache;
+        do {
+            enc_put(e, (uint8_t)(temp + carry));
+            temp = 0xFF;
+        } while (--e->cache_size != 0);
+        e->cache = (uint8_t)((uint32_t)e->low >> 24);
+    }
+    e->cache_size++;
+    e->low = (e->low & 0x00FFFFFFu) << 8;
+}
+
+CM_INLINE void enc_normalize(rc_encoder *e)
+{
+    while (e->range < RANGE_TOP) {
+        e->range <<= 8;
+        enc_shift_low(e);
+    }
+}
+
+CM_INLINE void enc_bit(rc_encoder *e, const cm_state *s, model *m, unsigned bit)
+{
+    uint32_t bound = (e->range >> PROB_BITS) * m->prob;
+    if (bit) {
+        e->low += bound;
+        e->range -= bound;
+    } else {
+        e->range = bound;
+    }
+    model_update(s, m, bit);
+    enc_normalize(e);
+}
+
+CM_INLINE void enc_uniform(rc_encoder *e, uint32_t value, uint32_t n)
+{
+    uint32_t share = e->range / n;
+    e->low += (uint64_t)value * share;
+    e->range = share;
+    enc_normalize(e);
+}
+
+CM_INLINE void enc_raw(rc_encoder *e, uint64_t value, unsigned nbits)
+{
+    while (nbits > 0) {
+        unsigned chunk = nbits < RAW_CHUNK ? nbits : RAW_CHUNK;
+        nbits -= chunk;
+        enc_uniform(e, (uint32_t)((value >> nbits) & ((1u << chunk) - 1)), 1u << chunk);
+    }
+}
+
+static void enc_finish(rc_encoder *e)
+{
+    uint64_t value = e->low;
+    for (unsigned j = 0; j < 5; j++) {
+        unsigned shift = 8 * (4 - j);
+        uint64_t unit = UINT64_C(1) << shift;
+        value = ((e->low + unit - 1) >> shift) << shift;
+        if (value < e->low + e->range)
+            break;
+    }
+    e->low = value;
+    for (unsigned i = 0; i < 5; i++)
+        enc_shift_low(e);
+}
+
+size_t plada_cm_bound(size_t count)
+{
+    return 4 + 136 * count;
+}
+
+int plada_cm_encode(const int64_t *indices, const int32_t *labels, size_t count, uint64_t n_ref,
+                    uint32_t n_classes, const plada_cm_params *params, uint8_t *out,
+                    size_t out_cap, size_t *out_len, plada_error *err)
+{
+    cm_state s;
+    if (!cm_init(&s, params, n_ref, count, n_classes))
+        return cm_fail(err, PLADA_ERR_ARG, 0, 0, 0);
+    rc_encoder e = {0, 0xFFFFFFFFu, 0, 1, out, out_cap, 0, 0};
+    int64_t prev = -1;
+    for (size_t i = 0; i < count; i++) {
+        int64_t index = indices[i];
+        uint32_t label = (uint32_t)labels[i];
+        if (index <= prev || (uint64_t)index >= n_ref || labels[i] < 0 || label >= n_classes)
+            return cm_fail(err, PLADA_ERR_ARG, i, 0, 0);
+        uint64_t v = (uint64_t)(index - prev);
+        prev = index;
+        unsigned length = bit_length64(v);
+        model *unary = s.unary + gap_context(&s) * MAX_GAP_BITS;
+        for (unsigned j = 1; j < s.max_length; j++) {
+            enc_bit(&e, &s, unary + j - 1, length > j);
+            if (length == j)
+                break;
+        }
+        unsigned modelled = s.mantissa_bits < length - 1 ? s.mantissa_bits : length - 1;
+        unsigned rest = length - 1 - modelled;
+        model *mant = s.mantissa + ((size_t)length << s.mantissa_bits);
+        unsigned node = 1;
+        for (unsigned b = modelled; b-- > 0;) {
+            unsigned bit = (unsigned)(v >> (rest + b)) & 1u;
+            enc_bit(&e, &s, mant + node, bit);
+            node = 2 * node + bit;
+        }
+        enc_raw(&e, v, rest);
+        after_gap(&s, length);
+
+        unsigned slot = 0;
+        int coded_in_full = 1;
+        for (; slot < s.slots_used; slot++) {
+            if (slot == s.slots_used - 1 && s.slots_used == s.n_classes) {
+                coded_in_full = 0;
+                break;
+            }
+            unsigned hit = s.list[slot] == label;
+            enc_bit(&e, &s, s.flags + flag_context(&s, slot, length), hit);
+            if (hit) {
+                coded_in_full = 0;
+                break;
+            }
+        }
+        if (coded_in_full) {
+            unsigned low_bits = s.label_bits - s.tree_bits;
+            uint32_t high = label >> low_bits;
+            node = 1;
+            for (unsigned b = s.tree_bits; b-- > 0;) {
+                unsigned bit = (high >> b) & 1u;
+                enc_bit(&e, &s, s.tree + node, bit);
+                node = 2 * node + bit;
+            }
+            enc_raw(&e, label, low_bits);
+            slot = s.slots_used ? s.slots_used - 1 : 0;
+        }
+        after_label(&s, label, slot);
+        if (e.overflow)
+            return cm_fail(err, PLADA_ERR_LENGTH, 0, plada_cm_bound(count), out_cap);
+    }
+    enc_finish(&e);
+    if (e.overflow)
+        return cm_fail(err, PLADA_ERR_LENGTH, 0, plada_cm_bound(count), out_cap);
+    size_t n = e.pos - 1;
+    while (n > 0 && out[n - 1] == 0)
+        n--;
+    *out_len = n;
+    return PLADA_OK;
+}
+
+/* ---- decoder ------------------------------------------------------------ */
+
+typedef struct rc_decoder {
+    const uint8_t *src;
+    size_t len;
+    uint64_t pos;   /* bytes shifted into the window so far (may pass len) */
+    uint32_t code, range;
+} rc_decoder;
+
+CM_INLINE uint32_t dec_byte(rc_decoder *d)
+{
+    uint64_t pos = d->pos++;
+    return pos < d->len ? d->src[pos] : 0u;
+}
+
+CM_INLINE void dec_normalize(rc_decoder *d)
+{
+    while (d->range < RANGE_TOP) {
+        d->range <<= 8;
+        d->code = (d->code << 8) | dec_byte(d);
+    }
+}
+
+CM_INLINE unsigned dec_bit(rc_decoder *d, const cm_state *s, model *m)
+{
+    uint32_t bound = (d->range >> PROB_BITS) * m->prob;
+    unsigned bit;
+    if (d->code < bound) {
+        d->range = bound;
+        bit = 0;
+    } else {
+        d->code -= bound;
+        d->range -= bound;
+        bit = 1;
+    }
+    model_update(s, m, bit);
+    dec_normalize(d);
+    return bit;
+}
+
+/* Returns n (never a valid value) when the coded value falls outside [0, n). */
+CM_INLINE uint32_t dec_uniform(rc_decoder *d, uint32_t n)
+{
+    uint32_t share = d->range / n;
+    uint32_t value = d->code / share;
+    if (value >= n)
+        return n;
+    d->code -= value * share;
+    d->range = share;
+    dec_normalize(d);
+    return value;
+}
+
+/* 0 on success; on a value outside its range fills *bad_n / *bad_value. */
+CM_INLINE int dec_raw(rc_decoder *d, unsigned nbits, uint64_t *value, uint32_t *bad_n,
+                      uint32_t *bad_value)
+{
+    uint64_t v = 0;
+    while (nbits > 0) {
+        unsigned chunk = nbits < RAW_CHUNK ? nbits : RAW_CHUNK;
+        nbits -= chunk;
+        uint32_t n = 1u << chunk;
+        uint32_t part = dec_uniform(d, n);
+        if (part >= n) {
+            *bad_n = n;
+            *bad_value = d->code / (d->range / n);
+            return 1;
+        }
+        v = (v << chunk) | part;
+    }
+    *value = v;
+    return 0;
+}
+
+int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n_ref,
+                    uint32_t n_classes, const plada_cm_params *params, int64_t *indices,
+                    int32_t *labels, plada_error *err)
+{
+    cm_state s;
+    if (!cm_init(&s, params, n_ref, count, n_classes))
+        return cm_fail(err, PLADA_ERR_ARG, 0, 0, 0);
+    rc_decoder d = {src, src_len, 0, 0, 0xFFFFFFFFu};
+    for (unsigned i = 0; i < 4; i++)
+        d.code = (d.code << 8) | dec_byte(&d);
+    if (d.code >= d.range)
+        return cm_fail(err, PLADA_ERR_CODED, 0, 0, d.code);
+    uint64_t prev = UINT64_MAX; /* index -1: prev + v wraps to v - 1 */
+    uint32_t bad_n, bad_value;
+    for (size_t i = 0; i < count; i++) {
+        model *unary = s.unary + gap_context(&s) * MAX_GAP_BITS;
+        unsigned length = 1;
+        while (length < s.max_length && dec_bit(&d, &s, unary + length - 1))
+            length++;
+        unsigned modelled = s.mantissa_bits < length - 1 ? s.mantissa_bits : length - 1;
+        unsigned rest = length - 1 - modelled;
+        model *mant = s.mantissa + ((size_t)length << s.mantissa_bits);
+        uint64_t node = 1;
+        for (unsigned b = 0; b < modelled; b++)
+            node = 2 * node + dec_bit(&d, &s, mant + node);
+        uint64_t low = 0;
+        if (rest && dec_raw(&d, rest, &low, &bad_n, &bad_value))
+            return cm_fail(err, PLADA_ERR_CODED, i, bad_n, bad_value);
+        uint64_t v = (node << rest) | low;
+        /* prev < n_ref <= 2**48 (or -1) and v < 2**49: no wrap past the check. */
+        uint64_t index = prev + v;
+        if (index >= n_ref)
+            return cm_fail(err, PLADA_ERR_RANGE, i, n_ref, index);
+        indices[i] = (int64_t)index;
+        prev = index;
+        after_gap(&s, length);
+
+        unsigned slot = 0;
+        int coded_in_full = 1;
+        for (; slot < s.slots_used; slot++) {
+            if (slot == s.slots_used - 1 && s.slots_used == s.n_classes) {
+                coded_in_full = 0;
+                break;
+            }
+            if (dec_bit(&d, &s, s.flags + flag_context(&s, slot, length))) {
+                coded_in_full = 0;
+                break;
+            }
+        }
+        uint32_t label;
+        if (coded_in_full) {
+            unsigned low_bits = s.label_bits - s.tree_bits;
+            unsigned tnode = 1;
+            for (unsigned b = 0; b < s.tree_bits; b++)
+                tnode = 2 * tnode + dec_bit(&d, &s, s.tree + tnode);
+            uint64_t lo = 0;
+            if (low_bits && dec_raw(&d, low_bits, &lo, &bad_n, &bad_value))
+                return cm_fail(err, PLADA_ERR_CODED, i, bad_n, bad_value);
+            uint64_t full = ((uint64_t)(tnode - (1u << s.tree_bits)) << low_bits) | lo;
+            if (full >= n_classes)
+                return cm_fail(err, PLADA_ERR_LABEL, i, n_classes, full);
+            label = (uint32_t)full;
+            for (unsigned j = 0; j < s.slots_used; j++)
+                if (s.list[j] == label)
+                    return cm_fail(err, PLADA_ERR_CANONICAL, i, 1, label);
+            slot = s.slots_used ? s.slots_used - 1 : 0;
+        } else {
+            label = s.list[slot];
+        }
+        labels[i] = (int32_t)label;
+        after_label(&s, label, slot);
+    }
+    /* Termination (spec 15.6): every byte read, the last one non-zero, and the
+     * value the bytes spell is the canonical one of the final interval. */
+    if (src_len > d.pos)
+        return cm_fail(err, PLADA_ERR_TRAILING, count, d.pos, src_len);
+    if (src_len > 0) {
+        unsigned last = src[src_len - 1];
+        uint64_t shift = d.pos - src_len;
+        if (last == 0)
+            return cm_fail(err, PLADA_ERR_CANONICAL, count, 0, 0);
+        if (shift < 4) {
+            uint64_t unit = UINT64_C(1) << (8 * shift);
+            if (d.code >= unit || d.code + (256 - last) * unit < d.range)
+                return cm_fail(err, PLADA_ERR_CANONICAL, count, 0, 0);
+        }
+    }
+    return PLADA_OK;
+}

@@ -1,0 +1,269 @@
+"""Format 1.1 joint context-model codec (spec/FORMAT.md section 15), on its own.
+
+Expected bytes come from hand calculations with the spec's rules (worked
+through in the comments), round trips and twin equality (C == pure Python,
+byte for byte and error for error) from Hypothesis.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plada_codec import PayloadFormatError, UnsupportedFeatureError
+from plada_codec import _cm_py
+
+from .conftest import BACKENDS
+
+
+def _module(backend):
+    if backend == "c":
+        from plada_codec import _cm_c
+
+        return _cm_c
+    return _cm_py
+
+
+@pytest.fixture(params=BACKENDS, scope="module")
+def cm(request):
+    return _module(request.param)
+
+
+@st.composite
+def selections(draw, max_count=40):
+    n_ref = draw(st.one_of(st.integers(1, 64), st.integers(1, 5000), st.integers(1, 2**48)))
+    n_classes = draw(st.one_of(st.integers(1, 6), st.integers(1, 300), st.sampled_from([256, 21841, 2**24])))
+    count = draw(st.integers(0, min(max_count, n_ref)))
+    if n_ref <= 5000 and draw(st.booleans()):
+        start = draw(st.integers(0, n_ref - count))
+        indices = np.arange(start, start + count)  # one run of consecutive indices
+    else:
+        indices = np.array(sorted(draw(st.sets(st.integers(0, n_ref - 1), min_size=count, max_size=count))))
+    if n_classes > 1 and draw(st.booleans()):
+        few = draw(st.lists(st.integers(0, n_classes - 1), min_size=1, max_size=5))
+        labels = [draw(st.sampled_from(few)) for _ in range(count)]
+    else:
+        labels = draw(st.lists(st.integers(0, n_classes - 1), min_size=count, max_size=count))
+    return indices.astype(np.int64), np.array(labels, dtype=np.int64), n_ref, n_classes
+
+
+presets = st.sampled_from(sorted(_cm_py.PRESETS))
+
+
+# -- hand-computed streams --------------------------------------------------
+
+
+def test_nothing_to_code_is_the_preset_byte_alone(cm):
+    # N = 1, k = 1, C = 1: L = 1 = bit_length(N) needs no unary bit, no mantissa,
+    # one label needs no flag. The interval stays [0, 2**32 - 1); its canonical
+    # value is 0, whose bytes are all stripped.
+    assert cm.encode([0], [0], 1, 1, 0) == b"\x00"
+    indices, labels = cm.decode(b"\x00", 1, 1, 1)
+    assert indices.tolist() == [0] and labels.tolist() == [0]
+
+
+def test_two_decisions_by_hand(cm):
+    # N = 2, k = 1, C = 1, index 1: v = 2, L = 2 = bit_length(N).
+    # Unary "L > 1" = 1 at p0 = 32768: bound = (0xFFFFFFFF >> 16) * 32768 = 0x7FFF8000,
+    #   low = 0x7FFF8000, range = 0x80007FFF.
+    # Mantissa bit below the leading 1 (v = 0b10) = 0 at p0 = 32768:
+    #   bound = 0x8000 * 0x8000 = 0x40000000 = range.
+    # Final interval [0x7FFF8000, 0xBFFF8000): no multiple of 2**32 lies in it;
+    # the smallest multiple of 2**24 is 0x80000000 -> bytes 80 (00 00 00 stripped).
+    assert cm.encode([1], [0], 2, 1, 0) == b"\x00\x80"
+    assert cm.decode(b"\x00\x80", 1, 2, 1)[0].tolist() == [1]
+    # Every value in the interval decodes to index 1 but only 0x80 is canonical.
+    for body in (b"\x00\x81", b"\x00\x80\x00", b"\x00\x7f\xff\x80", b"\x00\xbf"):
+        with pytest.raises(PayloadFormatError, match="canonical|reads only"):
+            cm.decode(body, 1, 2, 1)
+    # 0x40 lies below the interval: the unary bit reads 0, so v = 1 = index 0,
+    # and the stream ends non-canonically.
+    with pytest.raises(PayloadFormatError, match="canonical"):
+        cm.decode(b"\x00\x40", 1, 2, 1)
+
+
+def test_flat_preset_label_tree_by_hand(cm):
+    # N = 1, k = 1, C = 2, label 1, preset flat (no slots): the label tree codes
+    # one bit, 1, at p0 = 32768: low = 0x7FFF8000, range = 0x80007FFF; the
+    # canonical value is 0x80000000 -> bytes 80.
+    assert cm.encode([0], [1], 1, 2, 1) == b"\x01\x80"
+    assert cm.decode(b"\x01\x80", 1, 1, 2)[1].tolist() == [1]
+
+
+# -- rejections -------------------------------------------------------------
+
+
+def test_empty_body_and_unknown_preset(cm):
+    with pytest.raises(PayloadFormatError, match="preset byte"):
+        cm.decode(b"", 0, 10, 10)
+    with pytest.raises(UnsupportedFeatureError, match="preset 7"):
+        cm.decode(b"\x07", 0, 10, 10)
+
+
+def test_k_zero_body_is_the_preset_byte(cm):
+    assert cm.encode([], [], 10, 10, 1) == b"\x01"
+    assert cm.decode(b"\x01", 0, 10, 10)[0].size == 0
+    with pytest.raises(PayloadFormatError, match="reads only 4"):
+        cm.decode(b"\x01\x00\x00\x00\x00\x01", 0, 10, 10)
+
+
+def test_start_beyond_the_initial_range(cm):
+    with pytest.raises(PayloadFormatError, match="raw value"):
+        cm.decode(b"\x00\xff\xff\xff\xff", 1, 1000, 10)
+
+
+def test_trailing_bytes_and_extra_pairs(cm):
+    indices, labels = np.arange(0, 300, 3), np.arange(100) % 7
+    body = cm.encode(indices, labels, 300, 7, 0)
+    cm.decode(body, 100, 300, 7)
+    for bad in (body + b"\x01", body + b"\x00", body + b"\x00" * 6 + b"\x01"):
+        with pytest.raises(PayloadFormatError, match="canonical|reads only"):
+            cm.decode(bad, 100, 300, 7)
+    # A stream of 100 pairs read as 99: the last pair's bytes are left over.
+    with pytest.raises(PayloadFormatError, match="canonical|reads only"):
+        cm.decode(body, 99, 300, 7)
+
+
+def test_index_beyond_n(cm):
+    # Same models for N = 1000 and 1023 (bit lengths 10 and N // k alike), so
+    # a stream made for N = 1023 decodes for N = 1000 until index 1010.
+    body = _cm_py.encode([5, 1010], [0, 0], 1023, 1, 0)
+    assert cm.decode(body, 2, 1023, 1)[0].tolist() == [5, 1010]
+    with pytest.raises(PayloadFormatError, match="pair 1 decodes to index 1010, outside"):
+        cm.decode(body, 2, 1000, 1)
+
+
+def test_label_beyond_c(cm):
+    # C = 200 and C = 256 share the tree width (8 bits), so a stream for 256 classes
+    # decodes for 200 until the first label >= 200.
+    body = _cm_py.encode([1, 2, 3], [3, 250, 4], 10, 256, 1)
+    with pytest.raises(PayloadFormatError, match="entry 1 has label 250, allowed 0..199"):
+        cm.decode(body, 3, 10, 200)
+
+
+def test_raw_value_overflowing_its_range(cm):
+    body = _forge_raw_overflow()
+    with pytest.raises(PayloadFormatError, match="pair [0-9]+: a raw value decodes to"):
+        cm.decode(body, 20, 2**40, 1)
+
+
+def test_tree_label_already_in_the_list(cm):
+    # Clustered preset, C = 10: label 2 is in the initial list (0, 1, 2, 3), so
+    # the only canonical code for it is a flag; code it through the tree instead.
+    body = _forge_label_in_list()
+    with pytest.raises(PayloadFormatError, match="label 2 is coded in full"):
+        cm.decode(body, 1, 1, 10)
+
+
+class _OverflowingEncoder(_cm_py.RangeEncoder):
+    """Codes the first raw chunk whose interval does not split evenly in the
+    slice past n * share, which no value in [0, n) maps to."""
+
+    forged_at = None
+
+    def uniform(self, value, n):
+        share = self.range // n
+        if self.forged_at is None and self.range - n * share > 0:
+            self.forged_at = n
+            self.low += n * share
+            self.range -= n * share
+            self._normalize()
+            return
+        super().uniform(value, n)
+
+
+def _forge_raw_overflow() -> bytes:
+    rng = np.random.default_rng(3)
+    indices = np.sort(rng.choice(2**40, 20, replace=False))
+    original = _cm_py.RangeEncoder
+    _cm_py.RangeEncoder = _OverflowingEncoder
+    try:
+        return _cm_py.encode(indices, np.zeros(20, np.int64), 2**40, 1, 1)
+    finally:
+        _cm_py.RangeEncoder = original
+
+
+def _forge_label_in_list() -> bytes:
+    enc = _cm_py.RangeEncoder()
+    model = _cm_py._PairModel(_cm_py.PRESETS[0], 1, 1, 10)
+    for slot in range(4):
+        enc.bit(model.flags, model.flag_context(slot, 1), 0)
+    node = 1
+    for b in (3, 2, 1, 0):  # label 2 = 0b0010 over the 4-bit tree
+        bit = (2 >> b) & 1
+        enc.bit(model.tree, node, bit)
+        node = 2 * node + bit
+    return b"\x00" + enc.finish()
+
+
+# -- properties ---------------------------------------------------------------
+
+
+@given(selections(), presets)
+def test_roundtrip(cm, selection, preset):
+    indices, labels, n_ref, n_classes = selection
+    body = cm.encode(indices, labels, n_ref, n_classes, preset)
+    assert body[0] == preset
+    assert body[-1] != 0 or len(body) == 1  # canonical: no trailing zero byte
+    got_indices, got_labels = cm.decode(body, indices.size, n_ref, n_classes)
+    assert got_indices.dtype == np.int64 and got_labels.dtype == np.int32
+    np.testing.assert_array_equal(got_indices, indices)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+needs_c = pytest.mark.skipif("c" not in BACKENDS, reason="C core not built")
+
+
+@needs_c
+@given(selections(), presets)
+def test_twins_encode_byte_equal(selection, preset):
+    indices, labels, n_ref, n_classes = selection
+    assert _module("c").encode(indices, labels, n_ref, n_classes, preset) == _cm_py.encode(
+        indices, labels, n_ref, n_classes, preset
+    )
+
+
+def _outcome(module, body, count, n_ref, n_classes):
+    try:
+        indices, labels = module.decode(body, count, n_ref, n_classes)
+    except Exception as exc:  # compared, never swallowed: both twins must agree
+        return type(exc), str(exc)
+    return indices.tolist(), labels.tolist()
+
+
+@needs_c
+@settings(max_examples=300)
+@given(
+    selections(max_count=25),
+    presets,
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
+    st.integers(-3, 3),
+    st.integers(-2, 2),
+)
+def test_twins_agree_on_damaged_bodies(selection, preset, edits, cut, count_delta):
+    """Bit damage, truncation, extension and a lying k: identical outcome."""
+    indices, labels, n_ref, n_classes = selection
+    body = bytearray(_cm_py.encode(indices, labels, n_ref, n_classes, preset))
+    for position, value in edits:
+        body[position % len(body)] = value
+    if cut < 0:
+        body = body[: max(0, len(body) + cut)]
+    else:
+        body += bytes(range(1, cut + 1))
+    count = max(0, min(n_ref, indices.size + count_delta))
+    c_result = _outcome(_module("c"), bytes(body), count, n_ref, n_classes)
+    py_result = _outcome(_cm_py, bytes(body), count, n_ref, n_classes)
+    assert c_result == py_result
+    if isinstance(c_result[0], type):
+        assert issubclass(c_result[0], PayloadFormatError)
+
+
+@needs_c
+@settings(max_examples=100)
+@given(st.binary(max_size=64), st.integers(0, 200), st.sampled_from([1, 2, 7, 200, 2**24]))
+def test_twins_agree_on_random_bodies(body, count, n_classes):
+    n_ref = 1000
+    count = min(count, n_ref)
+    assert _outcome(_module("c"), body, count, n_ref, n_classes) == _outcome(
+        _cm_py, body, count, n_ref, n_classes
+    )
