@@ -388,6 +388,17 @@ def make_ancillary(model: Model, rng: random.Random) -> Section:
     return section
 
 
+def codec_names(section: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
+    """Codec names the installed plada_codec registers for *section* (so
+    format 1.1 codecs are tried as soon as they are registered)."""
+    try:
+        from plada_codec import codecs
+
+        return tuple(codecs.names(section))
+    except (ImportError, AttributeError, KeyError, ValueError):
+        return fallback
+
+
 def reencode(data: bytes, rng: random.Random, encode) -> bytes | None:
     """A fresh valid payload near *data*: a small random selection over the
     same (clamped) N and C, encoded with random codecs and compression by
@@ -400,8 +411,8 @@ def reencode(data: bytes, rng: random.Random, encode) -> bytes | None:
     indices = sorted(rng.sample(range(n_ref), k))
     labels = [rng.randrange(n_classes) for _ in range(k)]
     options = {
-        "index_codec": rng.choice(("auto", "delta", "bitmap")),
-        "label_codec": rng.choice(("auto", "packed", "bytes")),
+        "index_codec": rng.choice(("auto",) + codec_names("index", ("delta", "bitmap"))),
+        "label_codec": rng.choice(("auto",) + codec_names("labels", ("packed", "bytes"))),
         "compression": rng.choice(("auto", "none", "zstd")),
         "zstd_level": 1,
     }
