@@ -353,6 +353,44 @@ def rewrite_delta_widths(model: Model, rng: random.Random) -> None:
     store(index, bytes(widths) + tail, rng)
 
 
+def compression_bomb(model: Model, rng: random.Random) -> None:
+    """A section whose small Zstandard body declares a large raw body
+    (up to 2^24 bytes): zero-filled bitmaps over a large N, long runs of zero
+    gaps, many empty class names, metadata with long arrays. Valid payloads
+    that are cheap to send and must still be cheap to decode (spec 9, 13)."""
+    size = 1 << rng.randint(16, 24)
+    kind = rng.choice(("bitmap", "delta", "class-names", "metadata-zeros", "metadata-objects"))
+    if kind == "bitmap":
+        model.n_ref, model.count = 8 * size, rng.choice((0, 1))
+        raw = bytearray(size)
+        if model.count:
+            raw[rng.randrange(size)] = 1
+        section = Section(INDEX, 1, 1, 0, 0, 0, b"")
+    elif kind == "delta":
+        model.count = min(size, 1 << 20)
+        model.n_ref = max(model.n_ref, model.count) if model.n_ref <= 1 << 48 else model.count
+        raw = bytes(-(-model.count // 128))  # every block width 0: k consecutive indices
+        section = Section(INDEX, 0, 1, 0, 0, 0, b"")
+    elif kind == "class-names":
+        model.n_classes = min(size // 4, 1 << 24)
+        raw = bytes(4 * model.n_classes)
+        section = Section(CLASS_NAMES, 0, 1, 0, 0, 0, b"")
+    else:
+        item = b"0," if kind == "metadata-zeros" else b"{},"
+        raw = b'{"a":[' + item * (size // len(item)) + b"0]}"
+        section = Section(METADATA, 0, 1, 0, 0, 0, b"")
+    store(section, bytes(raw), rng, compression=1)
+    model.sections = [s for s in model.sections if s.type != section.type] + [section]
+    model.sections.sort(key=lambda s: s.type)
+    if section.type == INDEX:
+        labels = _find(model, LABELS)
+        if labels is not None:
+            width = bit_length(max(model.n_classes, 1) - 1)
+            size = (model.count * width + 7) // 8 if labels.codec == 0 else model.count * (
+                1 if width <= 8 else 2 if width <= 16 else 4)
+            store(labels, bytes(size), rng, compression=1)
+
+
 def mutate_section_list(model: Model, rng: random.Random) -> None:
     choice = rng.random()
     if choice < 0.25 and model.sections:
@@ -448,7 +486,7 @@ def mutate(data: bytes, max_size: int, seed: int, libfuzzer_mutate=None, encode=
     steps = (
         (mutate_header_field, 0.22), (mutate_section_field, 0.2), (mutate_body, 0.25),
         (toggle_compression, 0.05), (sync_count, 0.1), (rewrite_delta_widths, 0.06),
-        (mutate_section_list, 0.12),
+        (mutate_section_list, 0.11), (compression_bomb, 0.01),
     )
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
         pick = rng.random()
