@@ -467,12 +467,14 @@ def reencode(data: bytes, rng: random.Random, encode) -> bytes | None:
         return None
 
 
-def mutate(data: bytes, max_size: int, seed: int, libfuzzer_mutate=None, encode=None) -> bytes:
+def mutate(data: bytes, max_size: int, seed: int, libfuzzer_mutate=None, encode=None,
+           bombs: bool = True) -> bytes:
     """One mutation of *data* of at most *max_size* bytes, chosen by *seed*.
 
     Mostly structure-aware edits behind recomputed lengths and CRCs; about
     one in ten is a plain byte mutation whose CRCs are then repaired, and
-    about one in fifty is left with stale lengths or CRCs."""
+    about one in fifty is left with stale lengths or CRCs. ``bombs=False``
+    leaves out :func:`compression_bomb` (for quick tests)."""
     rng = random.Random(seed)
     model = parse(data)
     roll = rng.random()
@@ -492,6 +494,8 @@ def mutate(data: bytes, max_size: int, seed: int, libfuzzer_mutate=None, encode=
         pick = rng.random()
         for step, weight in steps:
             if pick < weight:
+                if step is compression_bomb and not bombs:
+                    break
                 if step is mutate_body:
                     step(model, rng, max_size, libfuzzer_mutate)
                 else:

@@ -77,7 +77,8 @@ def test_mutations_reach_past_the_checksums():
     outcomes = collections.Counter()
     crc_ok = 0
     for number in range(400):
-        mutant = payload_mutator.mutate(rng.choice(seeds), 65536, number, None, plada_codec.encode)
+        mutant = payload_mutator.mutate(rng.choice(seeds), 65536, number, None, plada_codec.encode,
+                                        bombs=False)
         crc_ok += _crcs_hold(mutant)
         try:
             plada_codec.decode(mutant, max_count=1 << 20, max_section_bytes=1 << 24)
@@ -103,6 +104,17 @@ def test_mutations_reach_past_the_checksums():
         except plada_codec.PayloadError:
             pass
     assert flipped >= 0.6 * 200
+
+
+def test_compression_bombs_declare_much_more_than_they_store():
+    seeds = _seeds()
+    for number in range(5):
+        model = payload_mutator.parse(seeds[number])
+        payload_mutator.compression_bomb(model, random.Random(number))
+        data = payload_mutator.serialize(model)
+        info = plada_codec.inspect(data)  # framing and CRCs valid
+        declared = sum(s.raw_length for s in info.sections)
+        assert declared >= 1 << 16 and len(data) * 50 < declared
 
 
 def test_crossover_splices_sections_behind_valid_crcs():
