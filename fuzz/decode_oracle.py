@@ -228,7 +228,7 @@ def _bounded_decode(data: bytes, backend: str, limits: dict, header: Header, bud
                       f"for {len(data)} bytes declaring {declared} raw bytes, k = {header.count}; "
                       f"outcome {_describe(outcome)}")
     if trace:
-        bound = budget["memory_ratio"] * (declared + output) + (4 << 20)
+        bound = int(budget["memory_ratio"] * (declared + output)) + (4 << 20)
         if peak > bound:
             raise Finding("memory", f"{backend} decode peaked at {peak >> 20} MiB (allowed "
                           f"{bound >> 20} MiB) for {len(data)} bytes declaring {declared} raw "
