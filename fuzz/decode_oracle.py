@@ -50,6 +50,10 @@ SPEC_ERRORS = {
 }
 
 
+SECTION_NAMES = {0x0001: "index", 0x0002: "labels", 0x8001: "class-names", 0x8002: "task-name",
+                 0x8003: "metadata"}
+
+
 class Finding(AssertionError):
     """The decoder broke a rule; ``kind`` names the rule for deduplication."""
 
@@ -67,20 +71,24 @@ class Header:
     minor: int
     section_count: int
     raw_lengths: int  # sum of the sections' declared raw lengths that fit the input
+    largest: str  # name of the section declaring the most raw bytes ("" if none)
 
 
 def read_header(data: bytes) -> Header:
     n_classes, n_ref, count = struct.unpack_from("<IQQ", data, 12)
     (total,) = struct.unpack_from("<Q", data, 64)
     (n_sections,) = struct.unpack_from("<H", data, 72)
-    raw, offset = 0, 80
+    raw, offset, largest = 0, 80, (0, "")
     for _ in range(n_sections):
         if offset + 24 > len(data):
             break
+        (stype,) = struct.unpack_from("<H", data, offset)
+        codec = data[offset + 2]
         raw_length, stored = struct.unpack_from("<QQ", data, offset + 8)
         raw += raw_length
+        largest = max(largest, (raw_length, f"{SECTION_NAMES.get(stype, 'unknown')}{codec}"))
         offset += 28 + stored
-    return Header(n_classes, n_ref, count, total, data[9], n_sections, raw)
+    return Header(n_classes, n_ref, count, total, data[9], n_sections, raw, largest[1])
 
 
 def _outcome(call):
@@ -224,13 +232,13 @@ def _bounded_decode(data: bytes, backend: str, limits: dict, header: Header, bud
             tracemalloc.stop()
     allowed = budget.get("seconds", 2.0) + 1e-7 * (declared + output)
     if elapsed > allowed and not trace:  # tracemalloc slows every allocation: no timing then
-        raise Finding("slow", f"{backend} decode took {elapsed:.2f} s (allowed {allowed:.2f} s) "
+        raise Finding(f"slow-{backend}-{header.largest}", f"{backend} decode took {elapsed:.2f} s (allowed {allowed:.2f} s) "
                       f"for {len(data)} bytes declaring {declared} raw bytes, k = {header.count}; "
                       f"outcome {_describe(outcome)}")
     if trace:
         bound = int(budget["memory_ratio"] * (declared + output)) + (4 << 20)
         if peak > bound:
-            raise Finding("memory", f"{backend} decode peaked at {peak >> 20} MiB (allowed "
+            raise Finding(f"memory-{backend}-{header.largest}", f"{backend} decode peaked at {peak >> 20} MiB (allowed "
                           f"{bound >> 20} MiB) for {len(data)} bytes declaring {declared} raw "
                           f"bytes, k = {header.count}; outcome {_describe(outcome)}")
     return outcome
