@@ -232,7 +232,8 @@ def _bounded_decode(data: bytes, backend: str, limits: dict, header: Header, bud
             tracemalloc.stop()
     allowed = budget.get("seconds", 2.0) + 1e-7 * (declared + output)
     if elapsed > allowed and not trace:  # tracemalloc slows every allocation: no timing then
-        raise Finding(f"slow-{backend}-{header.largest}", f"{backend} decode took {elapsed:.2f} s (allowed {allowed:.2f} s) "
+        raise Finding(f"slow-{backend}-{header.largest}",
+                      f"{backend} decode took {elapsed:.2f} s (allowed {allowed:.2f} s) "
                       f"for {len(data)} bytes declaring {declared} raw bytes, k = {header.count}; "
                       f"outcome {_describe(outcome)}")
     if trace:
@@ -263,8 +264,8 @@ def check(
         if header is not None:
             outcome = _bounded_decode(data, backend, limits, header, budget)
         else:
-            outcome = _outcome(lambda: plada_codec.decode(data, backend=backend, **limits))
-        verified = _outcome(lambda: plada_codec.verify(data, backend=backend, **limits))
+            outcome = _outcome(lambda b=backend: plada_codec.decode(data, backend=b, **limits))
+        verified = _outcome(lambda b=backend: plada_codec.verify(data, backend=b, **limits))
         if (outcome[0], type(outcome[1])) != (verified[0], type(verified[1])) and not (
             outcome[0] == verified[0] == "ok"
         ):

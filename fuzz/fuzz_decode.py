@@ -92,17 +92,17 @@ def main() -> None:
     backend = options["backend"]
     backends = ("c", "python") if backend == "both" else (backend,)
 
+    # Everything but plada_codec is imported before the instrumentation starts:
+    # coverage is wanted for plada_codec only.
     import atheris
-
-    # Third-party modules first, uninstrumented: coverage is wanted for plada only.
     import numpy  # noqa: F401
+    import payload_mutator
     import zstandard  # noqa: F401
 
-    import payload_mutator
-
     with atheris.instrument_imports(include=["plada_codec"]):
-        import plada_codec
         import decode_oracle
+
+        import plada_codec
 
     corpus_dirs = [a for a in argv[1:] if not a.startswith("-")]
     if corpus_dirs and not Path(corpus_dirs[0]).is_file() and not any(
