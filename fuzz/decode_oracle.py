@@ -11,12 +11,15 @@ input with one or more kernel backends and raises
   metadata that the encoder could not write back (non-finite numbers, lone
   surrogates); when the calls or the backends disagree; when the optional
   spec oracle (spec/educational_decoder.py, written from the spec alone)
-  reaches another outcome; or when a decode costs far more time or memory
-  than the payload declares.
+  reaches another outcome; when ``plada_codec.read_payload`` (where it
+  exists) changes the bytes or rejects what decode does not, or with
+  another class; or when a decode costs far more time or memory than the
+  payload declares.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import struct
@@ -285,6 +288,13 @@ def check(
         elif not _same(first[1], outcome):
             raise Finding("backends-disagree", f"{first[0]}: {_describe(first[1])}; "
                           f"{backend}: {_describe(outcome)}")
+    reader = getattr(plada_codec, "read_payload", None)
+    if reader is not None:  # the bounded stream reader the CLIs use (spec 9 steps 1-4)
+        read = _outcome(lambda: reader(io.BytesIO(data)))
+        if read[0] == "ok" and read[1] != data:
+            raise Finding("read-payload", f"read_payload returned {len(read[1])} of {len(data)} bytes")
+        if read[0] == "error" and (first[1][0] == "ok" or type(read[1]) is not type(first[1][1])):
+            raise Finding("read-payload", f"read_payload: {_describe(read)}; decode: {_describe(first[1])}")
     # The spec decoder is pure Python and slow: only on inputs declaring at most 1 MiB.
     if spec and (header is None or header.raw_lengths + 12 * header.count <= 1 << 20):
         _check_against_spec(data, first[1], limits)
