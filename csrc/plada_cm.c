@@ -23,10 +23,11 @@
 #define MAX_GAP_BITS 49
 #define AVG_FRAC 4
 #define GAP_CONTEXTS 64
+#define LENGTH_MODELS (2 * MAX_GAP_BITS)
 #define GAP_CLASSES 6
 #define RUN_CLASSES 5
 #define RECENT 4
-#define TREE_BITS 8
+#define TREE_BITS 6
 #define MAX_SLOTS 4
 #define MAX_MANTISSA 3
 #define N_FLAGS (MAX_SLOTS * GAP_CLASSES * RUN_CLASSES * (RECENT + 1))
@@ -34,11 +35,12 @@
 
 typedef struct model {
     uint16_t prob; /* probability of a 0 bit, in 2**-16 units, 1..65535 */
-    uint8_t count; /* updates so far, saturating at the preset's rate limit */
+    uint16_t count; /* updates so far, saturating at the preset's rate limit; not a
+                     * char type, so stores to it cannot alias the coder state */
 } model;
 
 typedef struct cm_state {
-    model unary[GAP_CONTEXTS * MAX_GAP_BITS];
+    model lengths[GAP_CONTEXTS * LENGTH_MODELS];
     model mantissa[(MAX_GAP_BITS + 1) << MAX_MANTISSA];
     model flags[N_FLAGS];
     model tree[1 << TREE_BITS];
@@ -77,8 +79,8 @@ static int cm_init(cm_state *s, const plada_cm_params *params, uint64_t n_ref, s
         n_ref == 0 || n_ref > (UINT64_C(1) << 48) || n_classes == 0 ||
         n_classes > (UINT32_C(1) << 24) || count > n_ref)
         return 0;
-    for (size_t i = 0; i < sizeof s->unary / sizeof *s->unary; i++)
-        s->unary[i] = (model){PROB_ONE / 2, 0};
+    for (size_t i = 0; i < sizeof s->lengths / sizeof *s->lengths; i++)
+        s->lengths[i] = (model){PROB_ONE / 2, 0};
     for (size_t i = 0; i < sizeof s->mantissa / sizeof *s->mantissa; i++)
         s->mantissa[i] = (model){PROB_ONE / 2, 0};
     for (size_t i = 0; i < N_FLAGS; i++)
@@ -121,6 +123,14 @@ CM_INLINE unsigned gap_context(const cm_state *s)
 {
     unsigned c = s->average >> (AVG_FRAC - 1);
     return c < GAP_CONTEXTS ? c : GAP_CONTEXTS - 1;
+}
+
+CM_INLINE unsigned predicted_length(const cm_state *s)
+{
+    unsigned p = (s->average + (1u << (AVG_FRAC - 1))) >> AVG_FRAC;
+    if (p > s->max_length)
+        p = s->max_length;
+    return p ? p : 1;
 }
 
 CM_INLINE void after_gap(cm_state *s, unsigned length)
@@ -275,11 +285,23 @@ int plada_cm_encode(const int64_t *indices, const int32_t *labels, size_t count,
         uint64_t v = (uint64_t)(index - prev);
         prev = index;
         unsigned length = bit_length64(v);
-        model *unary = s.unary + gap_context(&s) * MAX_GAP_BITS;
-        for (unsigned j = 1; j < s.max_length; j++) {
-            enc_bit(&e, &s, unary + j - 1, length > j);
-            if (length == j)
-                break;
+        model *lm = s.lengths + gap_context(&s) * LENGTH_MODELS;
+        unsigned p = predicted_length(&s);
+        unsigned below = length < p;
+        if (p > 1)
+            enc_bit(&e, &s, lm, below);
+        if (below) {
+            for (unsigned t = p - 1; t > 1; t--) {
+                enc_bit(&e, &s, lm + t, length < t);
+                if (length == t)
+                    break;
+            }
+        } else {
+            for (unsigned t = p; t < s.max_length; t++) {
+                enc_bit(&e, &s, lm + MAX_GAP_BITS + t, length > t);
+                if (length == t)
+                    break;
+            }
         }
         unsigned modelled = s.mantissa_bits < length - 1 ? s.mantissa_bits : length - 1;
         unsigned rest = length - 1 - modelled;
@@ -356,19 +378,20 @@ CM_INLINE void dec_normalize(rc_decoder *d)
     }
 }
 
+/* Branch-free on the coded bit: the bit itself is often unpredictable, and
+ * the selects below compile to conditional moves. */
 CM_INLINE unsigned dec_bit(rc_decoder *d, const cm_state *s, model *m)
 {
-    uint32_t bound = (d->range >> PROB_BITS) * m->prob;
-    unsigned bit;
-    if (d->code < bound) {
-        d->range = bound;
-        bit = 0;
-    } else {
-        d->code -= bound;
-        d->range -= bound;
-        bit = 1;
-    }
-    model_update(s, m, bit);
+    uint32_t prob = m->prob;
+    uint32_t bound = (d->range >> PROB_BITS) * prob;
+    unsigned bit = d->code >= bound;
+    uint32_t rate = s->rate[m->count];
+    uint32_t up = prob + (((PROB_ONE - prob) * rate) >> 16);
+    uint32_t down = prob - ((prob * rate) >> 16);
+    d->code = bit ? d->code - bound : d->code;
+    d->range = bit ? d->range - bound : bound;
+    m->prob = (uint16_t)(bit ? down : up);
+    m->count = (uint16_t)(m->count + (m->count < s->rate_limit));
     dec_normalize(d);
     return bit;
 }
@@ -422,10 +445,18 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
     uint64_t prev = UINT64_MAX; /* index -1: prev + v wraps to v - 1 */
     uint32_t bad_n, bad_value;
     for (size_t i = 0; i < count; i++) {
-        model *unary = s.unary + gap_context(&s) * MAX_GAP_BITS;
-        unsigned length = 1;
-        while (length < s.max_length && dec_bit(&d, &s, unary + length - 1))
-            length++;
+        model *lm = s.lengths + gap_context(&s) * LENGTH_MODELS;
+        unsigned p = predicted_length(&s);
+        unsigned length;
+        if (p > 1 && dec_bit(&d, &s, lm)) {
+            length = p - 1;
+            while (length > 1 && dec_bit(&d, &s, lm + length))
+                length--;
+        } else {
+            length = p;
+            while (length < s.max_length && dec_bit(&d, &s, lm + MAX_GAP_BITS + length))
+                length++;
+        }
         unsigned modelled = s.mantissa_bits < length - 1 ? s.mantissa_bits : length - 1;
         unsigned rest = length - 1 - modelled;
         model *mant = s.mantissa + ((size_t)length << s.mantissa_bits);

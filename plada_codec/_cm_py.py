@@ -45,10 +45,11 @@ RATE = tuple((2 << PROB_BITS) // (2 * n + 3) for n in range(256))
 MAX_GAP_BITS = 49  # v = gap + 1 <= N <= 2**48 has at most 49 bits
 AVERAGE_FRACTION_BITS = 4  # the running average of L is kept in 1/16 units
 GAP_CONTEXTS = 64
+LENGTH_MODELS = 2 * MAX_GAP_BITS  # per context: "below?", steps down, steps up
 GAP_CLASSES = 6  # length classes of the current gap, for the label flags
 RUN_CLASSES = 5
 RECENT = 4  # labels remembered for the "how often among the last four" context
-TREE_BITS = 8  # adaptive top levels of the label tree; lower bits are raw
+TREE_BITS = 6  # adaptive top levels of the label tree; lower bits are raw
 
 MAX_SLOTS = 4
 
@@ -248,7 +249,7 @@ class _PairModel:
         self.n_classes = n_classes
         self.max_length = n_ref.bit_length()
         limit = preset.rate_limit
-        self.unary = _Models(GAP_CONTEXTS * MAX_GAP_BITS, limit)
+        self.lengths = _Models(GAP_CONTEXTS * LENGTH_MODELS, limit)
         self.mantissa = _Models((MAX_GAP_BITS + 1) << preset.mantissa_bits, limit)
         self.flags = _Models(MAX_SLOTS * GAP_CLASSES * RUN_CLASSES * (RECENT + 1), limit)
         self.tree = _Models(1 << TREE_BITS, limit)
@@ -262,6 +263,11 @@ class _PairModel:
 
     def gap_context(self) -> int:
         return min(self.average >> (AVERAGE_FRACTION_BITS - 1), GAP_CONTEXTS - 1)
+
+    def predicted_length(self) -> int:
+        """The average rounded to a whole length, within [1, max_length]."""
+        half = 1 << (AVERAGE_FRACTION_BITS - 1)
+        return max(1, min((self.average + half) >> AVERAGE_FRACTION_BITS, self.max_length))
 
     def after_gap(self, length: int) -> None:
         shift = self.preset.average_shift
@@ -297,11 +303,7 @@ def encode(indices, labels, n_ref: int, n_classes: int, preset_id: int) -> bytes
         v = index - prev
         prev = index
         length = v.bit_length()
-        ctx = m.gap_context() * MAX_GAP_BITS
-        for j in range(1, m.max_length):  # unary: "is L > j?"
-            rc.bit(m.unary, ctx + j - 1, int(length > j))
-            if length == j:
-                break
+        _encode_length(rc, m, length)
         modelled = min(preset.mantissa_bits, length - 1)
         rest = length - 1 - modelled
         node = 1
@@ -313,6 +315,26 @@ def encode(indices, labels, n_ref: int, n_classes: int, preset_id: int) -> bytes
         m.after_gap(length)
         _encode_label(rc, m, label, length)
     return bytes([preset_id]) + rc.finish()
+
+
+def _encode_length(rc: RangeEncoder, m: _PairModel, length: int) -> None:
+    """Unary outward from the predicted length p: "L < p?", then "L < t?" for
+    t = p-1, p-2, ... 2, or "L > t?" for t = p, p+1, ... max_length-1."""
+    base = m.gap_context() * LENGTH_MODELS
+    p = m.predicted_length()
+    below = length < p
+    if p > 1:
+        rc.bit(m.lengths, base, int(below))
+    if below:
+        for t in range(p - 1, 1, -1):
+            rc.bit(m.lengths, base + t, int(length < t))
+            if length == t:
+                break
+    else:
+        for t in range(p, m.max_length):
+            rc.bit(m.lengths, base + MAX_GAP_BITS + t, int(length > t))
+            if length == t:
+                break
 
 
 def _encode_label(rc: RangeEncoder, m: _PairModel, label: int, length: int) -> None:
@@ -352,10 +374,7 @@ def decode(body, count: int, n_ref: int, n_classes: int):
     labels = np.empty(count, dtype=np.int32)
     prev = -1
     for entry in range(count):
-        ctx = m.gap_context() * MAX_GAP_BITS
-        length = 1
-        while length < m.max_length and rc.bit(m.unary, ctx + length - 1):
-            length += 1
+        length = _decode_length(rc, m)
         modelled = min(preset.mantissa_bits, length - 1)
         rest = length - 1 - modelled
         node = 1
@@ -370,6 +389,20 @@ def decode(body, count: int, n_ref: int, n_classes: int):
         labels[entry] = _decode_label(rc, m, length, entry)
     rc.check_end(count)
     return indices, labels
+
+
+def _decode_length(rc: RangeDecoder, m: _PairModel) -> int:
+    base = m.gap_context() * LENGTH_MODELS
+    p = m.predicted_length()
+    if p > 1 and rc.bit(m.lengths, base):
+        length = p - 1
+        while length > 1 and rc.bit(m.lengths, base + length):
+            length -= 1
+    else:
+        length = p
+        while length < m.max_length and rc.bit(m.lengths, base + MAX_GAP_BITS + length):
+            length += 1
+    return length
 
 
 def _decode_label(rc: RangeDecoder, m: _PairModel, length: int, entry: int) -> int:

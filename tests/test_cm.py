@@ -62,24 +62,32 @@ def test_nothing_to_code_is_the_preset_byte_alone(cm):
     assert indices.tolist() == [0] and labels.tolist() == [0]
 
 
-def test_two_decisions_by_hand(cm):
-    # N = 2, k = 1, C = 1, index 1: v = 2, L = 2 = bit_length(N).
-    # Unary "L > 1" = 1 at p0 = 32768: bound = (0xFFFFFFFF >> 16) * 32768 = 0x7FFF8000,
-    #   low = 0x7FFF8000, range = 0x80007FFF.
-    # Mantissa bit below the leading 1 (v = 0b10) = 0 at p0 = 32768:
-    #   bound = 0x8000 * 0x8000 = 0x40000000 = range.
-    # Final interval [0x7FFF8000, 0xBFFF8000): no multiple of 2**32 lies in it;
-    # the smallest multiple of 2**24 is 0x80000000 -> bytes 80 (00 00 00 stripped).
-    assert cm.encode([1], [0], 2, 1, 0) == b"\x00\x80"
-    assert cm.decode(b"\x00\x80", 1, 2, 1)[0].tolist() == [1]
-    # Every value in the interval decodes to index 1 but only 0x80 is canonical.
-    for body in (b"\x00\x81", b"\x00\x80\x00", b"\x00\x7f\xff\x80", b"\x00\xbf"):
-        with pytest.raises(PayloadFormatError, match="canonical|reads only"):
+def test_one_length_decision_by_hand(cm):
+    # N = 2, k = 1, C = 1: the average starts at bit_length(2 // 1) * 16 = 32, so
+    # the predicted length is (32 + 8) >> 4 = 2 = max_length and the only length
+    # decision is "L < 2?" at p0 = 32768: bound = (0xFFFFFFFF >> 16) * 32768 = 0x7FFF8000.
+    # Index 0 (v = 1, L = 1): bit 1, interval [0x7FFF8000, 0xFFFFFFFF); no multiple
+    #   of 2**32 in it, the smallest multiple of 2**24 is 0x80000000 -> bytes 80.
+    # Index 1 (v = 2, L = 2): bit 0, range 0x7FFF8000, then the mantissa bit below
+    #   the leading 1 (0) at p0 = 32768 leaves [0, 0x3FFF8000): value 0, no bytes.
+    assert cm.encode([0], [0], 2, 1, 0) == b"\x00\x80"
+    assert cm.encode([1], [0], 2, 1, 0) == b"\x00"
+    assert cm.decode(b"\x00\x80", 1, 2, 1)[0].tolist() == [0]
+    assert cm.decode(b"\x00", 1, 2, 1)[0].tolist() == [1]
+    # Other values in the same intervals decode to the same index but are not canonical.
+    for body in (b"\x00\x81", b"\x00\xff", b"\x00\x80\x00", b"\x00\x01", b"\x00\x3f\xff"):
+        with pytest.raises(PayloadFormatError, match="canonical"):
             cm.decode(body, 1, 2, 1)
-    # 0x40 lies below the interval: the unary bit reads 0, so v = 1 = index 0,
-    # and the stream ends non-canonically.
-    with pytest.raises(PayloadFormatError, match="canonical"):
-        cm.decode(b"\x00\x40", 1, 2, 1)
+    with pytest.raises(PayloadFormatError, match="holds 5 bytes but decoding all 1 pairs reads only 4"):
+        cm.decode(b"\x00\x80\x00\x00\x00\x01", 1, 2, 1)
+
+
+def test_worked_example_of_the_spec(cm):
+    # spec/FORMAT.md appendix B traces this stream decision by decision.
+    body = bytes.fromhex("00a13a82")
+    assert cm.encode([2, 3, 11], [4, 4, 1], 20, 5, 0) == body
+    indices, labels = cm.decode(body, 3, 20, 5)
+    assert indices.tolist() == [2, 3, 11] and labels.tolist() == [4, 4, 1]
 
 
 def test_flat_preset_label_tree_by_hand(cm):

@@ -1,0 +1,54 @@
+"""Index codec 2, context-model (spec/FORMAT.md section 15, format 1.1).
+
+One adaptive binary range-coded stream of the k (gap, label) pairs: the index
+section body carries the labels too, and the label section pairs with the
+``joint`` codec (id 2, empty body). The body's first byte names the preset;
+the encoder codes every preset and keeps the smallest (ties: lower id).
+"""
+
+from __future__ import annotations
+
+from .._cm_py import PRESETS
+from .._constants import SECTION_INDEX, SECTION_LABELS
+from ._registry import Codec, register
+
+# Bytes one pair can take at most: 68 coding steps of at most 2 bytes each (spec 15.1).
+MAX_BYTES_PER_PAIR = 136
+
+
+def cm_kernels(kernels):
+    """The context-model twin of the active backend (``_cm_c`` or ``_cm_py``)."""
+    if kernels.name == "c":
+        from .. import _cm_c
+
+        return _cm_c
+    from .. import _cm_py
+
+    return _cm_py
+
+
+@register
+class IndexContextModel(Codec):
+    section_type = SECTION_INDEX
+    id = 2
+    name = "context-model"
+    introduced = (1, 1)
+    fields = ("indices", "labels")
+    partner = (SECTION_LABELS, 2)
+    try_compression = False  # a range-coded stream does not compress
+
+    def raw_length_bounds(self, shape):
+        return 1, 5 + MAX_BYTES_PER_PAIR * shape.count
+
+    def encode(self, selection, kernels):
+        cm = cm_kernels(kernels)
+        best = None
+        for preset in sorted(PRESETS):
+            body = cm.encode(selection.indices, selection.labels, selection.n_ref, selection.n_classes, preset)
+            if best is None or len(body) < len(best):
+                best = body
+        return best
+
+    def decode(self, raw, shape, kernels, where):
+        indices, labels = cm_kernels(kernels).decode(raw, shape.count, shape.n_ref, shape.n_classes)
+        return {"indices": indices, "labels": labels}
