@@ -235,10 +235,13 @@ def _bounded_decode(data: bytes, backend: str, limits: dict, header: Header, bud
     budget: time within ``budget['seconds']`` plus 100 ns per declared byte
     or entry; traced peak memory within ``budget['memory_ratio']`` times the
     declared raw bytes plus the output arrays (12 bytes per entry), plus 4 MiB.
-    A traced decode is not timed (tracing slows it many times over)."""
+    Only decodes declaring 1..4 MiB are traced, and those are not timed
+    (tracing slows every allocation many times over)."""
     declared = min(header.raw_lengths, limits["max_section_bytes"] * max(header.section_count, 1))
     output = 12 * min(header.count, limits["max_count"])
-    trace = budget.get("memory_ratio") and declared + output >= budget.get("trace_above", 1 << 20)
+    trace = budget.get("memory_ratio") and (
+        budget.get("trace_above", 1 << 20) <= declared + output <= budget.get("trace_below", 1 << 22)
+    )
     if trace:
         tracemalloc.start()
     start = time.perf_counter()

@@ -21,7 +21,7 @@ Options (each also read from the environment):
   --slow-seconds=S PLADA_FUZZ_SLOW_SECONDS: a decode slower than S seconds plus
                    100 ns per declared byte or entry is a finding (default 5).
   --memory-ratio=R PLADA_FUZZ_MEMORY_RATIO: trace memory (tracemalloc) of decodes
-                   declaring >= 1 MiB and flag a peak above R x (declared raw bytes
+                   declaring 1-4 MiB and flag a peak above R x (declared raw bytes
                    + 12 x count) + 4 MiB. Off (0) by default: tracing is slow.
 Defaults added unless given: -max_len=65536 -timeout=30 -rss_limit_mb=4096
 -artifact_prefix=fuzz/findings/. The first corpus directory is seeded with

@@ -355,10 +355,10 @@ def rewrite_delta_widths(model: Model, rng: random.Random) -> None:
 
 def compression_bomb(model: Model, rng: random.Random) -> None:
     """A section whose small Zstandard body declares a large raw body
-    (up to 2^24 bytes): zero-filled bitmaps over a large N, long runs of zero
+    (up to 2^22 bytes): zero-filled bitmaps over a large N, long runs of zero
     gaps, many empty class names, metadata with long arrays. Valid payloads
     that are cheap to send and must still be cheap to decode (spec 9, 13)."""
-    size = 1 << rng.randint(16, 24)
+    size = 1 << rng.randint(16, 22)
     kind = rng.choice(("bitmap", "delta", "class-names", "metadata-zeros", "metadata-objects"))
     if kind == "bitmap":
         model.n_ref, model.count = 8 * size, rng.choice((0, 1))
