@@ -31,7 +31,7 @@ import decode_oracle  # noqa: E402
 import educational_decoder  # noqa: E402  (its own CRC32C, written from the spec)
 import payload_mutator  # noqa: E402
 
-VECTORS = sorted((REPO / "spec" / "vectors" / "v1.0").glob("*.bin"))
+VECTORS = sorted((REPO / "spec" / "vectors").glob("v1.*/*.bin"))
 BACKENDS = list(plada_codec.available_backends())
 
 
