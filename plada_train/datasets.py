@@ -1,0 +1,708 @@
+"""Reference and target data as torch Datasets read lazily from disk.
+
+Reference sets (``open_reference``), item i -> (float tensor, i), in the order
+the reference fingerprint is computed over:
+
+- ``builtin:pool`` / ``builtin:pool-far``: the offline miniature (in memory);
+- ``X.npz`` with an ``x`` array (N, H, W) or (N, C, H, W); an uncompressed
+  uint8 member is memory-mapped, not loaded;
+- a folder of images: every regular file below it, in the canonical order of
+  ``plada_codec.ReferenceSet.folder_files``. A folder reference is its files,
+  all of them: a file that is not an image (``README.txt``, ``.DS_Store``) is
+  an error, not skipped, because it is part of the fingerprint and would shift
+  every index after it. Extensions are checked up front from the listing and
+  the first image is decoded; a later file that fails to decode names itself;
+- WebDataset-style tar shards (a ``.tar`` file, a folder of ``*.tar`` files, or
+  a list of shard paths) in the order of ``plada_codec.tar_images``: item i is
+  read by seeking to its member's data offset, so a client reads only the
+  images it needs and scoring reads each shard front to back.
+
+Why not the ``webdataset`` package: its ``WebDataset`` is an IterableDataset
+that streams whole shards (no item i, no read of k chosen items), and indexed
+access lives in the separate ``wids`` package, which re-scans every shard's
+headers itself and groups members by its own rule. The offsets that
+``tar_images`` already computes for the fingerprint make a reader of a few
+lines over plain file reads exact and sufficient.
+
+Target sets (``open_target``), item -> (float tensor, label): ``builtin:mnist``,
+``X.npz`` (x_train, y_train, optional x_test, y_test), or an ImageFolder-style
+folder (torchvision's ``ImageFolder``: one sub-folder per class; the test split
+in ``ROOT/test`` or ``ROOT/val``, the training split in ``ROOT/train`` if present,
+otherwise the class folders of ROOT itself).
+
+Per-item storage is compact (ids in one bytes blob + offsets, numbers in numpy
+arrays), so memory stays flat as N grows and forked DataLoader workers share it.
+Everyday mistakes raise :class:`DataError`: one line with a fix hint.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+import plada_codec
+from plada_codec import ReferenceSet
+
+from .preprocess import ImageSizeError, Preprocess, to_channels
+
+__all__ = [
+    "DataError", "IMAGE_EXTENSIONS", "ReferenceImages", "ArrayImages", "FolderImages", "TarImages",
+    "LabelledImages", "TargetData", "LabelledSubset", "open_reference", "open_target", "check_inputs",
+]
+
+# The image extensions of the tar rule (spec/REFERENCE.md), used for folders too.
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "ppm", "pgm", "pbm", "bmp", "gif", "tif", "tiff", "webp"})
+_SPLIT_NAMES = ("test", "val")
+
+
+class DataError(ValueError):
+    """An everyday data mistake: one line saying what is wrong and how to fix it."""
+
+
+def _extension(name: str) -> str:
+    base = name.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+
+class _Strings:
+    """N strings in one UTF-8 blob + an offsets array: two objects instead of N."""
+
+    def __init__(self, strings: Iterable[str]) -> None:
+        encoded = [s.encode("utf-8") for s in strings]
+        self._offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(b) for b in encoded], out=self._offsets[1:])
+        self._blob = b"".join(encoded)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return self._blob[self._offsets[i] : self._offsets[i + 1]].decode("utf-8")
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def _decode(data: bytes, where: str):
+    """Bytes of an image file -> a loaded PIL image, or DataError naming *where*."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{where}: not a readable image ({exc}); remove the file or replace it") from None
+    return image
+
+
+# -- reference sets ------------------------------------------------------------
+
+
+class ReferenceImages(Dataset):
+    """An ordered reference set; item i -> (input tensor, i).
+
+    ``raw(i)`` gives the undecoded-by-model image (a PIL image for files, a uint8
+    array (C, H, W) for arrays); ``set_preprocess`` picks the model's recipe
+    (default: the SmallCNN's, at native size and channels).
+    """
+
+    kind = "reference"
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._transform = None
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def raw(self, index: int):
+        raise NotImplementedError
+
+    def item_id(self, index: int) -> str:
+        raise NotImplementedError
+
+    def _fingerprint(self, manifest, rehash: bool) -> ReferenceSet:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self._transform is None:
+            self.set_preprocess(default_preprocess(self.raw(0)))
+        return _apply(self._transform, self.raw(index), self, index), index
+
+    def set_preprocess(self, preprocess: Preprocess, train: bool = False) -> ReferenceImages:
+        """Use *preprocess* for items (checked against the first image first)."""
+        self._transform = _checked_transform(preprocess, train, self)
+        return self
+
+    def reference_set(self) -> ReferenceSet:
+        """The fingerprint of this set (the same as ``plada ref-hash``)."""
+        return self._fingerprint(getattr(self, "_manifest", None), getattr(self, "_rehash", False))
+
+    def describe(self) -> dict[str, Any]:
+        """n, channels and image size (of the first item; ``uniform`` says whether
+        all items are known to share it)."""
+        first = _channels_and_size(self.raw(0))
+        return {"source": self.source, "kind": self.kind, "n": len(self), "channels": first[0],
+                "image_size": list(first[1]), "uniform": self._uniform_size()}
+
+    def _uniform_size(self) -> bool | None:
+        return None  # unknown without reading every file
+
+
+def _channels_and_size(image) -> tuple[int, tuple[int, int]]:
+    """(channels, (height, width)) of a PIL image or a (C, H, W) array."""
+    if hasattr(image, "mode"):
+        return (1 if image.mode in ("1", "L", "I", "F", "I;16") else 3), (image.height, image.width)
+    return int(image.shape[0]), (int(image.shape[1]), int(image.shape[2]))
+
+
+def default_preprocess(image) -> Preprocess:
+    channels, _ = _channels_and_size(image)
+    return Preprocess("smallcnn", "smallcnn", channels, mean=(0.5,) * channels, std=(0.5,) * channels)
+
+
+class ArrayImages(ReferenceImages):
+    """An in-memory or memory-mapped uint8 array (N, C, H, W); ids ``"0".."N-1"``,
+    fingerprinted as ``ReferenceSet.from_array`` (spec 8.2)."""
+
+    kind = "array"
+
+    def __init__(self, images: np.ndarray, source: str = "array") -> None:
+        super().__init__(source)
+        if images.ndim == 3:
+            images = images[:, None]
+        if images.ndim != 4 or images.dtype != np.uint8:
+            raise DataError(f"{source}: expected uint8 images (N, H, W) or (N, C, H, W), got "
+                            f"{images.dtype} {images.shape}; convert the array to uint8")
+        if len(images) == 0:
+            raise DataError(f"{source}: no images; the reference set needs at least one")
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def raw(self, index: int) -> np.ndarray:
+        return np.asarray(self.images[index])
+
+    def item_id(self, index: int) -> str:
+        return str(index)
+
+    def _fingerprint(self, manifest, rehash) -> ReferenceSet:
+        return ReferenceSet.from_array(self.images)
+
+    def _uniform_size(self) -> bool:
+        return True
+
+
+def _fingerprint_path(path, manifest, rehash, fallback):
+    """ReferenceSet.open (cached, verified manifest) when plada_codec has it."""
+    opener = getattr(ReferenceSet, "open", None)
+    if opener is not None:
+        return opener(path, manifest=manifest, rehash=rehash)
+    return fallback()
+
+
+class FolderImages(ReferenceImages):
+    """Every regular file below *root*, in canonical order; each must be an image."""
+
+    kind = "folder"
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        root = Path(root)
+        super().__init__(str(root))
+        self.root = str(root)
+        ids = ReferenceSet.folder_files(root)
+        if not ids:
+            raise DataError(f"{root}: the folder holds no files; point the reference at a folder of images")
+        for item_id in ids:
+            if _extension(item_id) not in IMAGE_EXTENSIONS:
+                raise DataError(f"{root}: {item_id!r} is not an image file (extensions: "
+                                f"{' '.join(sorted(IMAGE_EXTENSIONS))}); a folder reference is every file "
+                                f"below it: move that file out")
+        self._ids = _Strings(ids)
+        del ids
+        self.raw(0)  # decode the first image now: a wrong folder fails before any work
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def item_id(self, index: int) -> str:
+        return self._ids[index]
+
+    def read_bytes(self, index: int) -> bytes:
+        path = os.path.join(self.root, self._ids[index])
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot be read ({exc.strerror}); the folder changed since it was listed") from None
+
+    def raw(self, index: int):
+        return _decode(self.read_bytes(index), os.path.join(self.root, self._ids[index]))
+
+    def _fingerprint(self, manifest, rehash) -> ReferenceSet:
+        return _fingerprint_path(self.root, manifest, rehash, lambda: ReferenceSet.from_folder(self.root))
+
+
+class TarMember(NamedTuple):
+    """Fallback twin of ``plada_codec.TarImage`` (until plada_codec provides it)."""
+
+    shard: str
+    key: str
+    member: str
+    offset: int
+    size: int
+
+
+def _tar_images_fallback(shards: Sequence[str]) -> list[TarMember]:
+    """The tar rule of spec/REFERENCE.md, read with stdlib tarfile (headers only)."""
+    import tarfile
+
+    items = []
+    for shard in shards:
+        with tarfile.open(shard, "r:") as tar:
+            samples: dict[str, list[tarfile.TarInfo]] = {}
+            for info in tar:
+                if info.isreg():
+                    base = info.name.rsplit("/", 1)[-1]
+                    prefix = info.name[: len(info.name) - len(base)]
+                    samples.setdefault(prefix + base.split(".", 1)[0], []).append(info)
+            for key, members in samples.items():
+                images = [m for m in members if _extension(m.name) in IMAGE_EXTENSIONS]
+                if len(images) != 1:
+                    raise DataError(f"{shard}: sample {key!r} holds {len(images)} image members, "
+                                    f"a reference sample holds exactly one")
+                image = images[0]
+                items.append(TarMember(shard, key, image.name, image.offset_data, image.size))
+    return items
+
+
+def _tar_images(shards: Sequence[str]):
+    provided = getattr(plada_codec, "tar_images", None)
+    return provided(shards) if provided is not None else _tar_images_fallback(shards)
+
+
+def _tar_shards(spec: str | os.PathLike | Sequence) -> list[str] | None:
+    """The shard list a spec names, or None if it names no tar set."""
+    if isinstance(spec, (list, tuple)):
+        return [str(s) for s in spec]
+    path = Path(spec)
+    if path.is_file() and path.suffix == ".tar":
+        return [str(path)]
+    if path.is_dir():
+        names = sorted((p.name for p in path.iterdir() if p.is_file() and p.suffix == ".tar"),
+                       key=lambda s: s.encode("utf-8", "surrogateescape"))
+        if names:
+            return [str(path / n) for n in names]
+    return None
+
+
+class TarImages(ReferenceImages):
+    """WebDataset-style tar shards; item i is read by offset from its shard."""
+
+    kind = "tar"
+
+    def __init__(self, shards: Sequence[str], source: str | None = None) -> None:
+        super().__init__(source or (shards[0] if len(shards) == 1 else os.path.dirname(shards[0])))
+        for shard in shards:
+            if not os.path.isfile(shard):
+                raise DataError(f"{shard}: no such tar shard; check the path")
+        self.shards = list(shards)
+        try:
+            items = _tar_images(self.shards)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{self.source}: not a readable tar set ({exc}); check the shards") from None
+        except plada_codec.PayloadError as exc:
+            raise DataError(f"{self.source}: {exc}") from None
+        if not items:
+            raise DataError(f"{self.source}: the shards hold no image samples; write images as "
+                            f"KEY.jpg/KEY.png members")
+        shard_index = {s: i for i, s in enumerate(self.shards)}
+        self._shard = np.fromiter((shard_index[str(t.shard)] for t in items), np.int32, len(items))
+        self._offset = np.fromiter((t.offset for t in items), np.int64, len(items))
+        self._size = np.fromiter((t.size for t in items), np.int64, len(items))
+        self._ids = _Strings(f"{os.path.basename(str(t.shard))}/{t.key}" for t in items)
+        self._members = _Strings(t.member for t in items)
+        del items
+        self._files: dict[int, Any] = {}
+        self._pid = os.getpid()
+        self.raw(0)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def item_id(self, index: int) -> str:
+        return self._ids[index]
+
+    def read_bytes(self, index: int) -> bytes:
+        if self._pid != os.getpid():  # a forked DataLoader worker: its own file handles
+            self._files, self._pid = {}, os.getpid()
+        shard = int(self._shard[index])
+        fh = self._files.get(shard)
+        if fh is None:
+            fh = self._files[shard] = open(self.shards[shard], "rb")
+        fh.seek(int(self._offset[index]))
+        data = fh.read(int(self._size[index]))
+        if len(data) != self._size[index]:
+            raise DataError(f"{self.shards[shard]}: truncated at member {self._members[index]!r}; "
+                            f"the shard changed since it was indexed")
+        return data
+
+    def raw(self, index: int):
+        return _decode(self.read_bytes(index), f"{self.shards[int(self._shard[index])]}:{self._members[index]}")
+
+    def close(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        self._files = {}
+
+    def _fingerprint(self, manifest, rehash) -> ReferenceSet:
+        from_tar = getattr(ReferenceSet, "from_tar_shards", None)
+        if from_tar is None:
+            import hashlib
+
+            def digest(i):
+                return hashlib.sha256(self.read_bytes(i)).hexdigest()
+
+            return ReferenceSet.from_items(((self._ids[i], digest(i)) for i in range(len(self))),
+                                           source=f"tar {self.source}")
+        target = self.shards[0] if len(self.shards) == 1 else os.path.dirname(self.shards[0])
+        return _fingerprint_path(target, manifest, rehash, lambda: from_tar(self.shards))
+
+
+def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash: bool = False) -> ReferenceImages:
+    """A reference set by spec (see the module docstring). *manifest*/*rehash*
+    are used by ``reference_set()`` for folders and tar sets (cached, verified
+    fingerprint, when plada_codec provides ``ReferenceSet.open``)."""
+    if isinstance(spec, (str, os.PathLike)) and str(spec) in ("builtin:pool", "builtin:pool-far"):
+        from .data import load_miniature
+
+        pool = load_miniature(include_in_domain=str(spec) == "builtin:pool").pool
+        dataset: ReferenceImages = ArrayImages(pool.images, str(spec))
+    elif (shards := _tar_shards(spec)) is not None:
+        dataset = TarImages(shards, None if isinstance(spec, (list, tuple)) else str(spec))
+    else:
+        path = Path(spec)
+        if str(spec).startswith("builtin:"):
+            raise DataError(f"unknown built-in reference {spec!r}; use builtin:pool or builtin:pool-far")
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder; check the reference path")
+        if path.is_dir():
+            dataset = FolderImages(path)
+        elif path.suffix == ".npz":
+            dataset = ArrayImages(_npz_array(path, "x", "reference"), str(path))
+        else:
+            raise DataError(f"{path}: not a reference set; use a folder of images, .tar shards, a .npz "
+                            f"with an 'x' array, or builtin:pool")
+    dataset._manifest, dataset._rehash = manifest, rehash
+    return dataset
+
+
+def _npz_array(path: Path, key: str, role: str, required: bool = True) -> np.ndarray | None:
+    """One array of a .npz: memory-mapped if stored uncompressed as uint8, else
+    loaded (and converted to uint8 by the ImageSet rules for images)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+            if key not in names:
+                if not required:
+                    return None
+                raise DataError(f"{path}: no {key!r} array (found: {', '.join(names) or 'none'}); a {role} "
+                                f".npz needs {key!r}")
+            info = zf.getinfo(key + ".npy")
+            mapped = _memmap_member(path, zf, info) if info.compress_type == zipfile.ZIP_STORED else None
+    except zipfile.BadZipFile:
+        raise DataError(f"{path}: not a .npz file (not a zip archive); save it with numpy.savez") from None
+    if mapped is not None and (key.startswith("y") or mapped.dtype == np.uint8):
+        return mapped
+    with np.load(path, allow_pickle=False) as data:
+        array = data[key]
+    if key.startswith("y"):
+        return array
+    from .data import ImageSet
+
+    return ImageSet(array, name=str(path)).images  # the existing float [0, 1] -> uint8 rule
+
+
+def _memmap_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray | None:
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        # local file header: 26..28 name length, 28..30 extra length (little-endian)
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        fh.seek(start)
+        version = np.lib.format.read_magic(fh)
+        shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+        if fortran or dtype.hasobject:
+            return None
+        return np.memmap(path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape)
+
+
+# -- target sets ---------------------------------------------------------------
+
+
+class LabelledImages(Dataset):
+    """A labelled split; item -> (input tensor, label)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._transform = None
+
+    def raw(self, index: int):
+        raise NotImplementedError
+
+    def label(self, index: int) -> int:
+        raise NotImplementedError
+
+    @property
+    def labels(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self._transform is None:
+            self.set_preprocess(default_preprocess(self.raw(0)))
+        return _apply(self._transform, self.raw(index), self, index), self.label(index)
+
+    def set_preprocess(self, preprocess: Preprocess, train: bool = False) -> LabelledImages:
+        self._transform = _checked_transform(preprocess, train, self)
+        return self
+
+
+class ArrayLabelled(LabelledImages):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, name: str) -> None:
+        super().__init__(name)
+        if images.ndim == 3:
+            images = images[:, None]
+        labels = np.asarray(labels).reshape(-1)
+        if len(labels) != len(images):
+            raise DataError(f"{name}: {len(labels)} labels for {len(images)} images; give one label per image")
+        if len(images) == 0:
+            raise DataError(f"{name}: no images")
+        if labels.dtype.kind not in "iu" or labels.min() < 0:
+            raise DataError(f"{name}: labels must be integers >= 0 (class indices), got {labels.dtype}")
+        self.images, self._labels = images, labels.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def raw(self, index: int) -> np.ndarray:
+        return np.asarray(self.images[index])
+
+    def label(self, index: int) -> int:
+        return int(self._labels[index])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+
+class FolderLabelled(LabelledImages):
+    """torchvision's ImageFolder (PIL loader, class sub-folders); classes fixed by the training split."""
+
+    def __init__(self, root: Path, classes: list[str] | None = None) -> None:
+        super().__init__(str(root))
+        from ._compat import import_timm
+
+        import_timm()  # makes torchvision importable on a CPU-only torch
+        from torchvision.datasets import ImageFolder
+
+        class _Folder(ImageFolder):
+            def find_classes(self, directory):
+                if classes is not None:
+                    return classes, {c: i for i, c in enumerate(classes)}
+                names = sorted(e.name for e in os.scandir(directory) if e.is_dir() and e.name not in
+                               (*_SPLIT_NAMES, "train") and not e.name.startswith("."))
+                if not names:
+                    raise DataError(f"{directory}: no class folders; put each class's images in "
+                                    f"{directory}/CLASS_NAME/")
+                return names, {c: i for i, c in enumerate(names)}
+
+        try:
+            folder = _Folder(str(root), loader=_load_image, allow_empty=classes is not None)
+        except FileNotFoundError as exc:
+            raise DataError(f"{root}: {exc}; every class folder needs at least one image") from None
+        self.classes = folder.classes
+        self.loader = folder.loader
+        self._paths = _Strings(p for p, _ in folder.samples)
+        self._labels = np.fromiter((c for _, c in folder.samples), np.int64, len(folder.samples))
+        if not len(self._labels):
+            raise DataError(f"{root}: no images in the class folders")
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def raw(self, index: int):
+        return self.loader(self._paths[index])
+
+    def label(self, index: int) -> int:
+        return int(self._labels[index])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+
+def _load_image(path: str):
+    """ImageFolder's loader: a loaded PIL image in its own mode (channels are the Preprocess's job)."""
+    with open(path, "rb") as fh:
+        return _decode(fh.read(), path)
+
+
+class TargetData:
+    """A labelled target task: ``train`` and ``test`` (or None) splits."""
+
+    def __init__(self, train: LabelledImages, test: LabelledImages | None, n_classes: int,
+                 class_names: list[str] | None, source: str) -> None:
+        self.train, self.test, self.source = train, test, source
+        self.n_classes, self.class_names = n_classes, class_names
+        self.channels, self.image_size = _channels_and_size(train.raw(0))
+
+    def set_preprocess(self, preprocess: Preprocess, augment: bool = False) -> TargetData:
+        """*preprocess* for both splits; *augment* adds training augmentation to ``train``."""
+        self.train.set_preprocess(preprocess, train=augment)
+        if self.test is not None:
+            self.test.set_preprocess(preprocess)
+        return self
+
+    def require_test(self) -> LabelledImages:
+        if self.test is None:
+            raise DataError(f"{self.source}: no test split; add x_test/y_test to the .npz or a test/ "
+                            f"(or val/) folder of class folders")
+        return self.test
+
+
+def open_target(spec: str | os.PathLike) -> TargetData:
+    """A labelled target by spec: builtin:mnist, a .npz, or an ImageFolder-style folder."""
+    spec_s = str(spec)
+    if spec_s == "builtin:mnist":
+        from .data import load_miniature
+
+        mini = load_miniature()
+        train = ArrayLabelled(mini.target_train.images, mini.target_train.labels, "mnist-train")
+        test = ArrayLabelled(mini.target_test.images, mini.target_test.labels, "mnist-test")
+        return TargetData(train, test, 10, list(mini.class_names), spec_s)
+    if spec_s.startswith("builtin:"):
+        raise DataError(f"unknown built-in target {spec_s!r}; use builtin:mnist")
+    path = Path(spec)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; check the target path")
+    if path.is_dir():
+        train_root = path / "train" if (path / "train").is_dir() else path
+        train = FolderLabelled(train_root)
+        test = None
+        for name in _SPLIT_NAMES:
+            if (path / name).is_dir():
+                test = FolderLabelled(path / name, train.classes)
+                break
+        return TargetData(train, test, len(train.classes), list(train.classes), str(path))
+    if path.suffix != ".npz":
+        raise DataError(f"{path}: not a target; use a .npz (x_train, y_train, x_test, y_test), "
+                        f"a folder of class folders, or builtin:mnist")
+    x_train, y_train = _npz_array(path, "x_train", "target"), _npz_array(path, "y_train", "target")
+    x_test, y_test = _npz_array(path, "x_test", "target", False), _npz_array(path, "y_test", "target", False)
+    if (x_test is None) != (y_test is None):
+        raise DataError(f"{path}: has {'x_test' if y_test is None else 'y_test'} without its partner; "
+                        f"save both x_test and y_test")
+    train = ArrayLabelled(x_train, y_train, f"{path}:train")
+    test = ArrayLabelled(x_test, y_test, f"{path}:test") if x_test is not None else None
+    n_classes = int(max(train.labels.max(), test.labels.max() if test is not None else 0)) + 1
+    return TargetData(train, test, n_classes, None, str(path))
+
+
+# -- the client's view ---------------------------------------------------------
+
+
+class LabelledSubset(Dataset):
+    """The k selected reference items with the payload's labels; reads only those
+    k items. Item j -> (input tensor of reference item ``indices[j]``, ``labels[j]``)."""
+
+    def __init__(self, reference: ReferenceImages, indices, labels) -> None:
+        self.reference = reference
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(self.indices) != len(self.labels):
+            raise DataError(f"{len(self.indices)} indices but {len(self.labels)} labels")
+        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= len(reference)):
+            raise DataError(f"an index is outside the reference set of {len(reference)} items; "
+                            f"the payload was made for another reference")
+        self._transform = reference._transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def set_preprocess(self, preprocess: Preprocess, train: bool = False) -> LabelledSubset:
+        self._transform = _checked_transform(preprocess, train, self) if len(self) else preprocess.transform(train)
+        return self
+
+    def raw(self, j: int):
+        return self.reference.raw(int(self.indices[j]))
+
+    def __getitem__(self, j: int) -> tuple[torch.Tensor, int]:
+        if self._transform is None:
+            self.set_preprocess(default_preprocess(self.raw(0)))
+        index = int(self.indices[j])
+        return _apply(self._transform, self.reference.raw(index), self.reference, index), int(self.labels[j])
+
+
+# -- checks --------------------------------------------------------------------
+
+
+def _name_of(data) -> str:
+    return getattr(data, "source", None) or getattr(data, "name", None) or type(data).__name__
+
+
+def _item_name(data, index: int) -> str:
+    item_id = getattr(data, "item_id", None)
+    if item_id is not None:
+        return f"{_name_of(data)}: {item_id(index)}"
+    paths = getattr(data, "_paths", None)
+    return paths[index] if paths is not None else f"{_name_of(data)}: item {index}"
+
+
+def _apply(transform, image, data, index: int) -> torch.Tensor:
+    try:
+        return transform(image)
+    except ImageSizeError as exc:
+        raise DataError(f"{_item_name(data, index)}: {exc}; pass --image-size to resize every image") from None
+
+
+def _checked_transform(preprocess: Preprocess, train: bool, data):
+    check_inputs(preprocess, data)
+    return preprocess.transform(train, expect_size=_channels_and_size(data.raw(0))[1])
+
+
+def check_inputs(preprocess: Preprocess, *datasets) -> None:
+    """Cheap up-front checks of *datasets* against *preprocess* (decodes one item
+    of each): channel counts convertible, and the same image size everywhere when
+    the recipe does not resize. A later item of another size fails when read."""
+    sizes = {}
+    for data in datasets:
+        name = _name_of(data)
+        image = data.raw(0)
+        channels, size = _channels_and_size(image)
+        try:
+            to_channels(image if hasattr(image, "mode") else image[:, :1, :1], preprocess.channels)
+        except ValueError:
+            raise DataError(f"{name}: images have {channels} channels, the model takes {preprocess.channels}; "
+                            f"use grayscale (1) or RGB (3) images") from None
+        sizes[name] = size
+    if not preprocess.resize:
+        wanted = preprocess.input_size
+        distinct = set(sizes.values()) | ({tuple(wanted)} if wanted else set())
+        if len(distinct) > 1:
+            listing = ", ".join(f"{n}: {h}x{w}" for n, (h, w) in sizes.items())
+            raise DataError(f"image sizes differ ({listing}) and {preprocess.model} does not resize; "
+                            f"pass --image-size to resize every image to one size")
