@@ -51,7 +51,7 @@ from torch.utils.data import Dataset
 import plada_codec
 from plada_codec import ReferenceSet
 
-from .preprocess import ImageSizeError, Preprocess, to_channels
+from .preprocess import ImageSizeError, Preprocess
 
 __all__ = [
     "DataError", "IMAGE_EXTENSIONS", "ReferenceImages", "ArrayImages", "FolderImages", "TarImages",
@@ -81,8 +81,20 @@ class _Strings:
         np.cumsum([len(b) for b in encoded], out=self._offsets[1:])
         self._blob = b"".join(encoded)
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[_Strings]) -> _Strings:
+        joined = cls(())
+        joined._blob = b"".join(p._blob for p in parts)
+        lengths = np.concatenate([np.diff(p._offsets) for p in parts]) if parts else np.zeros(0, np.int64)
+        joined._offsets = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=joined._offsets[1:])
+        return joined
+
     def __len__(self) -> int:
         return len(self._offsets) - 1
+
+    def nbytes(self) -> int:
+        return len(self._blob) + self._offsets.nbytes
 
     def __getitem__(self, i: int) -> str:
         return self._blob[self._offsets[i] : self._offsets[i + 1]].decode("utf-8")
@@ -134,7 +146,7 @@ class ReferenceImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self._transform is None:
-            self.set_preprocess(default_preprocess(self.raw(0)))
+            self.set_preprocess(default_preprocess(self))
         return _apply(self._transform, self.raw(index), self, index), index
 
     def set_preprocess(self, preprocess: Preprocess, train: bool = False) -> ReferenceImages:
@@ -149,12 +161,17 @@ class ReferenceImages(Dataset):
     def describe(self) -> dict[str, Any]:
         """n, channels and image size (of the first item; ``uniform`` says whether
         all items are known to share it)."""
-        first = _channels_and_size(self.raw(0))
+        first = _first_info(self)
         return {"source": self.source, "kind": self.kind, "n": len(self), "channels": first[0],
                 "image_size": list(first[1]), "uniform": self._uniform_size()}
 
     def _uniform_size(self) -> bool | None:
         return None  # unknown without reading every file
+
+    def index_nbytes(self) -> int:
+        """Bytes held per set for locating items (ids, offsets): what grows with N."""
+        return sum(v.nbytes() if isinstance(v, _Strings) else v.nbytes for v in vars(self).values()
+                   if isinstance(v, (_Strings, np.ndarray)) and not isinstance(v, np.memmap))
 
 
 def _channels_and_size(image) -> tuple[int, tuple[int, int]]:
@@ -164,8 +181,18 @@ def _channels_and_size(image) -> tuple[int, tuple[int, int]]:
     return int(image.shape[0]), (int(image.shape[1]), int(image.shape[2]))
 
 
-def default_preprocess(image) -> Preprocess:
-    channels, _ = _channels_and_size(image)
+def _first_info(data) -> tuple[int, tuple[int, int], bool]:
+    """(channels, (height, width), is a file image) of a data set's first item, read once."""
+    info = getattr(data, "_first", None)
+    if info is None:
+        image = data.raw(0)
+        info = (*_channels_and_size(image), hasattr(image, "mode"))
+        data._first = info
+    return info
+
+
+def default_preprocess(data) -> Preprocess:
+    channels = _first_info(data)[0]
     return Preprocess("smallcnn", "smallcnn", channels, mean=(0.5,) * channels, std=(0.5,) * channels)
 
 
@@ -229,7 +256,7 @@ class FolderImages(ReferenceImages):
                                 f"below it: move that file out")
         self._ids = _Strings(ids)
         del ids
-        self.raw(0)  # decode the first image now: a wrong folder fails before any work
+        _first_info(self)  # decode the first image now: a wrong folder fails before any work
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -316,25 +343,33 @@ class TarImages(ReferenceImages):
             if not os.path.isfile(shard):
                 raise DataError(f"{shard}: no such tar shard; check the path")
         self.shards = list(shards)
-        try:
-            items = _tar_images(self.shards)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{self.source}: not a readable tar set ({exc}); check the shards") from None
-        except plada_codec.PayloadError as exc:
-            raise DataError(f"{self.source}: {exc}") from None
-        if not items:
+        # One shard at a time, so the transient per-member objects stay bounded by a shard.
+        shard_ids, offsets, sizes, ids, members = [], [], [], [], []
+        for number, shard in enumerate(self.shards):
+            try:
+                items = _tar_images([shard])
+            except (OSError, EOFError) as exc:
+                raise DataError(f"{shard}: not a readable tar shard ({exc}); check the file") from None
+            except plada_codec.PayloadError as exc:
+                raise DataError(f"{shard}: {exc}") from None
+            shard_ids.append(np.full(len(items), number, np.int32))
+            offsets.append(np.fromiter((t.offset for t in items), np.int64, len(items)))
+            sizes.append(np.fromiter((t.size for t in items), np.int64, len(items)))
+            name = os.path.basename(shard)
+            ids.append(_Strings(f"{name}/{t.key}" for t in items))
+            members.append(_Strings(t.member for t in items))
+            del items
+        self._shard = np.concatenate(shard_ids)
+        self._offset = np.concatenate(offsets)
+        self._size = np.concatenate(sizes)
+        self._ids = _Strings.concatenate(ids)
+        self._members = _Strings.concatenate(members)
+        if not len(self._shard):
             raise DataError(f"{self.source}: the shards hold no image samples; write images as "
                             f"KEY.jpg/KEY.png members")
-        shard_index = {s: i for i, s in enumerate(self.shards)}
-        self._shard = np.fromiter((shard_index[str(t.shard)] for t in items), np.int32, len(items))
-        self._offset = np.fromiter((t.offset for t in items), np.int64, len(items))
-        self._size = np.fromiter((t.size for t in items), np.int64, len(items))
-        self._ids = _Strings(f"{os.path.basename(str(t.shard))}/{t.key}" for t in items)
-        self._members = _Strings(t.member for t in items)
-        del items
         self._files: dict[int, Any] = {}
         self._pid = os.getpid()
-        self.raw(0)
+        _first_info(self)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -473,7 +508,7 @@ class LabelledImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self._transform is None:
-            self.set_preprocess(default_preprocess(self.raw(0)))
+            self.set_preprocess(default_preprocess(self))
         return _apply(self._transform, self.raw(index), self, index), self.label(index)
 
     def set_preprocess(self, preprocess: Preprocess, train: bool = False) -> LabelledImages:
@@ -568,7 +603,7 @@ class TargetData:
                  class_names: list[str] | None, source: str) -> None:
         self.train, self.test, self.source = train, test, source
         self.n_classes, self.class_names = n_classes, class_names
-        self.channels, self.image_size = _channels_and_size(train.raw(0))
+        self.channels, self.image_size, _ = _first_info(train)
 
     def set_preprocess(self, preprocess: Preprocess, augment: bool = False) -> TargetData:
         """*preprocess* for both splits; *augment* adds training augmentation to ``train``."""
@@ -639,6 +674,7 @@ class LabelledSubset(Dataset):
             raise DataError(f"an index is outside the reference set of {len(reference)} items; "
                             f"the payload was made for another reference")
         self._transform = reference._transform
+        self._first = _first_info(reference)  # checks use the reference's first item: no extra read
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -652,7 +688,7 @@ class LabelledSubset(Dataset):
 
     def __getitem__(self, j: int) -> tuple[torch.Tensor, int]:
         if self._transform is None:
-            self.set_preprocess(default_preprocess(self.raw(0)))
+            self.set_preprocess(default_preprocess(self))
         index = int(self.indices[j])
         return _apply(self._transform, self.reference.raw(index), self.reference, index), int(self.labels[j])
 
@@ -681,7 +717,7 @@ def _apply(transform, image, data, index: int) -> torch.Tensor:
 
 def _checked_transform(preprocess: Preprocess, train: bool, data):
     check_inputs(preprocess, data)
-    return preprocess.transform(train, expect_size=_channels_and_size(data.raw(0))[1])
+    return preprocess.transform(train, expect_size=_first_info(data)[1])
 
 
 def check_inputs(preprocess: Preprocess, *datasets) -> None:
@@ -691,13 +727,10 @@ def check_inputs(preprocess: Preprocess, *datasets) -> None:
     sizes = {}
     for data in datasets:
         name = _name_of(data)
-        image = data.raw(0)
-        channels, size = _channels_and_size(image)
-        try:
-            to_channels(image if hasattr(image, "mode") else image[:, :1, :1], preprocess.channels)
-        except ValueError:
+        channels, size, is_file = _first_info(data)
+        if not is_file and channels != preprocess.channels and channels not in (1, 3):
             raise DataError(f"{name}: images have {channels} channels, the model takes {preprocess.channels}; "
-                            f"use grayscale (1) or RGB (3) images") from None
+                            f"use grayscale (1) or RGB (3) images")
         sizes[name] = size
     if not preprocess.resize:
         wanted = preprocess.input_size
