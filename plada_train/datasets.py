@@ -64,7 +64,17 @@ _SPLIT_NAMES = ("test", "val")
 
 
 class DataError(ValueError):
-    """An everyday data mistake: one line saying what is wrong and how to fix it."""
+    """An everyday data mistake: one line saying what is wrong and how to fix it.
+
+    Raised in a DataLoader worker, torch re-raises it in the main process with
+    the worker's traceback as the message; the constructor keeps the one line.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        if isinstance(message, str) and "\nOriginal Traceback" in message:
+            last = message.rstrip().rsplit("\n", 1)[-1]
+            message = last.split("DataError: ", 1)[-1] + " (in a DataLoader worker)"
+        super().__init__(message)
 
 
 def _extension(name: str) -> str:
@@ -480,7 +490,12 @@ def _memmap_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np
         start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
         fh.seek(start)
         version = np.lib.format.read_magic(fh)
-        shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            return None
         if fortran or dtype.hasobject:
             return None
         return np.memmap(path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape)
