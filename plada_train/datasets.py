@@ -6,12 +6,15 @@ the reference fingerprint is computed over:
 - ``builtin:pool`` / ``builtin:pool-far``: the offline miniature (in memory);
 - ``X.npz`` with an ``x`` array (N, H, W) or (N, C, H, W); an uncompressed
   uint8 member is memory-mapped, not loaded;
-- a folder of images: every regular file below it, in the canonical order of
-  ``plada_codec.ReferenceSet.folder_files``. A folder reference is its files,
-  all of them: a file that is not an image (``README.txt``, ``.DS_Store``) is
-  an error, not skipped, because it is part of the fingerprint and would shift
-  every index after it. Extensions are checked up front from the listing and
-  the first image is decoded; a later file that fails to decode names itself;
+- a folder of images: every visible regular file below it (names starting
+  with "." and symbolic links are not part of it), in the canonical order of
+  ``plada_codec.ReferenceSet.folder_files`` (spec/REFERENCE.md). A folder
+  reference is those files, all of them: one that is not an image
+  (``README.txt``) is an error, not skipped, because it is part of the
+  fingerprint and would shift every index after it. Extensions (the part after
+  the last ".", any case, the tar rule's list) are checked up front from the
+  listing and the first image is decoded; a later file that fails to decode
+  names itself when read;
 - WebDataset-style tar shards (a ``.tar`` file, a folder of ``*.tar`` files, or
   a list of shard paths) in the order of ``plada_codec.tar_images``: item i is
   read by seeking to its member's data offset, so a client reads only the
@@ -239,14 +242,6 @@ class ArrayImages(ReferenceImages):
         return True
 
 
-def _fingerprint_path(path, manifest, rehash, fallback):
-    """ReferenceSet.open (cached, verified manifest) when plada_codec has it."""
-    opener = getattr(ReferenceSet, "open", None)
-    if opener is not None:
-        return opener(path, manifest=manifest, rehash=rehash)
-    return fallback()
-
-
 class FolderImages(ReferenceImages):
     """Every regular file below *root*, in canonical order; each must be an image."""
 
@@ -256,7 +251,10 @@ class FolderImages(ReferenceImages):
         root = Path(root)
         super().__init__(str(root))
         self.root = str(root)
-        ids = ReferenceSet.folder_files(root)
+        try:
+            ids = ReferenceSet.folder_files(root)
+        except plada_codec.ReferenceSetError as exc:
+            raise DataError(f"{exc}; rename or move the offending entry") from None
         if not ids:
             raise DataError(f"{root}: the folder holds no files; point the reference at a folder of images")
         for item_id in ids:
@@ -286,59 +284,33 @@ class FolderImages(ReferenceImages):
         return _decode(self.read_bytes(index), os.path.join(self.root, self._ids[index]))
 
     def _fingerprint(self, manifest, rehash) -> ReferenceSet:
-        return _fingerprint_path(self.root, manifest, rehash, lambda: ReferenceSet.from_folder(self.root))
+        return ReferenceSet.open(self.root, manifest=manifest, rehash=rehash, kind="folder")
 
 
-class TarMember(NamedTuple):
-    """Fallback twin of ``plada_codec.TarImage`` (until plada_codec provides it)."""
-
-    shard: str
-    key: str
-    member: str
-    offset: int
-    size: int
-
-
-def _tar_images_fallback(shards: Sequence[str]) -> list[TarMember]:
-    """The tar rule of spec/REFERENCE.md, read with stdlib tarfile (headers only)."""
-    import tarfile
-
-    items = []
-    for shard in shards:
-        with tarfile.open(shard, "r:") as tar:
-            samples: dict[str, list[tarfile.TarInfo]] = {}
-            for info in tar:
-                if info.isreg():
-                    base = info.name.rsplit("/", 1)[-1]
-                    prefix = info.name[: len(info.name) - len(base)]
-                    samples.setdefault(prefix + base.split(".", 1)[0], []).append(info)
-            for key, members in samples.items():
-                images = [m for m in members if _extension(m.name) in IMAGE_EXTENSIONS]
-                if len(images) != 1:
-                    raise DataError(f"{shard}: sample {key!r} holds {len(images)} image members, "
-                                    f"a reference sample holds exactly one")
-                image = images[0]
-                items.append(TarMember(shard, key, image.name, image.offset_data, image.size))
-    return items
-
-
-def _tar_images(shards: Sequence[str]):
-    provided = getattr(plada_codec, "tar_images", None)
-    return provided(shards) if provided is not None else _tar_images_fallback(shards)
+def _shard_images(shard: str) -> list:
+    """``plada_codec.tar_images`` of one shard (an empty shard is allowed in a set)."""
+    try:
+        return plada_codec.tar_images([shard])
+    except plada_codec.ReferenceSetError as exc:
+        if "hold no images" in str(exc):
+            return []
+        raise DataError(f"{exc}; fix the shard or leave it out") from None
 
 
 def _tar_shards(spec: str | os.PathLike | Sequence) -> list[str] | None:
-    """The shard list a spec names, or None if it names no tar set."""
+    """The shard list a spec names, or None if it names no tar set: a list of
+    paths, a ``.tar`` file, or a folder whose visible entries are all ``.tar``
+    files (sorted by UTF-8 bytes of the name), as ``plada_codec`` reads them."""
     if isinstance(spec, (list, tuple)):
-        return [str(s) for s in spec]
+        return [os.fspath(s) for s in spec]
     path = Path(spec)
-    if path.is_file() and path.suffix == ".tar":
+    if path.is_file() and path.name.endswith(".tar"):
         return [str(path)]
     if path.is_dir():
-        names = sorted((p.name for p in path.iterdir() if p.is_file() and p.suffix == ".tar"),
-                       key=lambda s: s.encode("utf-8", "surrogateescape"))
-        if names:
-            return [str(path / n) for n in names]
+        visible = [e for e in os.scandir(path) if not e.name.startswith(".")]
+        shards = [e.name for e in visible if e.name.endswith(".tar") and e.is_file(follow_symlinks=False)]
+        if shards and len(shards) == len(visible):
+            return [os.path.join(path, name) for name in sorted(shards)]
     return None
 
 
@@ -347,8 +319,10 @@ class TarImages(ReferenceImages):
 
     kind = "tar"
 
-    def __init__(self, shards: Sequence[str], source: str | None = None) -> None:
-        super().__init__(source or (shards[0] if len(shards) == 1 else os.path.dirname(shards[0])))
+    def __init__(self, shards: Sequence[str], source: str | os.PathLike | Sequence | None = None) -> None:
+        self._spec = list(shards) if source is None or isinstance(source, (list, tuple)) else os.fspath(source)
+        super().__init__(self._spec if isinstance(self._spec, str) else
+                         (shards[0] if len(shards) == 1 else os.path.dirname(shards[0])))
         for shard in shards:
             if not os.path.isfile(shard):
                 raise DataError(f"{shard}: no such tar shard; check the path")
@@ -356,12 +330,7 @@ class TarImages(ReferenceImages):
         # One shard at a time, so the transient per-member objects stay bounded by a shard.
         shard_ids, offsets, sizes, ids, members = [], [], [], [], []
         for number, shard in enumerate(self.shards):
-            try:
-                items = _tar_images([shard])
-            except (OSError, EOFError) as exc:
-                raise DataError(f"{shard}: not a readable tar shard ({exc}); check the file") from None
-            except plada_codec.PayloadError as exc:
-                raise DataError(f"{shard}: {exc}") from None
+            items = _shard_images(shard)
             shard_ids.append(np.full(len(items), number, np.int32))
             offsets.append(np.fromiter((t.offset for t in items), np.int64, len(items)))
             sizes.append(np.fromiter((t.size for t in items), np.int64, len(items)))
@@ -415,17 +384,7 @@ class TarImages(ReferenceImages):
         self._files = {}
 
     def _fingerprint(self, manifest, rehash) -> ReferenceSet:
-        from_tar = getattr(ReferenceSet, "from_tar_shards", None)
-        if from_tar is None:
-            import hashlib
-
-            def digest(i):
-                return hashlib.sha256(self.read_bytes(i)).hexdigest()
-
-            return ReferenceSet.from_items(((self._ids[i], digest(i)) for i in range(len(self))),
-                                           source=f"tar {self.source}")
-        target = self.shards[0] if len(self.shards) == 1 else os.path.dirname(self.shards[0])
-        return _fingerprint_path(target, manifest, rehash, lambda: from_tar(self.shards))
+        return ReferenceSet.open(self._spec, manifest=manifest, rehash=rehash)
 
 
 def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash: bool = False) -> ReferenceImages:
@@ -438,7 +397,7 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
         pool = load_miniature(include_in_domain=str(spec) == "builtin:pool").pool
         dataset: ReferenceImages = ArrayImages(pool.images, str(spec))
     elif (shards := _tar_shards(spec)) is not None:
-        dataset = TarImages(shards, None if isinstance(spec, (list, tuple)) else str(spec))
+        dataset = TarImages(shards, spec)
     else:
         path = Path(spec)
         if str(spec).startswith("builtin:"):

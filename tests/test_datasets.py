@@ -393,3 +393,34 @@ def test_builtin_pool_keeps_its_fingerprint_source():
     assert reference.images is load_miniature(include_in_domain=False).pool.images
     assert reference.describe() == {"source": "builtin:pool-far", "kind": "array", "n": 80000, "channels": 1,
                                     "image_size": [28, 28], "uniform": True}
+
+
+def test_hidden_files_are_not_part_of_a_folder_reference(tmp_path, pixels):
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(_png(pixels[i]))
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    reference = open_reference(tmp_path)
+    assert [reference.item_id(i) for i in range(len(reference))] == ["0.png", "1.png", "2.png"]
+
+
+def test_cached_manifest_verifies_without_reading_images(image_folder, tmp_path, monkeypatch):
+    root, written = image_folder
+    manifest = tmp_path / "ref.manifest"
+    first = open_reference(root, manifest=manifest).reference_set()  # hashes once, writes the cache
+    assert first == ReferenceSet.from_folder(root)
+    reference = open_reference(root, manifest=manifest)
+    counter = OpenCounter(monkeypatch)
+    assert reference.reference_set() == first
+    assert not [p for p in counter.paths if p.endswith(".png")]
+
+
+def test_tar_sample_with_two_images_is_refused(tmp_path, pixels):
+    with tarfile.open(tmp_path / "bad.tar", "w") as tar:
+        for name in ("k1.png", "k1.jpg"):
+            data = _png(pixels[0])
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataError, match="two image members") as exc:
+        open_reference(tmp_path / "bad.tar")
+    _one_line(exc)
