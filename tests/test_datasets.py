@@ -424,3 +424,22 @@ def test_tar_sample_with_two_images_is_refused(tmp_path, pixels):
     with pytest.raises(DataError, match="two image members") as exc:
         open_reference(tmp_path / "bad.tar")
     _one_line(exc)
+
+
+def test_tar_index_cache_spares_the_header_scan(tar_set, tmp_path, monkeypatch):
+    import os
+
+    root, written = tar_set
+    manifest = tmp_path / "tars.manifest"
+    first = open_reference(root, manifest=manifest)
+    assert (tmp_path / "tars.manifest.index.npz").exists()
+    monkeypatch.setattr("plada_codec.tar_images", lambda *a, **k: pytest.fail("the tar headers were scanned"))
+    again = open_reference(root, manifest=manifest)
+    assert [again.item_id(i) for i in range(len(again))] == [first.item_id(i) for i in range(len(first))]
+    assert np.array_equal(np.asarray(again.raw(100)), written[100][3])
+    shard = root / "shard-001.tar"
+    stat = shard.stat()
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched: the cache is stale
+    with pytest.raises(pytest.fail.Exception, match="scanned"):
+        open_reference(root, manifest=manifest)
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
