@@ -235,6 +235,21 @@ class ArrayImages(ReferenceImages):
     def __len__(self) -> int:
         return len(self.images)
 
+    def __getstate__(self):
+        # A memory-mapped array travels to spawned workers as its file position, not its bytes.
+        state = self.__dict__.copy()
+        if isinstance(self.images, np.memmap) and self.images.filename:
+            state["images"] = ("memmap", self.images.filename, self.images.offset, self.images.shape,
+                               self.images.dtype.str)
+        return state
+
+    def __setstate__(self, state):
+        images = state["images"]
+        if isinstance(images, tuple):
+            _, filename, offset, shape, dtype = images
+            state["images"] = np.memmap(filename, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape)
+        self.__dict__.update(state)
+
     def raw(self, index: int) -> np.ndarray:
         return np.asarray(self.images[index])
 

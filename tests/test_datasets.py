@@ -304,6 +304,10 @@ def test_npz_reference_is_memory_mapped_and_fingerprinted_as_an_array(tmp_path, 
     np.savez(tmp_path / "float.npz", x=pixels.astype(np.float32) / 255)
     plain = open_reference(tmp_path / "plain.npz")
     assert isinstance(plain.images, np.memmap)
+    import pickle
+
+    shipped = pickle.dumps(plain)  # what a spawned DataLoader worker receives
+    assert len(shipped) < pixels.nbytes // 4 and np.array_equal(pickle.loads(shipped).raw(5)[0], pixels[5])
     expected = ReferenceSet.from_array(pixels[:, None])
     for name in ("plain", "packed", "float"):
         reference = open_reference(tmp_path / f"{name}.npz")
