@@ -103,45 +103,81 @@ def child_score(spec: str, workers: int, in_memory: bool) -> dict:
             "images_per_s": len(reference) / seconds}
 
 
-def client_reads(spec: str, k: int, seed: int = 0) -> dict:
-    """Open *spec*, then read a k-item LabelledSubset; count opens and bytes after opening."""
+class _Counter:
+    """Counts files opened through builtins.open and bytes read from them."""
+
+    def __init__(self) -> None:
+        self.opens = self.bytes = 0
+        self._real_open = builtins.open
+
+    def __enter__(self) -> _Counter:
+        counter, real_open = self, self._real_open
+
+        class Counting(io.BufferedReader):
+            def read(self, size=-1):
+                data = super().read(size)
+                counter.bytes += len(data)
+                return data
+
+            def readinto(self, buffer):
+                n = super().readinto(buffer)
+                counter.bytes += n or 0
+                return n
+
+        def counting_open(path, mode="r", *args, **kwargs):
+            counter.opens += 1
+            handle = real_open(path, mode, *args, **kwargs)
+            if "b" in mode and "r" in mode and isinstance(handle, io.BufferedReader):
+                return Counting(handle.detach())
+            return handle
+
+        builtins.open = counting_open
+        return self
+
+    def __exit__(self, *exc) -> None:
+        builtins.open = self._real_open
+
+
+def _read_chars() -> int:
+    with open("/proc/self/io") as fh:
+        return int(next(line for line in fh if line.startswith("rchar:")).split()[1])
+
+
+def client_reads(spec: str, k: int, manifest: str | None = None, seed: int = 0) -> dict:
+    """Open *spec* (with *manifest*: its cached index), then read a k-item
+    LabelledSubset; count the opens and bytes of each phase. tarfile reads
+    headers through the file object, so the header scan is counted too."""
     from plada_train.datasets import LabelledSubset, open_reference
 
-    reference = open_reference(spec)
+    from PIL import Image
+
+    # Load PIL's decoders before counting: reading module files is not reading data.
+    warm = io.BytesIO()
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(warm, format="PNG")
+    Image.open(io.BytesIO(warm.getvalue())).load()
+
+    rchar = _read_chars()
+    start = time.perf_counter()
+    with _Counter() as opening:
+        reference = open_reference(spec, manifest=manifest)
+        if hasattr(reference, "close"):
+            reference.close()  # count the shard opens of the reads too
+    open_s = time.perf_counter() - start
+    open_bytes = _read_chars() - rchar  # read(2) bytes: tarfile opens files past builtins.open
     picks = np.sort(np.random.default_rng(seed).choice(len(reference), k, replace=False))
     subset = LabelledSubset(reference, picks, np.zeros(k, np.int64))
-    if hasattr(reference, "close"):
-        reference.close()  # count the shard opens of the reads too
-    counts = {"opens": 0, "bytes": 0}
-    real_open = builtins.open
-
-    class Counting(io.BufferedReader):
-        def read(self, size=-1):
-            data = super().read(size)
-            counts["bytes"] += len(data)
-            return data
-
-    def counting_open(path, mode="r", *args, **kwargs):
-        counts["opens"] += 1
-        handle = real_open(path, mode, *args, **kwargs)
-        if "b" in mode and "r" in mode and isinstance(handle, io.BufferedReader):
-            raw = handle.detach()
-            return Counting(raw)
-        return handle
-
-    builtins.open = counting_open
-    try:
+    with _Counter() as reading:
         for j in range(len(subset)):
             subset[j]
-    finally:
-        builtins.open = real_open
-    opened = {reference.shards[int(s)] for s in reference._shard[picks]} if hasattr(reference, "shards") else None
     if hasattr(reference, "_size"):
-        selected_bytes = sum(int(reference._size[i]) for i in picks)
+        selected = sum(int(reference._size[i]) for i in picks)
+        touched = len({int(s) for s in reference._shard[picks]})
     else:
-        selected_bytes = sum(os.path.getsize(os.path.join(reference.root, reference.item_id(i))) for i in picks)
-    return {"n": len(reference), "k": k, **counts, "distinct_shards": len(opened) if opened else None,
-            "selected_image_bytes": selected_bytes}
+        selected = sum(os.path.getsize(os.path.join(reference.root, reference.item_id(i))) for i in picks)
+        touched = None
+    return {"n": len(reference), "k": k, "open_files": opening.opens, "open_bytes": open_bytes,
+            "open_s": open_s, "opens": reading.opens, "bytes": reading.bytes,
+            "distinct_shards": touched, "selected_image_bytes": selected}
 
 
 def _run_child(*args: str) -> dict:
@@ -150,21 +186,56 @@ def _run_child(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def client_table(base: Path, sizes, k: int) -> None:
+    small, large = sizes
+    folder = base / f"folder-{small}"
+    if not folder.exists():
+        t0 = time.perf_counter()
+        write_folder_set(folder, small)
+        print(f"wrote {small} image files in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    runs = [("folder", folder, None)]
+    for n in sizes:
+        manifest = base / f"tar-{n}.manifest"
+        for suffix in ("", ".index.npz"):
+            Path(f"{manifest}{suffix}").unlink(missing_ok=True)
+        runs += [("tar", base / f"tar-{n}", None), ("tar, index cached", base / f"tar-{n}", manifest)]
+    print("\nClient: open the reference, then read a k-subset (files opened / bytes read, counted per phase)")
+    print("| set | N | open: files | open: bytes (read syscalls) | open: s | k | subset: files | subset: bytes "
+          "| selected image bytes | shards touched |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kind, spec, manifest in runs:
+        if manifest is not None:  # first open writes the index beside the manifest
+            _run_child("client", str(spec), str(k), str(manifest))
+        r = _run_child("client", str(spec), str(k), *([str(manifest)] if manifest else []))
+        print(f"| {kind} | {r['n']} | {r['open_files']} | {r['open_bytes']} | {r['open_s']:.2f} | {r['k']} | "
+              f"{r['opens']} | {r['bytes']} | {r['selected_image_bytes']} | {r['distinct_shards'] or '-'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=(50_000, 100_000))
     parser.add_argument("--workers", type=int, nargs="+", default=(0, 1, 2))
     parser.add_argument("--k", type=int, default=500)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the sets (default: a temp folder)")
+    parser.add_argument("--client-only", action="store_true", help="skip scoring; only the client table")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, spec, *rest = args.child
-        result = child_score(spec, int(rest[0]), rest[1] == "1") if kind == "score" else client_reads(spec, int(rest[0]))
+        if kind == "score":
+            result = child_score(spec, int(rest[0]), rest[1] == "1")
+        else:
+            result = client_reads(spec, int(rest[0]), rest[1] if len(rest) > 1 else None)
         print(json.dumps(result))
         return
 
     base = args.dir or Path(tempfile.mkdtemp(prefix="plada-bench-data-"))
+    if args.client_only:
+        for n in args.sizes:
+            if not (base / f"tar-{n}").exists():
+                write_tar_set(base / f"tar-{n}", n)
+        client_table(base, args.sizes, args.k)
+        return
     rows = []
     for n in args.sizes:
         tars = base / f"tar-{n}"
@@ -188,19 +259,7 @@ def main() -> None:
         f"{loader}: {by[(large, loader)]['peak_mb'] / by[(small, loader)]['peak_mb']:.3f}"
         for loader in dict.fromkeys(loader for _, _, loader, _ in rows)))
 
-    folder = base / f"folder-{small}"
-    if not folder.exists():
-        t0 = time.perf_counter()
-        write_folder_set(folder, small)
-        print(f"wrote {small} image files in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    print(f"\nClient reading a k-subset (counted after the reference is opened)")
-    print("| set | N | k | files opened | bytes read | selected image bytes | shards touched |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for kind, spec, n in (("folder", folder, small), ("tar", base / f"tar-{small}", small),
-                          ("tar", base / f"tar-{large}", large)):
-        r = _run_child("client", str(spec), str(args.k))
-        print(f"| {kind} | {n} | {r['k']} | {r['opens']} | {r['bytes']} | {r['selected_image_bytes'] or '-'} | "
-              f"{r['distinct_shards'] or '-'} |")
+    client_table(base, args.sizes, args.k)
     print(f"\nsets kept in {base}", file=sys.stderr)
 
 
