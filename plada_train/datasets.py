@@ -29,9 +29,10 @@ lines over plain file reads exact and sufficient.
 
 Target sets (``open_target``), item -> (float tensor, label): ``builtin:mnist``,
 ``X.npz`` (x_train, y_train, optional x_test, y_test), or an ImageFolder-style
-folder (torchvision's ``ImageFolder``: one sub-folder per class; the test split
-in ``ROOT/test`` or ``ROOT/val``, the training split in ``ROOT/train`` if present,
-otherwise the class folders of ROOT itself).
+folder (torchvision's ``ImageFolder``: one sub-folder per class, files with
+torchvision's image extensions, others ignored as ImageFolder does; the test
+split in ``ROOT/test`` or ``ROOT/val``, the training split in ``ROOT/train`` if
+present, otherwise the class folders of ROOT itself).
 
 Per-item storage is compact (ids in one bytes blob + offsets, numbers in numpy
 arrays), so memory stays flat as N grows and forked DataLoader workers share it.
@@ -211,7 +212,9 @@ def _first_info(data) -> tuple[int, tuple[int, int], bool]:
 
 
 def default_preprocess(data) -> Preprocess:
+    """The SmallCNN's recipe at the data's own channels (RGB for any other count)."""
     channels = _first_info(data)[0]
+    channels = channels if channels in (1, 3) else 3
     return Preprocess("smallcnn", "smallcnn", channels, mean=(0.5,) * channels, std=(0.5,) * channels)
 
 
