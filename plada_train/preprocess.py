@@ -234,7 +234,7 @@ def preprocess_for(model: torch.nn.Module | None, model_name: str, in_chans: int
     """The input recipe for *model* (``smallcnn`` or a timm model).
 
     smallcnn: the images' own size unless *image_size* is given (then resized,
-    bilinear). timm: ``timm.data.resolve_data_config`` of the model (its
+    bicubic: PIL's default, which ``data.load_folder`` has always used). timm: ``timm.data.resolve_data_config`` of the model (its
     pretrained config: size, interpolation, mean/std, crop), with *image_size*
     overriding the input size. *model* may be None for timm (the config is
     then resolved from a fresh model of that name without weights).
@@ -246,7 +246,8 @@ def preprocess_for(model: torch.nn.Module | None, model_name: str, in_chans: int
     if model_name == "smallcnn":
         size = (image_size, image_size) if image_size else None
         return Preprocess("smallcnn", model_name, in_chans, size, resize=bool(image_size),
-                          mean=(_SMALLCNN_MEAN,) * in_chans, std=(_SMALLCNN_STD,) * in_chans)
+                          mean=(_SMALLCNN_MEAN,) * in_chans, std=(_SMALLCNN_STD,) * in_chans,
+                          interpolation="bicubic")
     from ._compat import import_timm
 
     timm = import_timm()

@@ -447,3 +447,14 @@ def test_tar_index_cache_spares_the_header_scan(tar_set, tmp_path, monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="scanned"):
         open_reference(root, manifest=manifest)
     os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_smallcnn_resize_matches_the_in_memory_loader(image_folder):
+    from plada_train.data import load_folder
+
+    root, _ = image_folder
+    legacy = load_folder(root, size=5, grayscale=True)  # PIL's default resize filter
+    reference = open_reference(root).set_preprocess(preprocess_for(None, "smallcnn", 1, image_size=5))
+    for i in (0, 100):
+        expected = torch.from_numpy(legacy.images[i]).float().mul_(2.0 / 255.0).sub_(1.0)
+        assert torch.equal(reference[i][0], expected)
