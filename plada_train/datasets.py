@@ -67,8 +67,14 @@ IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "ppm", "pgm", "pbm", "bmp", 
 _SPLIT_NAMES = ("test", "val")
 
 
-class DataError(ValueError):
-    """An everyday data mistake: one line saying what is wrong and how to fix it.
+try:  # one except clause catches both: plada_train's package-wide DataError, when present, is the base
+    from .errors import DataError as _PackageDataError
+except ImportError:
+    _PackageDataError = ValueError
+
+
+class DataError(_PackageDataError):
+    """An everyday data mistake (a ValueError): one line saying what is wrong and how to fix it.
 
     Raised in a DataLoader worker, torch re-raises it in the main process with
     the worker's traceback as the message; the constructor keeps the one line.
@@ -785,6 +791,7 @@ def check_inputs(preprocess: Preprocess, *datasets) -> None:
         wanted = preprocess.input_size
         distinct = set(sizes.values()) | ({tuple(wanted)} if wanted else set())
         if len(distinct) > 1:
-            listing = ", ".join(f"{n}: {h}x{w}" for n, (h, w) in sizes.items())
+            listing = ", ".join([f"{n}: {h}x{w}" for n, (h, w) in sizes.items()] +
+                                ([f"the model's input: {wanted[0]}x{wanted[1]}"] if wanted else []))
             raise DataError(f"image sizes differ ({listing}) and {preprocess.model} does not resize; "
                             f"pass --image-size to resize every image to one size")

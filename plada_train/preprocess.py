@@ -230,11 +230,13 @@ def _timm_transform(p: Preprocess, train: bool):
 
 
 def preprocess_for(model: torch.nn.Module | None, model_name: str, in_chans: int,
-                   image_size: int | None = None) -> Preprocess:
+                   image_size: int | None = None, native_size: tuple[int, int] | None = None) -> Preprocess:
     """The input recipe for *model* (``smallcnn`` or a timm model).
 
     smallcnn: the images' own size unless *image_size* is given (then resized,
-    bicubic: PIL's default, which ``data.load_folder`` has always used). timm: ``timm.data.resolve_data_config`` of the model (its
+    bicubic: PIL's default, which ``data.load_folder`` has always used). Pass
+    the target's size as *native_size* so it is recorded in the metadata and
+    every data set given this recipe must have it (``TargetData.image_size``). timm: ``timm.data.resolve_data_config`` of the model (its
     pretrained config: size, interpolation, mean/std, crop), with *image_size*
     overriding the input size. *model* may be None for timm (the config is
     then resolved from a fresh model of that name without weights).
@@ -244,7 +246,7 @@ def preprocess_for(model: torch.nn.Module | None, model_name: str, in_chans: int
     if image_size is not None and image_size < 1:
         raise ValueError(f"image size must be positive, got {image_size}")
     if model_name == "smallcnn":
-        size = (image_size, image_size) if image_size else None
+        size = (image_size, image_size) if image_size else (tuple(native_size) if native_size else None)
         return Preprocess("smallcnn", model_name, in_chans, size, resize=bool(image_size),
                           mean=(_SMALLCNN_MEAN,) * in_chans, std=(_SMALLCNN_STD,) * in_chans,
                           interpolation="bicubic")

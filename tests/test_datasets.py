@@ -260,6 +260,11 @@ def test_target_and_reference_sizes_must_agree(tmp_path, pixels):
     with pytest.raises(DataError, match="image sizes differ.*12x12.*8x8.*--image-size"):
         check_inputs(preprocess_for(None, "smallcnn", 1), target.train, reference)
     check_inputs(preprocess_for(None, "smallcnn", 1, image_size=10), target.train, reference)
+    pinned = preprocess_for(None, "smallcnn", 1, native_size=target.image_size)
+    assert pinned.to_metadata()["input_size"] == [12, 12]
+    target.set_preprocess(pinned)
+    with pytest.raises(DataError, match="8x8.*12x12|12x12.*8x8"):
+        reference.set_preprocess(pinned)
 
 
 def test_grayscale_and_rgb(tmp_path, pixels):
