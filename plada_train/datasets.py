@@ -484,7 +484,8 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
         if str(spec).startswith("builtin:"):
             raise DataError(f"unknown built-in reference {spec!r}; use builtin:pool or builtin:pool-far")
         if not path.exists():
-            raise DataError(f"{path}: no such file or folder; check the reference path")
+            raise DataError(f"reference {str(spec)!r} not found: give builtin:pool, builtin:pool-far, a folder of "
+                            f"images, .tar shards or a .npz file")
         if path.is_dir():
             dataset = FolderImages(path)
         elif path.suffix == ".npz":
@@ -688,7 +689,8 @@ def open_target(spec: str | os.PathLike) -> TargetData:
         raise DataError(f"unknown built-in target {spec_s!r}; use builtin:mnist")
     path = Path(spec)
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder; check the target path")
+        raise DataError(f"target {spec_s!r} not found: give builtin:mnist, a .npz file (x_train, y_train, "
+                        f"x_test, y_test) or a folder of class folders")
     if path.is_dir():
         train_root = path / "train" if (path / "train").is_dir() else path
         train = FolderLabelled(train_root)

@@ -207,10 +207,10 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 
 
 def test_missing_paths(tmp_path):
-    with pytest.raises(DataError, match="no such file or folder") as exc:
+    with pytest.raises(DataError, match="reference '.*nope' not found: give builtin:pool") as exc:
         open_reference(tmp_path / "nope")
     _one_line(exc)
-    with pytest.raises(DataError, match="no such file or folder"):
+    with pytest.raises(DataError, match="target '.*nope.npz' not found: give builtin:mnist"):
         open_target(tmp_path / "nope.npz")
     with pytest.raises(DataError, match="builtin:pool"):
         open_reference("builtin:imagenet")
