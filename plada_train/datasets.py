@@ -359,9 +359,14 @@ class TarImages(ReferenceImages):
         self._spec = list(shards) if source is None or isinstance(source, (list, tuple)) else os.fspath(source)
         super().__init__(self._spec if isinstance(self._spec, str) else
                          (shards[0] if len(shards) == 1 else os.path.dirname(shards[0])))
+        names: dict[str, str] = {}
         for shard in shards:
             if not os.path.isfile(shard):
                 raise DataError(f"{shard}: no such tar shard; check the path")
+            if os.path.basename(shard) in names:  # item ids are <shard file name>/<key>
+                raise DataError(f"shards {names[os.path.basename(shard)]} and {shard} have the same file name; "
+                                f"rename one so item ids stay unique")
+            names[os.path.basename(shard)] = shard
         self.shards = list(shards)
         self.index_cache = Path(index_cache) if index_cache else None
         stats = [(os.path.basename(s), *_stat(s)) for s in self.shards]

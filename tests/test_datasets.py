@@ -463,3 +463,13 @@ def test_smallcnn_resize_matches_the_in_memory_loader(image_folder):
     for i in (0, 100):
         expected = torch.from_numpy(legacy.images[i]).float().mul_(2.0 / 255.0).sub_(1.0)
         assert torch.equal(reference[i][0], expected)
+
+
+def test_tar_shards_with_one_file_name_are_refused(tar_set, tmp_path):
+    import shutil
+
+    root, _ = tar_set
+    (tmp_path / "copy").mkdir()
+    shutil.copy(root / "shard-000.tar", tmp_path / "copy" / "shard-000.tar")
+    with pytest.raises(DataError, match="same file name"):
+        open_reference([root / "shard-000.tar", tmp_path / "copy" / "shard-000.tar"])
