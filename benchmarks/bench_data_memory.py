@@ -180,9 +180,12 @@ def client_reads(spec: str, k: int, manifest: str | None = None, seed: int = 0) 
             "distinct_shards": touched, "selected_image_bytes": selected}
 
 
+CHILD_ENV = {"OMP_NUM_THREADS": "1"}
+
+
 def _run_child(*args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, **CHILD_ENV})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -218,6 +221,10 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=500)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the sets (default: a temp folder)")
     parser.add_argument("--client-only", action="store_true", help="skip scoring; only the client table")
+    parser.add_argument("--skip-client", action="store_true", help="only the scoring table")
+    parser.add_argument("--fixed-mmap-threshold", action="store_true",
+                        help="run the scoring processes with glibc's MALLOC_MMAP_THRESHOLD_=131072: freed batch "
+                             "buffers go back to the system at once, so peaks show data, not allocator retention")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -230,10 +237,13 @@ def main() -> None:
         return
 
     base = args.dir or Path(tempfile.mkdtemp(prefix="plada-bench-data-"))
+    if args.fixed_mmap_threshold:
+        CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] = "131072"
     if args.client_only:
         for n in args.sizes:
             if not (base / f"tar-{n}").exists():
                 write_tar_set(base / f"tar-{n}", n)
+        if not args.skip_client:
         client_table(base, args.sizes, args.k)
         return
     rows = []
@@ -247,7 +257,8 @@ def main() -> None:
         for workers in args.workers:
             rows.append(("tar", n, f"DataLoader w={workers}", _run_child("score", str(tars), str(workers), "0")))
         rows.append(("tar", n, "in-memory array (old)", _run_child("score", str(tars), "0", "1")))
-    print(f"\nScoring with SmallCNN (batch 512, 1 torch thread); RSS in MiB; base = RSS after importing torch")
+    print(f"\nScoring with SmallCNN (batch 512, 1 torch thread); RSS in MiB; base = RSS after importing torch"
+          f"{'; MALLOC_MMAP_THRESHOLD_=131072' if args.fixed_mmap_threshold else ''}")
     print(f"| set | N | loader | base | +open | index B/item | peak main | peak worker | images/s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for kind, n, loader, r in rows:
@@ -259,7 +270,8 @@ def main() -> None:
         f"{loader}: {by[(large, loader)]['peak_mb'] / by[(small, loader)]['peak_mb']:.3f}"
         for loader in dict.fromkeys(loader for _, _, loader, _ in rows)))
 
-    client_table(base, args.sizes, args.k)
+    if not args.skip_client:
+        client_table(base, args.sizes, args.k)
     print(f"\nsets kept in {base}", file=sys.stderr)
 
 
