@@ -147,9 +147,9 @@ def client_reads(spec: str, k: int, manifest: str | None = None, seed: int = 0) 
     """Open *spec* (with *manifest*: its cached index), then read a k-item
     LabelledSubset; count the opens and bytes of each phase. tarfile reads
     headers through the file object, so the header scan is counted too."""
-    from plada_train.datasets import LabelledSubset, open_reference
-
     from PIL import Image
+
+    from plada_train.datasets import LabelledSubset, open_reference
 
     # Load PIL's decoders before counting: reading module files is not reading data.
     warm = io.BytesIO()
@@ -243,7 +243,6 @@ def main() -> None:
         for n in args.sizes:
             if not (base / f"tar-{n}").exists():
                 write_tar_set(base / f"tar-{n}", n)
-        if not args.skip_client:
         client_table(base, args.sizes, args.k)
         return
     rows = []
@@ -259,11 +258,12 @@ def main() -> None:
         rows.append(("tar", n, "in-memory array (old)", _run_child("score", str(tars), "0", "1")))
     print(f"\nScoring with SmallCNN (batch 512, 1 torch thread); RSS in MiB; base = RSS after importing torch"
           f"{'; MALLOC_MMAP_THRESHOLD_=131072' if args.fixed_mmap_threshold else ''}")
-    print(f"| set | N | loader | base | +open | index B/item | peak main | peak worker | images/s |")
+    print("| set | N | loader | base | +open | index B/item | peak main | peak worker | images/s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for kind, n, loader, r in rows:
         print(f"| {kind} | {n} | {loader} | {r['baseline_mb']:.0f} | {r['open_mb']:.1f} | "
-              f"{r['index_bytes'] / n:.0f} | {r['peak_mb']:.0f} | {r['worker_peak_mb']:.0f} | {r['images_per_s']:.0f} |")
+              f"{r['index_bytes'] / n:.0f} | {r['peak_mb']:.0f} | {r['worker_peak_mb']:.0f} | "
+              f"{r['images_per_s']:.0f} |")
     by = {(n, loader): r for _, n, loader, r in rows}
     small, large = args.sizes
     print(f"\npeak main RSS ratio {large}/{small}: " + ", ".join(
