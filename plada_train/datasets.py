@@ -284,7 +284,10 @@ class FolderImages(ReferenceImages):
         try:
             ids = ReferenceSet.folder_files(root)
         except plada_codec.ReferenceSetError as exc:
-            raise DataError(f"{exc}; rename or move the offending entry") from None
+            if "no visible regular files" in str(exc):
+                ids = []
+            else:
+                raise DataError(f"{exc}; rename or move the offending entry") from None
         if not ids:
             raise DataError(f"{root}: the folder holds no files; point the reference at a folder of images")
         for item_id in ids:
