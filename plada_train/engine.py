@@ -130,6 +130,8 @@ def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, conte
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
+        if context.is_main:
+            print(f"resuming {desc} at step {step} of {total} from {state_path}", flush=True)
     trained = nn.parallel.DistributedDataParallel(model) if context.distributed else model
     use_outliers = outliers is not None and len(outliers) > 0 and recipe.outlier_weight > 0
     outlier_iter = iter(_loader(outliers, per_rank, None, recipe.workers, device,

@@ -45,6 +45,7 @@ def check_model_name(name: str) -> None:
 
 
 def _read_state_dict(path: Path) -> dict:
+    import_timm()
     from timm.models import load_state_dict
 
     try:

@@ -150,6 +150,10 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
     model.to(device := context.device).eval()
     n_shards = -(-n // shard_size)
     mine = range(context.rank, n_shards, context.world_size)
+    if parts is not None and context.is_main:
+        on_disk = len(list(parts.glob("shard-*.npz")))
+        if on_disk:
+            print(f"resuming: {on_disk} of {n_shards} shards already scored in {parts}", flush=True)
     done_now = 0
     results: dict[int, dict] = {}
     for s in tqdm(mine, desc="score reference", disable=not progress or not context.is_main, leave=False):
