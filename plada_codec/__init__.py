@@ -16,10 +16,13 @@ from ._errors import (
     PayloadError,
     PayloadFormatError,
     ReferenceMismatchError,
+    ReferenceSetError,
+    StaleManifestError,
     TrailingDataError,
     TruncatedPayloadError,
     UnsupportedFeatureError,
     UnsupportedVersionError,
+    UnknownBackendError,
 )
 from ._format import (
     DEFAULT_MAX_COUNT,
@@ -37,19 +40,21 @@ from ._format import (
     inspect,
     verify,
 )
-from ._reference import ReferenceSet
+from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
+from ._reference import ReferenceSet, TarImage, tar_images
 
-__version__ = "0.1.0"
+from ._version import __version__
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
 __all__ = [
-    "encode", "decode", "inspect", "verify",
+    "encode", "decode", "inspect", "verify", "read_payload",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
     "ReferenceSet",
+    "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError",
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",
     "backend", "available_backends",
-    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_ZSTD_LEVEL",
+    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
     "FORMAT_VERSION", "FORMAT_MAJOR", "FORMAT_MINOR", "__version__",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from ._errors import UnknownBackendError
+
 __all__ = ["backend", "available_backends", "get_kernels"]
 
 _VALID = ("auto", "c", "python")
@@ -39,14 +41,18 @@ def available_backends() -> tuple[str, ...]:
 
 
 def get_kernels(name: str = "auto") -> ModuleType:
-    """The kernel module for backend *name* (``auto``, ``c`` or ``python``)."""
+    """The kernel module for backend *name* (``auto``, ``c`` or ``python``).
+
+    Raises :class:`~plada_codec.UnknownBackendError` (a PayloadError and a
+    ValueError) for any other name, ImportError when ``c`` is not built.
+    """
     if name == "python":
         return _load_python()
     if name == "c":
         return _load_c()
     if name == "auto":
         return _DEFAULT
-    raise ValueError(f"unknown plada backend {name!r}; valid values are {', '.join(_VALID)}")
+    raise UnknownBackendError(f"unknown plada backend {name!r}; valid values are {', '.join(_VALID)}")
 
 
 def _choose() -> ModuleType:

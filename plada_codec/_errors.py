@@ -20,6 +20,9 @@ __all__ = [
     "LimitExceededError",
     "ReferenceMismatchError",
     "EncodeError",
+    "ReferenceSetError",
+    "StaleManifestError",
+    "UnknownBackendError",
 ]
 
 
@@ -65,3 +68,20 @@ class ReferenceMismatchError(PayloadError):
 class EncodeError(PayloadError, ValueError):
     """The selection handed to the encoder is invalid (unsorted or duplicate
     indices, labels out of range, wrong dtype or shape, bad option)."""
+
+
+class ReferenceSetError(PayloadError, ValueError):
+    """A reference set or its manifest cannot be fingerprinted: a file name the
+    manifest cannot hold (not UTF-8, a control character), an empty set, a
+    malformed manifest, a tar shard that breaks the tar rule, an unreadable file
+    (spec/REFERENCE.md). Not a payload problem: no payload was read."""
+
+
+class StaleManifestError(ReferenceSetError):
+    """The reference set on disk no longer matches the manifest cache recorded
+    for it (a file added, removed, resized or touched), or does not match the
+    manifest it is checked against; re-hash it (``plada ref-hash --rehash``)."""
+
+
+class UnknownBackendError(PayloadError, ValueError):
+    """``backend=`` names no kernel backend (valid: ``auto``, ``c``, ``python``)."""

@@ -233,6 +233,14 @@ def _as_buffer(data) -> memoryview:
 
 
 def _parse_header(view: memoryview) -> _Header:
+    """Steps 1-4 of decoding: the header of a complete payload."""
+    header = _parse_header_fields(view)
+    _check_total_length(len(view), header.total_length)
+    return header
+
+
+def _parse_header_fields(view: memoryview) -> _Header:
+    """Steps 1-3 of decoding, on the first (up to) 80 bytes of the input."""
     size = len(view)
     if bytes(view[: min(size, 8)]) != MAGIC[: min(size, 8)]:
         raise PayloadFormatError("bad magic at offset 0: not a PLADA payload")
@@ -269,11 +277,15 @@ def _parse_header(view: memoryview) -> _Header:
         )
     if total < HEADER_SIZE:
         raise PayloadFormatError(f"total_length at offset 64 is {total}, less than the header")
+    return _Header(minor, n_classes, n_ref, count, bytes(fingerprint), total, n_sections)
+
+
+def _check_total_length(size: int, total: int) -> None:
+    """Step 4 of decoding: the input holds exactly total_length bytes."""
     if size < total:
         raise TruncatedPayloadError(f"payload is {size} bytes but total_length declares {total}")
     if size > total:
         raise TrailingDataError(f"{size - total} bytes follow the payload's end at offset {total}")
-    return _Header(minor, n_classes, n_ref, count, bytes(fingerprint), total, n_sections)
 
 
 def _parse_sections(view: memoryview, header: _Header) -> list[_Section]:

@@ -1,4 +1,4 @@
-"""Reference-set fingerprints (spec section "Reference-set fingerprint").
+"""Reference-set fingerprints (normative rules: spec/REFERENCE.md).
 
 A reference set is an ordered list of items. Its *manifest* is UTF-8 text:
 
@@ -8,42 +8,102 @@ A reference set is an ordered list of items. Its *manifest* is UTF-8 text:
 and the fingerprint is SHA-256 over the manifest's bytes. The same items in the
 same order give the same fingerprint on any machine; any change of order,
 membership or (when digests are included) content changes it.
+
+Three kinds of set have a canonical manifest: a list of ids, a folder of files
+(:meth:`ReferenceSet.from_folder`) and WebDataset-style tar shards
+(:meth:`ReferenceSet.from_tar_shards`, :func:`tar_images`); arrays in memory
+(:meth:`ReferenceSet.from_array`) use decimal ids. Files are hashed by a pool of
+threads (``workers=``): hashlib releases the GIL while it hashes.
+
+A manifest written by :meth:`ReferenceSet.record` (``plada ref-hash PATH
+--manifest-out M``) gets a sidecar cache ``M.cache`` listing each file's size
+and mtime, so :meth:`ReferenceSet.open` can later verify the set with one
+``stat`` per file instead of reading it. The cache is local bookkeeping, not
+part of the format.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+import tarfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple, TypeVar, Union
 
 import numpy as np
 
-from ._errors import PayloadFormatError
+from ._errors import ReferenceSetError, StaleManifestError
 
-__all__ = ["ReferenceSet", "MANIFEST_HEADER", "array_item_digest"]
+__all__ = [
+    "ReferenceSet", "TarImage", "tar_images", "tar_shards", "MANIFEST_HEADER", "array_item_digest",
+    "IMAGE_EXTENSIONS", "CACHE_SUFFIX",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
+R = TypeVar("R")
 
 MANIFEST_HEADER = b"plada-reference-manifest 1\n"
+CACHE_HEADER = "plada-manifest-cache 1"
+CACHE_SUFFIX = ".cache"
+# Tar members that are a sample's image (spec/REFERENCE.md, "Tar shards"): the
+# member's extension (everything after the first "." of its base name), lowercased.
+IMAGE_EXTENSIONS = frozenset(
+    ["jpg", "jpeg", "png", "ppm", "pgm", "pbm", "bmp", "gif", "tif", "tiff", "webp"]
+)
 _FORBIDDEN_ID_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
 # numpy dtype -> the spec's type code for array items (little-endian implied).
-_ARRAY_TYPE_CODES = {
-    "b1": "b1", "u1": "u1", "u2": "u2", "u4": "u4", "u8": "u8",
-    "i1": "i1", "i2": "i2", "i4": "i4", "i8": "i8", "f2": "f2", "f4": "f4", "f8": "f8",
-}
+# The codes are part of the hashed bytes: renaming one changes fingerprints.
+_ARRAY_TYPE_CODES = frozenset(
+    ["b1", "u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8"]
+)
+_READ_CHUNK = 1 << 20
+# Files (or tar members) handed to one worker at a time: amortises the pool's
+# per-task cost over many small files while keeping the workers busy.
+_FILES_PER_TASK = 32
+_BYTES_PER_TASK = 32 << 20
 
 
-def _check_id(item_id: str) -> bytes:
+def _default_workers() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+def _shown(name: str) -> str:
+    """A name as a user can read it, even when it holds undecodable bytes."""
+    return ascii(name) if _FORBIDDEN_ID_CHARS.search(name) or not _is_utf8(name) else name
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_id(item_id: str, where: str = "") -> bytes:
+    """The id's UTF-8 bytes, or ReferenceSetError when a manifest line cannot hold it."""
+    prefix = f"{where}: " if where else ""
     if not isinstance(item_id, str) or not item_id:
-        raise ValueError(f"reference item id must be a non-empty str, got {item_id!r}")
+        raise ReferenceSetError(f"{prefix}reference item id must be a non-empty str, got {item_id!r}")
     if _FORBIDDEN_ID_CHARS.search(item_id):
-        raise ValueError(f"reference item id {item_id!r} contains a control character")
+        raise ReferenceSetError(
+            f"{prefix}reference item id {item_id!r} contains a control character (U+0000-U+001F, "
+            "U+007F); rename the file"
+        )
     try:
         return item_id.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"reference item id {item_id!r} is not valid Unicode text") from exc
+    except UnicodeEncodeError:
+        raw = os.fsencode(item_id) if os.name != "nt" else item_id.encode("utf-8", "surrogatepass")
+        raise ReferenceSetError(
+            f"{prefix}reference item id {raw!r} is not valid UTF-8; rename the file to a UTF-8 name"
+        ) from None
 
 
 def array_item_digest(item: np.ndarray) -> str:
@@ -53,11 +113,9 @@ def array_item_digest(item: np.ndarray) -> str:
     joined by ``x`` (empty for a scalar), e.g. ``b"u1:28x28\\n"`` then 784 bytes.
     """
     item = np.asarray(item)
-    code = item.dtype.kind + str(item.dtype.itemsize)
-    if item.dtype.kind == "b":
-        code = "b1"
+    code = "b1" if item.dtype.kind == "b" else f"{item.dtype.kind}{item.dtype.itemsize}"
     if code not in _ARRAY_TYPE_CODES:
-        raise ValueError(f"array items of dtype {item.dtype} cannot be fingerprinted")
+        raise ReferenceSetError(f"array items of dtype {item.dtype} cannot be fingerprinted")
     data = np.ascontiguousarray(item, dtype=item.dtype.newbyteorder("<"))
     head = f"{code}:{'x'.join(str(d) for d in item.shape)}\n".encode("ascii")
     digest = hashlib.sha256(head)
@@ -65,22 +123,347 @@ def array_item_digest(item: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+# -- hashing, in parallel -------------------------------------------------------
+
+
+def _ordered_map(func: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(func, tasks)`` on *workers* threads, results in task order, with a
+    bounded number of tasks in flight (memory stays flat for millions of files)."""
+    if workers <= 1:
+        yield from map(func, tasks)
+        return
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plada-hash") as pool:
+        try:
+            for task in tasks:
+                pending.append(pool.submit(func, task))
+                if len(pending) >= 4 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _hash_stream(fh: BinaryIO, size: int | None, where: str) -> str:
+    """SHA-256 of the next *size* bytes of *fh* (all of it when None).
+
+    Python 3.10 has no ``hashlib.file_digest``; this is the same loop.
+    """
+    digest = hashlib.sha256()
+    remaining = size
+    while remaining is None or remaining > 0:
+        chunk = fh.read(_READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining))
+        if not chunk:
+            if remaining is not None:
+                raise ReferenceSetError(f"{where}: ends {remaining} bytes early (file truncated?)")
+            break
+        digest.update(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
+    return digest.hexdigest()
+
+
+def _hash_files(paths: list[str]) -> list[str]:
+    out = []
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                out.append(_hash_stream(fh, None, path))
+        except OSError as exc:
+            raise ReferenceSetError(f"{_shown(path)}: cannot read ({exc.strerror or exc})") from exc
+    return out
+
+
+def _hash_members(task: tuple[str, list[tuple[int, int]]]) -> list[str]:
+    shard, ranges = task
+    out = []
+    try:
+        with open(shard, "rb") as fh:
+            for offset, size in ranges:
+                fh.seek(offset)
+                out.append(_hash_stream(fh, size, f"{shard} at byte {offset}"))
+    except OSError as exc:
+        raise ReferenceSetError(f"{_shown(shard)}: cannot read ({exc.strerror or exc})") from exc
+    return out
+
+
+def _chunks(items: Sequence[T], size_of: Callable[[T], int], same_group: Callable[[T, T], bool]) -> Iterator[list[T]]:
+    """Consecutive runs of *items* of at most _FILES_PER_TASK items / _BYTES_PER_TASK bytes."""
+    chunk: list[T] = []
+    nbytes = 0
+    for item in items:
+        if chunk and (len(chunk) >= _FILES_PER_TASK or nbytes >= _BYTES_PER_TASK
+                      or not same_group(chunk[-1], item)):
+            yield chunk
+            chunk, nbytes = [], 0
+        chunk.append(item)
+        nbytes += size_of(item)
+    if chunk:
+        yield chunk
+
+
+# -- folders --------------------------------------------------------------------
+
+
+class _FileEntry(NamedTuple):
+    item_id: str
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def _scan_folder(root: Path) -> list[_FileEntry]:
+    """Every visible regular file below *root* in canonical order (spec/REFERENCE.md,
+    "Folders"): names starting with "." are skipped (files and folders), symbolic
+    links and special files are skipped, names a manifest cannot hold are refused."""
+    if not root.is_dir():
+        raise ReferenceSetError(f"{root}: not a folder" if root.exists() else f"{root}: no such folder")
+    entries: list[_FileEntry] = []
+    stack = [(str(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                children = list(listing)
+        except OSError as exc:
+            raise ReferenceSetError(f"{_shown(folder)}: cannot list ({exc.strerror or exc})") from exc
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            item_id = prefix + child.name
+            try:
+                if child.is_dir(follow_symlinks=False):
+                    stack.append((child.path, item_id + "/"))
+                    continue
+                if not child.is_file(follow_symlinks=False):
+                    continue  # symbolic link, FIFO, socket, device
+                stat = child.stat(follow_symlinks=False)
+            except OSError as exc:
+                raise ReferenceSetError(f"{_shown(child.path)}: cannot stat ({exc.strerror or exc})") from exc
+            _check_id(item_id, str(root))
+            entries.append(_FileEntry(item_id, child.path, stat.st_size, stat.st_mtime_ns))
+    # Code-point order of valid Unicode strings is the UTF-8 byte order the spec names.
+    entries.sort(key=lambda e: e.item_id)
+    return entries
+
+
+# -- tar shards -----------------------------------------------------------------
+
+
+class TarImage(NamedTuple):
+    """One image of a tar reference set: ``open(shard).seek(offset); read(size)``
+    gives its bytes without scanning the tar."""
+
+    shard: str
+    """Path of the shard file, as given."""
+    key: str
+    """Sample key: the member path up to the first "." of its base name."""
+    member: str
+    """Name of the image member inside the shard."""
+    offset: int
+    """Byte offset of the member's data in the shard file."""
+    size: int
+    """Bytes of image data."""
+
+    @property
+    def item_id(self) -> str:
+        """The manifest id: ``<shard file name>/<key>``."""
+        return f"{os.path.basename(self.shard)}/{self.key}"
+
+
+def tar_shards(source: PathLike | Sequence[PathLike]) -> list[str]:
+    """The shard files of a tar reference set, in canonical order.
+
+    *source* is a list of shard paths (kept in the given order), one ``.tar``
+    file, or a folder, meaning its visible regular ``*.tar`` files sorted by the
+    UTF-8 bytes of their names (not recursive).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            try:
+                names = sorted(
+                    entry.name for entry in os.scandir(path)
+                    if entry.name.endswith(".tar") and not entry.name.startswith(".")
+                    and entry.is_file(follow_symlinks=False)
+                )
+            except OSError as exc:
+                raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
+            for name in names:
+                _check_id(name, str(path))
+            if not names:
+                raise ReferenceSetError(f"{path}: holds no .tar shards")
+            return [os.path.join(path, name) for name in names]
+        shards = [os.fspath(source)]
+    else:
+        shards = [os.fspath(s) for s in source]
+    if not shards:
+        raise ReferenceSetError("a tar reference set needs at least one shard")
+    seen: dict[str, str] = {}
+    for shard in shards:
+        name = os.path.basename(shard)
+        _check_id(name, shard)
+        if name in seen:
+            raise ReferenceSetError(
+                f"shards {seen[name]} and {shard} have the same file name {name!r}: "
+                "item ids (<shard name>/<key>) would collide"
+            )
+        seen[name] = shard
+        if not os.path.isfile(shard):
+            raise ReferenceSetError(f"{shard}: no such tar shard")
+    return shards
+
+
+def _split_member(name: str) -> tuple[str, str] | None:
+    """(key, extension) of a member name, None for a hidden member."""
+    folder, slash, base = name.rpartition("/")
+    if not base or base.startswith("."):
+        return None
+    stem, _, extension = base.partition(".")
+    return folder + slash + stem, extension
+
+
+def _shard_images(shard: str) -> Iterator[TarImage]:
+    """The images of one shard in archive order, enforcing one image per sample."""
+    shard_name = os.path.basename(shard)
+    where = _shown(shard)
+    seen_keys: set[str] = set()
+    key: str | None = None
+    image: TarImage | None = None
+
+    def finish() -> TarImage:
+        if image is None:
+            raise ReferenceSetError(
+                f"{where}: sample {key!r} has no image member "
+                f"(one of .{', .'.join(sorted(IMAGE_EXTENSIONS))})"
+            )
+        return image
+
+    try:
+        with tarfile.open(shard, mode="r:") as archive:
+            for info in archive:
+                if not info.isreg():
+                    continue  # folders, links, devices: not part of any sample
+                split = _split_member(info.name)
+                if split is None:
+                    continue
+                member_key, extension = split
+                if member_key != key:
+                    if key is not None:
+                        yield finish()
+                    if member_key in seen_keys:
+                        raise ReferenceSetError(
+                            f"{where}: sample key {member_key!r} appears again after other samples; "
+                            "a sample's members must be adjacent"
+                        )
+                    _check_id(f"{shard_name}/{member_key}", where)
+                    seen_keys.add(member_key)
+                    key, image = member_key, None
+                if extension.lower() in IMAGE_EXTENSIONS:
+                    if image is not None:
+                        raise ReferenceSetError(
+                            f"{where}: sample {key!r} has two image members ({image.member!r}, {info.name!r})"
+                        )
+                    if info.sparse is not None:
+                        raise ReferenceSetError(f"{where}: image member {info.name!r} is a sparse file")
+                    image = TarImage(shard, member_key, info.name, info.offset_data, info.size)
+            if key is not None:
+                yield finish()
+    except tarfile.ReadError as exc:
+        raise ReferenceSetError(f"{where}: not a readable uncompressed tar file ({exc})") from exc
+    except (tarfile.TarError, EOFError) as exc:
+        raise ReferenceSetError(f"{where}: damaged tar file ({exc})") from exc
+    except OSError as exc:
+        raise ReferenceSetError(f"{where}: cannot read ({exc.strerror or exc})") from exc
+
+
+def tar_images(shards: PathLike | Sequence[PathLike]) -> list[TarImage]:
+    """The canonical item order of a WebDataset-style tar reference set.
+
+    Shards in the order given (a folder: its ``*.tar`` files sorted by name);
+    within a shard, samples in archive order. A sample is the run of adjacent
+    regular members sharing a key (member path up to the first "." of its base
+    name) and holds exactly one image member (extension in
+    :data:`IMAGE_EXTENSIONS`, any case); other members are ignored. Raises
+    :class:`~plada_codec.ReferenceSetError` for a set that breaks the rule.
+    """
+    images: list[TarImage] = []
+    for shard in tar_shards(shards):
+        images.extend(_shard_images(shard))
+    if not images:
+        raise ReferenceSetError("the tar shards hold no images")
+    return images
+
+
+# -- the manifest cache -----------------------------------------------------------
+
+
+def _cache_path(manifest: PathLike) -> Path:
+    return Path(os.fspath(manifest) + CACHE_SUFFIX)
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], T]) -> T:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            result = write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return _hash_stream(fh, None, str(path))
+
+
+def _stat_row(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise StaleManifestError(f"{_shown(path)}: cannot stat ({exc.strerror or exc})") from exc
+    return st.st_size, st.st_mtime_ns
+
+
+def _detect_kind(path: Path, kind: str) -> str:
+    if kind not in ("auto", "folder", "tar"):
+        raise ReferenceSetError(f"unknown reference kind {kind!r}; use auto, folder or tar")
+    if kind != "auto":
+        return kind
+    if path.is_file():
+        return "tar" if path.name.endswith(".tar") else "manifest"
+    if path.is_dir():
+        try:
+            visible = [e for e in os.scandir(path) if not e.name.startswith(".")]
+        except OSError as exc:
+            raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
+        shards = [e for e in visible if e.name.endswith(".tar") and e.is_file(follow_symlinks=False)]
+        return "tar" if shards and len(shards) == len(visible) else "folder"
+    raise ReferenceSetError(f"{path}: no such folder, tar shard or manifest")
+
+
 class ReferenceSet:
     """The identity of an ordered reference set: its size and fingerprint.
 
-    Build one with :meth:`from_ids`, :meth:`from_folder`, :meth:`from_array`
-    or :meth:`from_manifest`; pass it as ``reference=`` to
-    :func:`plada_codec.encode` (binds the payload) and :func:`plada_codec.decode`
-    (checks the binding).
+    Build one with :meth:`from_ids`, :meth:`from_folder`, :meth:`from_tar_shards`,
+    :meth:`from_array`, :meth:`from_manifest` or :meth:`open`; pass it as
+    ``reference=`` to :func:`plada_codec.encode` (binds the payload) and
+    :func:`plada_codec.decode` (checks the binding). Every constructor raises
+    :class:`~plada_codec.ReferenceSetError` (a PayloadError and a ValueError) on
+    a set it cannot fingerprint.
     """
 
     __slots__ = ("n_ref", "fingerprint", "source")
 
     def __init__(self, n_ref: int, fingerprint: bytes, source: str = "") -> None:
         if len(fingerprint) != 32:
-            raise ValueError("a reference fingerprint is 32 bytes (SHA-256)")
+            raise ReferenceSetError("a reference fingerprint is 32 bytes (SHA-256)")
         if n_ref < 1:
-            raise ValueError("a reference set holds at least one item")
+            raise ReferenceSetError("a reference set holds at least one item")
         self.n_ref = int(n_ref)
         self.fingerprint = bytes(fingerprint)
         self.source = source
@@ -125,9 +508,9 @@ class ReferenceSet:
         for item_id, digest in items:
             line = _check_id(item_id)
             if digest is not None:
-                digest_bytes = digest.encode("ascii") if isinstance(digest, str) else bytes(digest)
+                digest_bytes = digest.encode("ascii", "replace") if isinstance(digest, str) else bytes(digest)
                 if not _HEX64.fullmatch(digest_bytes):
-                    raise ValueError(f"digest of {item_id!r} is not 64 lowercase hex digits")
+                    raise ReferenceSetError(f"digest of {item_id!r} is not 64 lowercase hex digits")
                 line += b"\t" + digest_bytes
             line += b"\n"
             hasher.update(line)
@@ -135,7 +518,7 @@ class ReferenceSet:
                 manifest_out.write(line)
             count += 1
         if count == 0:
-            raise ValueError("a reference set holds at least one item")
+            raise ReferenceSetError("a reference set holds at least one item")
         return cls(count, hasher.digest(), source)
 
     @classmethod
@@ -145,7 +528,7 @@ class ReferenceSet:
             return cls.from_items(((i, None) for i in ids), source="ids")
         ids, digests = list(ids), list(digests)
         if len(ids) != len(digests):
-            raise ValueError(f"{len(ids)} ids but {len(digests)} digests")
+            raise ReferenceSetError(f"{len(ids)} ids but {len(digests)} digests")
         return cls.from_items(zip(ids, digests), source="ids")
 
     @classmethod
@@ -153,7 +536,7 @@ class ReferenceSet:
         """Fingerprint an in-memory data set: item i is ``array[i]``, id ``str(i)``."""
         array = np.asarray(array)
         if array.ndim < 1 or len(array) == 0:
-            raise ValueError("an array reference set needs at least one item along axis 0")
+            raise ReferenceSetError("an array reference set needs at least one item along axis 0")
         if content:
             items = ((str(i), array_item_digest(array[i])) for i in range(len(array)))
         else:
@@ -161,83 +544,316 @@ class ReferenceSet:
         return cls.from_items(items, source=f"array{tuple(array.shape)}")
 
     @staticmethod
-    def folder_files(folder: str | os.PathLike) -> list[str]:
-        """The canonical item ids of *folder*: relative POSIX paths of all regular
-        files below it (symbolic links are not followed), sorted by UTF-8 bytes."""
-        root = Path(folder)
-        if not root.is_dir():
-            raise NotADirectoryError(f"{root} is not a folder")
-        ids = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames.sort()
-            for name in filenames:
-                full = Path(dirpath, name)
-                if full.is_file() and not full.is_symlink():
-                    ids.append(full.relative_to(root).as_posix())
-        try:
-            ids.sort(key=lambda s: s.encode("utf-8"))
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"a file name below {root} is not valid UTF-8") from exc
-        return ids
+    def folder_files(folder: PathLike) -> list[str]:
+        """The canonical item ids of *folder*: relative POSIX paths of its visible
+        regular files (names starting with "." skipped, symbolic links not
+        followed), sorted by UTF-8 bytes (spec/REFERENCE.md, "Folders")."""
+        return [entry.item_id for entry in _scan_folder(Path(folder))]
+
+    @classmethod
+    def _hash_folder(
+        cls, root: Path, entries: list[_FileEntry], content: bool, manifest_out: BinaryIO | None, workers: int | None
+    ) -> ReferenceSet:
+        if content:
+            chunks = _chunks(entries, lambda e: e.size, lambda a, b: True)
+            digests = (d for chunk in _ordered_map(_hash_files, ([e.path for e in c] for c in chunks),
+                                                   workers or _default_workers()) for d in chunk)
+            items: Iterable[tuple[str, str | None]] = zip((e.item_id for e in entries), digests)
+        else:
+            items = ((e.item_id, None) for e in entries)
+        return cls.from_items(items, manifest_out=manifest_out, source=f"folder {root}")
 
     @classmethod
     def from_folder(
         cls,
-        folder: str | os.PathLike,
+        folder: PathLike,
         *,
         content: bool = True,
         manifest_out: BinaryIO | None = None,
+        workers: int | None = None,
     ) -> ReferenceSet:
         """Fingerprint a folder of files in canonical (sorted-path) order.
 
         With *content* each file's SHA-256 is part of the manifest, so any edit
         of a file changes the fingerprint; without it only the names count.
+        Files are hashed by *workers* threads (default: up to 8).
         """
         root = Path(folder)
-        ids = cls.folder_files(root)
-
-        def items() -> Iterator[tuple[str, str | None]]:
-            for item_id in ids:
-                if content:
-                    with open(root / item_id, "rb") as fh:
-                        yield item_id, hashlib.file_digest(fh, "sha256").hexdigest()
-                else:
-                    yield item_id, None
-
-        return cls.from_items(items(), manifest_out=manifest_out, source=f"folder {root}")
+        return cls._hash_folder(root, _scan_folder(root), content, manifest_out, workers)
 
     @classmethod
-    def from_manifest(cls, path: str | os.PathLike) -> ReferenceSet:
+    def _hash_tar(
+        cls, shards: list[str], content: bool, manifest_out: BinaryIO | None, workers: int | None
+    ) -> ReferenceSet:
+        images = [image for shard in shards for image in _shard_images(shard)]
+        if not images:
+            raise ReferenceSetError("the tar shards hold no images")
+        if content:
+            chunks = _chunks(images, lambda i: i.size, lambda a, b: a.shard == b.shard)
+            tasks = ((c[0].shard, [(i.offset, i.size) for i in c]) for c in chunks)
+            digests = (d for chunk in _ordered_map(_hash_members, tasks, workers or _default_workers()) for d in chunk)
+            items: Iterable[tuple[str, str | None]] = zip((i.item_id for i in images), digests)
+        else:
+            items = ((i.item_id, None) for i in images)
+        return cls.from_items(items, manifest_out=manifest_out, source=f"tar shards ({len(shards)})")
+
+    @classmethod
+    def from_tar_shards(
+        cls,
+        shards: PathLike | Sequence[PathLike],
+        *,
+        content: bool = True,
+        manifest_out: BinaryIO | None = None,
+        workers: int | None = None,
+    ) -> ReferenceSet:
+        """Fingerprint a WebDataset-style tar reference set (see :func:`tar_images`).
+
+        Item ids are ``<shard file name>/<key>``; with *content* each digest is
+        the SHA-256 of the sample's image member, hashed by *workers* threads.
+        """
+        return cls._hash_tar(tar_shards(shards), content, manifest_out, workers)
+
+    @classmethod
+    def from_manifest(cls, path: PathLike) -> ReferenceSet:
         """Fingerprint a manifest file, checking that it is canonical."""
-        with open(path, "rb") as fh:
-            header = fh.readline()
-            if header != MANIFEST_HEADER:
-                raise PayloadFormatError(
-                    f"{path}: not a plada reference manifest (first line must be "
-                    f"{MANIFEST_HEADER.decode().strip()!r})"
-                )
-
-            def items() -> Iterator[tuple[str, str | None]]:
-                for lineno, line in enumerate(fh, start=2):
-                    if not line.endswith(b"\n"):
-                        raise PayloadFormatError(f"{path}:{lineno}: line does not end in LF")
-                    fields = line[:-1].split(b"\t")
-                    if len(fields) > 2:
-                        raise PayloadFormatError(f"{path}:{lineno}: more than one TAB")
-                    try:
-                        item_id = fields[0].decode("utf-8")
-                    except UnicodeDecodeError as exc:
-                        raise PayloadFormatError(f"{path}:{lineno}: id is not UTF-8") from exc
-                    yield item_id, (fields[1].decode("ascii", "replace") if len(fields) == 2 else None)
-
-            try:
-                return cls.from_items(items(), source=f"manifest {path}")
-            except ValueError as exc:
-                if isinstance(exc, PayloadFormatError):
-                    raise
-                raise PayloadFormatError(f"{path}: {exc}") from exc
+        try:
+            with open(path, "rb") as fh:
+                return cls.from_items(_manifest_items(fh, path), source=f"manifest {path}")
+        except OSError as exc:
+            raise ReferenceSetError(f"{path}: cannot read manifest ({exc.strerror or exc})") from exc
+        except ReferenceSetError as exc:
+            if str(exc).startswith(f"{path}"):
+                raise
+            raise ReferenceSetError(f"{path}: {exc}") from exc
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike, *, content: bool = True) -> ReferenceSet:
-        """A folder is hashed with :meth:`from_folder`, a file read as a manifest."""
-        return cls.from_folder(path, content=content) if Path(path).is_dir() else cls.from_manifest(path)
+    def from_path(cls, path: PathLike, *, content: bool = True, workers: int | None = None,
+                  kind: str = "auto") -> ReferenceSet:
+        """A folder of files, tar shards (a ``.tar`` file, or a folder holding only
+        ``.tar`` files) or a manifest file (any other file), by :meth:`open`'s rule."""
+        return cls.open(path, content=content, workers=workers, kind=kind)
+
+    # -- cached, verified manifests --------------------------------------------
+
+    @classmethod
+    def record(
+        cls,
+        path: PathLike | Sequence[PathLike],
+        manifest: PathLike,
+        *,
+        content: bool = True,
+        workers: int | None = None,
+        kind: str = "auto",
+    ) -> ReferenceSet:
+        """Hash a folder or tar set, write its manifest to *manifest* and the
+        sidecar cache ``<manifest>.cache`` (each file's size and mtime), so that
+        :meth:`open` can verify the set later without reading it."""
+        manifest = Path(manifest)
+        resolved, kind = _resolve(path, kind)
+        if kind == "manifest":
+            raise ReferenceSetError(f"{path}: is a manifest, not a folder or tar set to hash")
+        if kind == "folder":
+            root = Path(resolved[0])
+            entries = _scan_folder(root)
+            ref = _write_atomically(manifest, lambda fh: cls._hash_folder(root, entries, content, fh, workers))
+            rows = [(e.item_id, e.size, e.mtime_ns) for e in entries]
+            where = str(root.resolve())
+        else:
+            shards = resolved
+            # Stat before hashing: a file rewritten while it is read then shows a
+            # newer mtime than the cache records, and the next open() says stale.
+            rows = [(os.path.basename(s), *_stat_row(s)) for s in shards]
+            ref = _write_atomically(manifest, lambda fh: cls._hash_tar(shards, content, fh, workers))
+            where = os.path.dirname(os.path.abspath(shards[0]))
+        # The fingerprint is the SHA-256 of the manifest's bytes: it binds cache and manifest.
+        header = {"kind": kind, "content": content, "n_ref": ref.n_ref, "fingerprint": ref.hex, "root": where}
+
+        def write_cache(fh: BinaryIO) -> None:
+            fh.write(f"{CACHE_HEADER}\n{json.dumps(header, sort_keys=True)}\n".encode())
+            for name, size, mtime_ns in rows:
+                fh.write(f"{size} {mtime_ns} {name}\n".encode("utf-8"))
+
+        _write_atomically(_cache_path(manifest), write_cache)
+        ref.source = f"{kind} {path} (manifest {manifest})"
+        return ref
+
+    @classmethod
+    def open(
+        cls,
+        path: PathLike | Sequence[PathLike],
+        *,
+        manifest: PathLike | None = None,
+        rehash: bool = False,
+        workers: int | None = None,
+        content: bool = True,
+        kind: str = "auto",
+    ) -> ReferenceSet:
+        """The reference set at *path*: a folder of files, tar shards (a list of
+        shards, a ``.tar`` file, or a folder holding only ``.tar`` files), or a
+        manifest file. *kind* (``folder``/``tar``) overrides the detection.
+
+        With *manifest* (written earlier by :meth:`record` / ``plada ref-hash
+        --manifest-out``), the set is verified against the manifest's cache with
+        one ``stat`` per file and the manifest's fingerprint is returned; a set
+        that changed since (a file added, removed, resized or touched) raises
+        :class:`~plada_codec.StaleManifestError`. A manifest that does not exist
+        yet is created; a manifest without a valid cache (copied from elsewhere)
+        is checked by hashing the set once, then cached. ``rehash=True`` hashes
+        everything again and rewrites manifest and cache.
+        """
+        if manifest is None:
+            resolved, kind = _resolve(path, kind)
+            if kind == "manifest":
+                return cls.from_manifest(resolved[0])
+            if kind == "folder":
+                return cls.from_folder(resolved[0], content=content, workers=workers)
+            return cls.from_tar_shards(resolved, content=content, workers=workers)
+        manifest = Path(manifest)
+        if rehash or not manifest.exists():
+            return cls.record(path, manifest, content=content, workers=workers, kind=kind)
+        try:
+            return _verify_cached(path, manifest, kind)
+        except _NoCache:
+            pass
+        # A manifest with no usable cache: hash once, compare, then cache.
+        expected = cls.from_manifest(manifest)
+        tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.check")
+        try:
+            actual = cls.record(path, tmp, content=_manifest_has_digests(manifest), workers=workers, kind=kind)
+            if actual != expected:
+                raise StaleManifestError(
+                    f"{path} does not match manifest {manifest}: "
+                    + _first_difference(manifest, tmp)
+                    + _REHASH_HINT.format(p=path if isinstance(path, (str, os.PathLike)) else "SHARDS...", m=manifest)
+                )
+            os.replace(_cache_path(tmp), _cache_path(manifest))
+        finally:
+            tmp.unlink(missing_ok=True)
+            _cache_path(tmp).unlink(missing_ok=True)
+        expected.source = actual.source.replace(str(tmp), str(manifest))
+        return expected
+
+
+class _NoCache(Exception):
+    """No cache belongs to this manifest (missing or written for other bytes)."""
+
+
+def _resolve(path: PathLike | Sequence[PathLike], kind: str) -> tuple[list[str], str]:
+    if not isinstance(path, (str, os.PathLike)):
+        if kind not in ("auto", "tar"):
+            raise ReferenceSetError(f"a list of paths is a tar set, not kind {kind!r}")
+        return tar_shards(path), "tar"
+    kind = _detect_kind(Path(path), kind)
+    if kind == "tar":
+        return tar_shards(path), "tar"
+    if kind == "folder" and not Path(path).is_dir():
+        raise ReferenceSetError(f"{path}: not a folder")
+    return [os.fspath(path)], kind
+
+
+def _manifest_items(fh: BinaryIO, path: PathLike) -> Iterator[tuple[str, str | None]]:
+    if fh.readline() != MANIFEST_HEADER:
+        raise ReferenceSetError(
+            f"{path}: not a plada reference manifest (first line must be "
+            f"{MANIFEST_HEADER.decode().strip()!r})"
+        )
+    for lineno, line in enumerate(fh, start=2):
+        if not line.endswith(b"\n"):
+            raise ReferenceSetError(f"{path}:{lineno}: line does not end in LF")
+        fields = line[:-1].split(b"\t")
+        if len(fields) > 2:
+            raise ReferenceSetError(f"{path}:{lineno}: more than one TAB")
+        try:
+            item_id = fields[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ReferenceSetError(f"{path}:{lineno}: id is not UTF-8") from None
+        try:
+            digest = fields[1].decode("ascii") if len(fields) == 2 else None
+        except UnicodeDecodeError:
+            raise ReferenceSetError(f"{path}:{lineno}: digest is not 64 lowercase hex digits") from None
+        _check_id(item_id, f"{path}:{lineno}")
+        yield item_id, digest
+
+
+def _manifest_has_digests(manifest: Path) -> bool:
+    with open(manifest, "rb") as fh:
+        fh.readline()
+        return b"\t" in fh.readline()
+
+
+def _first_difference(expected: Path, actual: Path) -> str:
+    with open(expected, "rb") as a, open(actual, "rb") as b:
+        for lineno, (line_a, line_b) in enumerate(zip(a, b), start=1):
+            if line_a != line_b:
+                want = line_a.decode("utf-8", "replace").split("\t")[0].rstrip("\n")
+                got = line_b.decode("utf-8", "replace").split("\t")[0].rstrip("\n")
+                if want == got:
+                    return f"item {want!r} (manifest line {lineno}) has different content"
+                return f"manifest line {lineno} is {want!r} but the set has {got!r} there"
+        rest_a, rest_b = a.readline(), b.readline()
+        if rest_a:
+            return f"the set ends before manifest item {rest_a.decode('utf-8', 'replace').split(chr(9))[0]!r}"
+        if rest_b:
+            return f"the set has items past the manifest's end, from {rest_b.decode('utf-8', 'replace').split(chr(9))[0]!r}"
+    return "they differ"
+
+
+def _read_cache(manifest: Path) -> tuple[dict, list[tuple[int, int, str]]]:
+    cache = _cache_path(manifest)
+    try:
+        with open(cache, "rb") as fh:
+            if fh.readline().decode("utf-8", "replace").rstrip("\n") != CACHE_HEADER:
+                raise _NoCache
+            header = json.loads(fh.readline())
+            rows = []
+            for line in fh:
+                size, mtime_ns, name = line.decode("utf-8").rstrip("\n").split(" ", 2)
+                rows.append((int(size), int(mtime_ns), name))
+    except FileNotFoundError:
+        raise _NoCache from None
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+        raise ReferenceSetError(f"{cache}: damaged manifest cache ({exc}); delete it or rehash") from exc
+    except OSError as exc:
+        raise ReferenceSetError(f"{cache}: cannot read ({exc.strerror or exc})") from exc
+    if header.get("fingerprint") != _file_sha256(manifest):
+        raise _NoCache  # the manifest was replaced or edited since the cache was written
+    return header, rows
+
+
+_REHASH_HINT = "; if the change is intended, hash the set again: plada ref-hash {p} --manifest-out {m} (rehash=True in Python)"
+
+
+def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: str) -> ReferenceSet:
+    """The manifest's set, after checking the listing, sizes and mtimes against its cache."""
+    header, rows = _read_cache(manifest)
+    hint = _REHASH_HINT.format(p=path if isinstance(path, (str, os.PathLike)) else "SHARDS...", m=manifest)
+    resolved, kind = _resolve(path, header["kind"] if kind == "auto" else kind)
+    if kind != header["kind"]:
+        raise StaleManifestError(f"{manifest} records a {header['kind']} reference set, not a {kind}{hint}")
+    if kind == "folder":
+        current = [(e.size, e.mtime_ns, e.item_id) for e in _scan_folder(Path(resolved[0]))]
+        what = "file"
+    else:
+        current = [(*_stat_row(s), os.path.basename(s)) for s in resolved]
+        what = "shard"
+    names_now = {name for _, _, name in current}
+    names_then = {name for _, _, name in rows}
+    if names_now != names_then:
+        added = sorted(names_now - names_then)
+        removed = sorted(names_then - names_now)
+        change = (f"{what} {added[0]!r} was added" if added else f"{what} {removed[0]!r} was removed")
+        count = len(added) + len(removed)
+        raise StaleManifestError(
+            f"{path} changed since {manifest} was written: {change}"
+            + (f" (and {count - 1} more changes)" if count > 1 else "") + hint
+        )
+    if [name for _, _, name in current] != [name for _, _, name in rows]:
+        raise StaleManifestError(f"{path}: the order of the {what}s changed since {manifest} was written{hint}")
+    for (size, mtime, name), (size0, mtime0, _) in zip(current, rows):
+        if size != size0:
+            raise StaleManifestError(f"{path}: {what} {name!r} is {size} bytes, was {size0} when {manifest} was written{hint}")
+        if mtime != mtime0:
+            raise StaleManifestError(f"{path}: {what} {name!r} was modified since {manifest} was written{hint}")
+    ref = ReferenceSet(int(header["n_ref"]), bytes.fromhex(header["fingerprint"]),
+                       f"{kind} {path} (manifest {manifest}, verified by size and mtime)")
+    return ref

@@ -64,23 +64,22 @@ def load_npz(path: str | Path, images_key: str = "x", labels_key: str = "y") -> 
 
 
 def load_folder(root: str | Path, size: int | None = None, grayscale: bool = False) -> ImageSet:
-    """A folder of image files in canonical order (sorted relative paths, the
-    order ReferenceSet.from_folder fingerprints). Images are resized to *size*."""
-    from PIL import Image
+    """A folder of image files decoded into memory, in canonical order (the
+    order ReferenceSet.from_folder fingerprints). Images are resized to *size*.
 
-    root = Path(root)
-    files = ReferenceSet.folder_files(root)
+    For large folders use ``plada_train.datasets.open_reference``, which reads
+    lazily; this loader shares its listing and its checks (DataError)."""
+    from .datasets import FolderImages
+
+    folder = FolderImages(root)
     arrays = []
-    for rel in files:
-        with Image.open(root / rel) as img:
-            img = img.convert("L" if grayscale else "RGB")
-            if size:
-                img = img.resize((size, size))
-            arr = np.asarray(img)
+    for i in range(len(folder)):
+        img = folder.raw(i).convert("L" if grayscale else "RGB")
+        if size:
+            img = img.resize((size, size))
+        arr = np.asarray(img)
         arrays.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
-    if not arrays:
-        raise ValueError(f"{root}: no files")
-    return ImageSet(np.stack(arrays), name=str(root), source_folder=root)
+    return ImageSet(np.stack(arrays), name=str(root), source_folder=Path(root))
 
 
 def _read_idx(path: Path) -> np.ndarray:

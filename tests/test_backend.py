@@ -40,3 +40,15 @@ def test_train_uses_only_the_public_codec_api():
     for path in root.glob("*.py"):
         private = re.findall(r"plada_codec\.(_\w+)|from plada_codec\.(\w+)", path.read_text())
         assert not private, (path.name, private)
+
+
+def test_unknown_backend_argument_is_a_payload_error_and_a_value_error():
+    for call in (lambda: plada_codec.decode(plada_codec.encode([1], [0], n_ref=4, n_classes=2), backend="fortran"),
+                 lambda: plada_codec.encode([1], [0], n_ref=4, n_classes=2, backend="fortran")):
+        try:
+            call()
+        except plada_codec.UnknownBackendError as exc:
+            assert isinstance(exc, plada_codec.PayloadError) and isinstance(exc, ValueError)
+            assert "auto, c, python" in str(exc)
+        else:
+            raise AssertionError("an unknown backend was accepted")

@@ -60,19 +60,46 @@ def test_folder_manifest_and_canonical_order(tmp_path):
 def test_bad_manifest_and_ids(tmp_path):
     bad = tmp_path / "m.txt"
     bad.write_bytes(b"not a manifest\n")
-    with pytest.raises(plada_codec.PayloadFormatError, match="not a plada reference manifest"):
+    # A manifest is not a payload: its errors are ReferenceSetErrors, never PayloadFormatErrors.
+    with pytest.raises(plada_codec.ReferenceSetError, match="not a plada reference manifest") as info:
         ReferenceSet.from_manifest(bad)
+    assert not isinstance(info.value, plada_codec.PayloadFormatError)
     bad.write_bytes(MANIFEST_HEADER + b"a\tnothex\n")
-    with pytest.raises(plada_codec.PayloadFormatError, match="64 lowercase hex"):
+    with pytest.raises(plada_codec.ReferenceSetError, match="64 lowercase hex"):
+        ReferenceSet.from_manifest(bad)
+    bad.write_bytes(MANIFEST_HEADER + b"a\t" + b"A" * 64 + b"\n")  # upper-case hex is not canonical
+    with pytest.raises(plada_codec.ReferenceSetError, match="64 lowercase hex"):
         ReferenceSet.from_manifest(bad)
     bad.write_bytes(MANIFEST_HEADER + b"a")
-    with pytest.raises(plada_codec.PayloadFormatError, match="LF"):
+    with pytest.raises(plada_codec.ReferenceSetError, match="LF"):
         ReferenceSet.from_manifest(bad)
-    with pytest.raises(ValueError, match="control character"):
+    bad.write_bytes(MANIFEST_HEADER)
+    with pytest.raises(plada_codec.ReferenceSetError, match="at least one item"):
+        ReferenceSet.from_manifest(bad)
+    with pytest.raises(plada_codec.ReferenceSetError, match="cannot read"):
+        ReferenceSet.from_manifest(tmp_path / "missing.txt")
+    with pytest.raises(plada_codec.ReferenceSetError, match="control character"):
         ReferenceSet.from_ids(["a\tb"])
-    with pytest.raises(ValueError, match="at least one item"):
+    with pytest.raises(plada_codec.ReferenceSetError, match="at least one item"):
         ReferenceSet.from_ids([])
 
+
+def test_constructor_errors_are_one_tree_and_still_value_errors(tmp_path):
+    cases = [
+        lambda: ReferenceSet.from_ids([]),
+        lambda: ReferenceSet.from_ids(["a"], ["0" * 63]),
+        lambda: ReferenceSet.from_ids(["a", "b"], ["0" * 64]),
+        lambda: ReferenceSet.from_array(np.zeros((0, 2))),
+        lambda: ReferenceSet.from_array(np.zeros((2, 2), np.complex64)),
+        lambda: ReferenceSet.from_folder(tmp_path / "missing"),
+        lambda: ReferenceSet.folder_files(tmp_path / "missing"),
+        lambda: ReferenceSet(1, b"short"),
+        lambda: ReferenceSet.from_tar_shards([]),
+    ]
+    for make in cases:
+        with pytest.raises(plada_codec.ReferenceSetError) as info:
+            make()
+        assert isinstance(info.value, plada_codec.PayloadError) and isinstance(info.value, ValueError)
 
 def test_binding_checked_on_decode(backend):
     ref = ReferenceSet.from_ids([str(i) for i in range(10)])
@@ -88,3 +115,175 @@ def test_binding_checked_on_decode(backend):
         plada_codec.decode(unbound, reference=ref, backend=backend)
     with pytest.raises(plada_codec.EncodeError, match="reference set has 10"):
         plada_codec.encode([1], [0], n_ref=11, n_classes=2, reference=ref)
+
+
+# -- folders: the rules of spec/REFERENCE.md -------------------------------------
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_folder_skips_hidden_links_and_special_files(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"A")
+    (tmp_path / ".DS_Store").write_bytes(b"junk")
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "x.png").write_bytes(b"X")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".hidden.png").write_bytes(b"H")
+    (tmp_path / "sub" / "b.png").write_bytes(b"B")
+    (tmp_path / "empty").mkdir()
+    os.symlink(tmp_path / "sub", tmp_path / "linked-folder")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe")
+    manifest = f"plada-reference-manifest 1\na.png\t{_sha(b'A')}\nsub/b.png\t{_sha(b'B')}\n".encode()
+    assert ReferenceSet.folder_files(tmp_path) == ["a.png", "sub/b.png"]
+    assert ReferenceSet.from_folder(tmp_path).fingerprint == hashlib.sha256(manifest).digest()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file names are bytes")
+def test_folder_refuses_non_utf8_and_control_character_names(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    fd = os.open(os.fsencode(bad) + b"/caf\xe9.png", os.O_CREAT | os.O_WRONLY)
+    os.close(fd)
+    with pytest.raises(plada_codec.ReferenceSetError, match=r"caf\\xe9.png.*not valid UTF-8"):
+        ReferenceSet.from_folder(bad)
+    ctrl = tmp_path / "ctrl"
+    ctrl.mkdir()
+    (ctrl / "a\nb.png").write_bytes(b"")
+    with pytest.raises(plada_codec.ReferenceSetError, match="control character"):
+        ReferenceSet.folder_files(ctrl)
+
+
+def test_folder_names_are_not_normalised(tmp_path):
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "é.png")
+    nfc = unicodedata.normalize("NFC", "é.png")
+    (tmp_path / nfd).write_bytes(b"x")
+    manifest_nfd = b"plada-reference-manifest 1\n" + nfd.encode() + b"\n"
+    manifest_nfc = b"plada-reference-manifest 1\n" + nfc.encode() + b"\n"
+    ref = ReferenceSet.from_folder(tmp_path, content=False)
+    assert ref.fingerprint == hashlib.sha256(manifest_nfd).digest() != hashlib.sha256(manifest_nfc).digest()
+
+
+def test_parallel_folder_hash_matches_a_manifest_written_by_hand(tmp_path):
+    root = tmp_path / "ref"
+    lines = []
+    for i in range(150):  # several worker tasks
+        name = f"{i % 7}/{i:04d}.bin"
+        (root / str(i % 7)).mkdir(parents=True, exist_ok=True)
+        data = bytes([i]) * (i * 997 % 5000)
+        (root / name).write_bytes(data)
+        lines.append(f"{name}\t{_sha(data)}\n")
+    big = os.urandom(3 << 20)  # several read chunks
+    (root / "big.bin").write_bytes(big)
+    lines.append(f"big.bin\t{_sha(big)}\n")
+    lines.sort(key=lambda line: line.split("\t")[0].encode())
+    expected = hashlib.sha256(b"plada-reference-manifest 1\n" + "".join(lines).encode()).digest()
+    for workers in (1, 4):
+        assert ReferenceSet.from_folder(root, workers=workers).fingerprint == expected
+
+
+# -- tar shards -------------------------------------------------------------------
+
+
+def _add(archive, name, data=b"", kind=None):
+    import io
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    if kind is not None:
+        info.type = kind
+        info.size = 0
+        info.linkname = "target"
+    archive.addfile(info, io.BytesIO(data) if kind is None else None)
+
+
+def _shard(path, members, fmt=None):
+    import tarfile
+
+    with tarfile.open(path, "w", format=fmt or tarfile.PAX_FORMAT) as archive:
+        for member in members:
+            _add(archive, *member)
+    return path
+
+
+def test_tar_images_rule_offsets_and_fingerprint(tmp_path):
+    import tarfile
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    long_key = "deep/" + "k" * 120  # needs a PAX/GNU long-name header before its data
+    _shard(shards / "b.tar", [("x.webp", b"IMG-X"), ("x.cls", b"3")])
+    _shard(shards / "a.tar", [
+        ("s1.cls", b"7"), ("s1.jpg", b"IMG-1"), ("s1.json", b"{}"),
+        ("dir", b"", tarfile.DIRTYPE),
+        ("._s2.jpg", b"apple double"),          # hidden: ignored
+        ("dir/s2.PNG", b"IMG-2"),               # extension matched in any case
+        ("dir/s2.seg.png", b"not the image"),   # extension "seg.png": not an image member
+        ("link.jpg", b"", tarfile.SYMTYPE),     # not a regular file: ignored
+        (long_key + ".jpeg", b"IMG-3"),
+    ])
+    images = plada_codec.tar_images(shards)
+    assert [(os.path.basename(i.shard), i.key, i.member) for i in images] == [
+        ("a.tar", "s1", "s1.jpg"), ("a.tar", "dir/s2", "dir/s2.PNG"),
+        ("a.tar", long_key, long_key + ".jpeg"), ("b.tar", "x", "x.webp"),
+    ]
+    for image, data in zip(images, [b"IMG-1", b"IMG-2", b"IMG-3", b"IMG-X"]):
+        with open(image.shard, "rb") as fh:
+            fh.seek(image.offset)
+            assert fh.read(image.size) == data
+    manifest = (
+        "plada-reference-manifest 1\n"
+        f"a.tar/s1\t{_sha(b'IMG-1')}\na.tar/dir/s2\t{_sha(b'IMG-2')}\n"
+        f"a.tar/{long_key}\t{_sha(b'IMG-3')}\nb.tar/x\t{_sha(b'IMG-X')}\n"
+    ).encode()
+    for workers in (1, 3):
+        ref = ReferenceSet.from_tar_shards(shards, workers=workers)
+        assert ref.fingerprint == hashlib.sha256(manifest).digest() and ref.n_ref == 4
+    names_only = b"plada-reference-manifest 1\na.tar/s1\na.tar/dir/s2\na.tar/" + long_key.encode() + b"\nb.tar/x\n"
+    assert ReferenceSet.from_tar_shards(shards, content=False).fingerprint == hashlib.sha256(names_only).digest()
+    # An explicit list keeps its order; a folder of .tar files is detected by open().
+    reordered = ReferenceSet.from_tar_shards([shards / "b.tar", shards / "a.tar"])
+    assert reordered != ref and reordered.n_ref == 4
+    assert ReferenceSet.open(shards) == ref == ReferenceSet.open(shards, kind="tar")
+    assert ReferenceSet.open(shards, kind="folder") != ref
+    (shards / "notes.txt").write_text("a folder holding anything but .tar files is a folder of files")
+    assert ReferenceSet.open(shards).n_ref == 3
+
+
+@pytest.mark.parametrize("members, message", [
+    ([("s.jpg", b"1"), ("s.png", b"2")], "two image members"),
+    ([("s.cls", b"1"), ("t.jpg", b"2")], "sample 's' has no image"),
+    ([("s.jpg", b"1"), ("t.jpg", b"2"), ("s.cls", b"3")], "appears again"),
+    ([("a\x01b.jpg", b"1")], "control character"),
+])
+def test_tar_rule_violations(tmp_path, members, message):
+    shard = _shard(tmp_path / "s.tar", members)
+    with pytest.raises(plada_codec.ReferenceSetError, match=message):
+        plada_codec.tar_images([shard])
+
+
+def test_tar_shard_errors(tmp_path):
+    import gzip
+
+    good = _shard(tmp_path / "one.tar", [("s.jpg", b"1")])
+    (tmp_path / "gz.tar").write_bytes(gzip.compress(good.read_bytes()))
+    with pytest.raises(plada_codec.ReferenceSetError, match="not a readable uncompressed tar"):
+        plada_codec.tar_images([tmp_path / "gz.tar"])
+    (tmp_path / "other").mkdir()
+    _shard(tmp_path / "other" / "one.tar", [("t.jpg", b"2")])
+    with pytest.raises(plada_codec.ReferenceSetError, match="same file name"):
+        plada_codec.tar_images([good, tmp_path / "other" / "one.tar"])
+    with pytest.raises(plada_codec.ReferenceSetError, match="no such tar shard"):
+        plada_codec.tar_images([tmp_path / "missing.tar"])
+    _shard(tmp_path / "empty.tar", [("readme.txt", b"no images")])
+    with pytest.raises(plada_codec.ReferenceSetError, match="no image"):
+        plada_codec.tar_images([tmp_path / "empty.tar"])
+    truncated = tmp_path / "cut.tar"
+    truncated.write_bytes(_shard(tmp_path / "big.tar", [("s.jpg", b"x" * 5000)]).read_bytes()[:2048])
+    with pytest.raises(plada_codec.ReferenceSetError, match="cut.tar"):
+        ReferenceSet.from_tar_shards([truncated])
