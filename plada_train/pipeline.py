@@ -26,7 +26,7 @@ from .models import check_model_name, checkpoint_classes, create_model, file_dig
 from .recipes import StudentRecipe, TeacherRecipe, TrainRecipe
 from .scoring import Scores, differences, remove_parts, score_reference
 from .selection import MODES, Selection, select
-from .sources import LabelledSubset, open_reference, open_target, preprocess_for
+from .sources import LabelledSubset, Preprocess, open_reference, open_target, preprocess_for
 
 TEACHER_FILE, TEACHER_INFO = "teacher.pt", "teacher.json"
 MODE_NAMES = {"low": "low-energy", "high": "high-energy", "random": "random"}
@@ -302,7 +302,7 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
     channels = req.channels or target.channels
     reference_set = refs.reference_set()
     _check(reference_set.n_ref == len(refs), "the reference fingerprint does not describe these images")
-    preprocess = preprocess_for(None, req.teacher, channels, req.image_size)
+    preprocess = preprocess_for(None, req.teacher, channels, req.image_size, native_size=target.image_size)
     target.set_preprocess(preprocess)
     refs.set_preprocess(preprocess)
     if context.is_main:
@@ -399,15 +399,19 @@ def _read_payload(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def payload_notes(metadata: dict, preprocess_meta: dict, describe: dict) -> list[str]:
+def payload_notes(metadata: dict, preprocess: Preprocess) -> list[str]:
     """What differs between what made the payload and this client (one line each)."""
     notes = []
     theirs = metadata.get("preprocess")
     if isinstance(theirs, dict):
-        for key in sorted(set(theirs) | set(preprocess_meta)):
-            if theirs.get(key) != preprocess_meta.get(key):
-                notes.append(f"preprocess {key}: the teacher saw {theirs.get(key)!r}, this student gets "
-                             f"{preprocess_meta.get(key)!r}")
+        try:
+            teacher_saw = Preprocess.from_metadata(theirs)
+        except ValueError as exc:
+            notes.append(f"the payload's preprocess record is unreadable ({exc})")
+        else:
+            notes += [f"preprocess {d} (teacher vs this student)" for d in teacher_saw.differences(preprocess)]
+    else:
+        notes.append("the payload does not say how the teacher's inputs were made")
     version = metadata.get("plada_version")
     if version is not None and version != package_version():
         notes.append(f"made by plada {version}, this is plada {package_version()}")
@@ -437,17 +441,20 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
     test_target = None
     if req.test is not None:
         test_target = open_target(req.test)
-        _check(test_target.test is not None,
-               f"{req.test} has no test split: give a target with one (x_test/y_test in an .npz, test/ in a folder)")
+        test_target.require_test()
     data = _read_payload(req.payload)
     refs = _open_reference(req.reference, req.manifest, req.rehash)
     decoded = plada_codec.decode(data, reference=refs.reference_set())  # ReferenceMismatchError before reading images
     meta = decoded.metadata if isinstance(decoded.metadata, dict) else {}
     theirs = meta.get("preprocess") if isinstance(meta.get("preprocess"), dict) else {}
-    channels = req.channels or theirs.get("channels") or refs.describe().get("channels") or 1
-    image_size = req.image_size or _side(theirs.get("input_size"))
-    preprocess = preprocess_for(None, req.student, int(channels), image_size)
-    notes = payload_notes(meta, preprocess.to_metadata(), refs.describe())
+    channels = int(req.channels or theirs.get("channels") or refs.describe().get("channels") or 1)
+    # Rebuild the teacher's inputs: its size (resized or native) unless the client asks otherwise.
+    their_size = _side(theirs.get("input_size"))
+    resized = bool(theirs.get("resize", True))
+    preprocess = preprocess_for(None, req.student, channels, req.image_size or (their_size if resized else None),
+                                native_size=None if req.image_size or resized or their_size is None
+                                else tuple(theirs["input_size"]))
+    notes = payload_notes(meta, preprocess)
     if context.is_main:
         for note in notes:
             print(f"note: {note}")

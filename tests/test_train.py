@@ -299,7 +299,7 @@ def test_cli_class_names_and_missing_test_split(digits, tmp_path, capsys):
     payload = tmp_path / "p.plada"
     payload.write_bytes(b"\0")
     assert main(["consume", str(payload), "--reference", reference, "--test", str(no_test)]) == 2
-    assert "has no test split" in capsys.readouterr().err
+    assert "no test split; add x_test/y_test" in capsys.readouterr().err
 
 
 def test_cli_produce_consume(server, digits, capsys):
