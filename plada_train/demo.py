@@ -53,7 +53,7 @@ def run_demo(out: Path, *, rates=(0.01, 0.05, 0.10), device: str = "auto", quick
         target, pool, truth = "builtin:mnist", "builtin:pool", load_miniature().pool_truth
     server = out / "server"
     base = ProduceRequest(target=target, reference=pool, out=str(server), keep=tuple(rates), device=device,
-                          teacher_recipe=teacher_recipe, progress=progress, task_name="mnist")
+                          teacher_recipe=teacher_recipe, progress=progress)
     runs = [("low", {}), ("low", SAFETY), ("high", {}), ("random", {})]
     payloads = []  # (selection name, safety, keep, Produced)
     teacher_accuracy = None

@@ -15,7 +15,7 @@ from plada_train import (  # noqa: E402
     ConsumeRequest, DataError, ProduceRequest, Scores, StudentRecipe, TeacherRecipe, consume, create_model, produce,
 )
 from plada_train.distributed import Context, pick_device  # noqa: E402
-from plada_train.engine import evaluate, train_classifier  # noqa: E402
+from plada_train.engine import train_classifier  # noqa: E402
 from plada_train.models import weights_digest  # noqa: E402
 from plada_train.scoring import score_logits, score_reference  # noqa: E402
 from plada_train.sources import open_reference, open_target, preprocess_for  # noqa: E402
