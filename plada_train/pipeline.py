@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import plada_codec
+from plada_codec import __version__ as _package_version
 
 from . import distributed
 from .distributed import Context
@@ -35,7 +36,7 @@ _NOT_RESULT = ("workers", "checkpoint_every")
 
 
 def package_version() -> str:
-    return plada_codec.__version__
+    return _package_version  # the project's one version (plada_codec and plada_train ship together)
 
 
 # -- requests: the one place the defaults live ------------------------------------------
