@@ -147,9 +147,9 @@ def client_reads(spec: str, k: int, manifest: str | None = None, seed: int = 0) 
     """Open *spec* (with *manifest*: its cached index), then read a k-item
     LabelledSubset; count the opens and bytes of each phase. tarfile reads
     headers through the file object, so the header scan is counted too."""
-    from plada_train.datasets import LabelledSubset, open_reference
-
     from PIL import Image
+
+    from plada_train.datasets import LabelledSubset, open_reference
 
     # Load PIL's decoders before counting: reading module files is not reading data.
     warm = io.BytesIO()
@@ -180,9 +180,12 @@ def client_reads(spec: str, k: int, manifest: str | None = None, seed: int = 0) 
             "distinct_shards": touched, "selected_image_bytes": selected}
 
 
+CHILD_ENV = {"OMP_NUM_THREADS": "1"}
+
+
 def _run_child(*args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, **CHILD_ENV})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -218,6 +221,10 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=500)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the sets (default: a temp folder)")
     parser.add_argument("--client-only", action="store_true", help="skip scoring; only the client table")
+    parser.add_argument("--skip-client", action="store_true", help="only the scoring table")
+    parser.add_argument("--fixed-mmap-threshold", action="store_true",
+                        help="run the scoring processes with glibc's MALLOC_MMAP_THRESHOLD_=131072: freed batch "
+                             "buffers go back to the system at once, so peaks show data, not allocator retention")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -230,6 +237,8 @@ def main() -> None:
         return
 
     base = args.dir or Path(tempfile.mkdtemp(prefix="plada-bench-data-"))
+    if args.fixed_mmap_threshold:
+        CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] = "131072"
     if args.client_only:
         for n in args.sizes:
             if not (base / f"tar-{n}").exists():
@@ -247,19 +256,22 @@ def main() -> None:
         for workers in args.workers:
             rows.append(("tar", n, f"DataLoader w={workers}", _run_child("score", str(tars), str(workers), "0")))
         rows.append(("tar", n, "in-memory array (old)", _run_child("score", str(tars), "0", "1")))
-    print(f"\nScoring with SmallCNN (batch 512, 1 torch thread); RSS in MiB; base = RSS after importing torch")
-    print(f"| set | N | loader | base | +open | index B/item | peak main | peak worker | images/s |")
+    print(f"\nScoring with SmallCNN (batch 512, 1 torch thread); RSS in MiB; base = RSS after importing torch"
+          f"{'; MALLOC_MMAP_THRESHOLD_=131072' if args.fixed_mmap_threshold else ''}")
+    print("| set | N | loader | base | +open | index B/item | peak main | peak worker | images/s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for kind, n, loader, r in rows:
         print(f"| {kind} | {n} | {loader} | {r['baseline_mb']:.0f} | {r['open_mb']:.1f} | "
-              f"{r['index_bytes'] / n:.0f} | {r['peak_mb']:.0f} | {r['worker_peak_mb']:.0f} | {r['images_per_s']:.0f} |")
+              f"{r['index_bytes'] / n:.0f} | {r['peak_mb']:.0f} | {r['worker_peak_mb']:.0f} | "
+              f"{r['images_per_s']:.0f} |")
     by = {(n, loader): r for _, n, loader, r in rows}
     small, large = args.sizes
     print(f"\npeak main RSS ratio {large}/{small}: " + ", ".join(
         f"{loader}: {by[(large, loader)]['peak_mb'] / by[(small, loader)]['peak_mb']:.3f}"
         for loader in dict.fromkeys(loader for _, _, loader, _ in rows)))
 
-    client_table(base, args.sizes, args.k)
+    if not args.skip_client:
+        client_table(base, args.sizes, args.k)
     print(f"\nsets kept in {base}", file=sys.stderr)
 
 

@@ -8,6 +8,7 @@ reference set; encode, decode, inspect, verify and reference fingerprints.
 ([3, 17, 90], [1, 0, 1])
 """
 
+from . import codecs
 from ._backend import available_backends, backend
 from ._errors import (
     ChecksumError,
@@ -24,37 +25,34 @@ from ._errors import (
     UnsupportedVersionError,
     UnknownBackendError,
 )
-from ._format import (
+from ._constants import (
+    DEFAULT_MAX_ANCILLARY_BYTES,
     DEFAULT_MAX_COUNT,
+    DEFAULT_MAX_METADATA_ITEMS,
     DEFAULT_MAX_SECTION_BYTES,
     DEFAULT_ZSTD_LEVEL,
     FORMAT_MAJOR,
     FORMAT_MINOR,
-    Payload,
-    PayloadDecoder,
-    PayloadEncoder,
-    PayloadInfo,
-    SectionInfo,
-    decode,
-    encode,
-    inspect,
-    verify,
 )
+from ._decode import PayloadDecoder, decode, inspect, verify
+from ._encode import PayloadEncoder, encode
 from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
 from ._reference import ReferenceSet, TarImage, tar_images
-
+from ._results import Payload, PayloadInfo, SectionInfo
 from ._version import __version__
+
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
 __all__ = [
     "encode", "decode", "inspect", "verify", "read_payload",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
-    "ReferenceSet",
+    "ReferenceSet", "codecs",
     "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError",
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",
     "backend", "available_backends",
-    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
+    "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_ANCILLARY_BYTES",
+    "DEFAULT_MAX_METADATA_ITEMS", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
     "FORMAT_VERSION", "FORMAT_MAJOR", "FORMAT_MINOR", "__version__",
 ]

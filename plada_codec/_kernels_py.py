@@ -16,6 +16,7 @@ from . import _kernel_errors as ke
 
 BLOCK = 128  # values per index-delta block; 128 * w bits is always whole bytes
 _FULL_BLOCK_BYTES_PER_BIT = BLOCK // 8
+_CHUNK_BLOCKS = 64  # index-delta blocks decoded per step (8192 values)
 
 name = "python"
 
@@ -50,6 +51,24 @@ def pack_bits(values: np.ndarray, width: int) -> bytes:
     return np.packbits(bits.ravel(), bitorder="little").tobytes()
 
 
+# Values unpacked per step: bounds the temporaries (one byte per bit) to a few
+# MiB, so decoding needs little more than its output (spec 13, "Allocation").
+_CHUNK_VALUES = 1 << 13
+
+
+def _unpack_into(src: np.ndarray, count: int, width: int, out: np.ndarray) -> None:
+    """Unpack *count* values of *width* (1..64) bits from the start of uint8 *src* into *out*."""
+    nb = _word_bytes(width)
+    for start in range(0, count, _CHUNK_VALUES):  # start is a multiple of 8: byte-aligned
+        n = min(_CHUNK_VALUES, count - start)
+        first = start * width // 8
+        chunk = src[first : first + packed_size(n, width)]
+        bits = np.unpackbits(chunk, bitorder="little", count=n * width).reshape(n, width)
+        if width != nb * 8:
+            bits = np.concatenate([bits, np.zeros((n, nb * 8 - width), np.uint8)], axis=1)
+        out[start : start + n] = np.packbits(bits, axis=1, bitorder="little").view(f"<u{nb}").ravel()
+
+
 def unpack_bits(buf, count: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
     """Unpack *count* values of *width* bits from the start of *buf* (uint64).
 
@@ -57,23 +76,19 @@ def unpack_bits(buf, count: int, width: int, out: np.ndarray | None = None) -> n
     the padding bits are ignored here (the codecs check them). *out*, if given,
     is a uint64 array of *count* values that receives the result.
     """
-    if out is not None:
-        out[...] = unpack_bits(buf, count, width)
-        return out
     if not 0 <= width <= 64:
         ke.raise_status(ke.ERR_ARG, "unpack_bits", 0, 64, width)
     need = packed_size(count, width)
     src = np.frombuffer(buf, dtype=np.uint8)
     if src.size < need:
         ke.raise_status(ke.ERR_LENGTH, "unpack_bits", 0, need, src.size)
-    if width == 0 or count == 0:
-        return np.zeros(count, dtype=np.uint64)
-    nb = _word_bytes(width)
-    bits = np.unpackbits(src[:need], bitorder="little", count=count * width).reshape(count, width)
-    if width != nb * 8:
-        bits = np.concatenate([bits, np.zeros((count, nb * 8 - width), np.uint8)], axis=1)
-    words = np.packbits(bits, axis=1, bitorder="little")
-    return words.view(f"<u{nb}").ravel().astype(np.uint64)
+    if out is None:
+        out = np.zeros(count, dtype=np.uint64)
+    elif width == 0:
+        out[...] = 0
+    if width and count:
+        _unpack_into(src, count, width, out)
+    return out
 
 
 def _bit_length(values: np.ndarray) -> np.ndarray:
@@ -148,36 +163,60 @@ def delta_decode(raw, count: int, n_ref: int) -> np.ndarray:
     expected = n_blocks + int(sizes.sum())
     if src.size != expected:
         ke.raise_status(ke.ERR_LENGTH, where, 0, expected, src.size)
-    offsets = n_blocks + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    gaps = np.zeros(count, dtype=np.uint64)
-    full = gaps[: n_full * BLOCK].reshape(n_full, BLOCK)
-    for width in np.unique(widths[:n_full]):
-        if width == 0:
-            continue
-        sel = np.flatnonzero(widths[:n_full] == width)
-        nbytes = int(width) * _FULL_BLOCK_BYTES_PER_BIT
-        chunk = src[(offsets[sel, None] + np.arange(nbytes)).ravel()]
-        full[sel] = unpack_bits(chunk, sel.size * BLOCK, int(width)).reshape(sel.size, BLOCK)
-    if n_last:
-        width = int(widths[n_full])
-        tail = src[offsets[n_full] :]
-        gaps[n_full * BLOCK :] = unpack_bits(tail, n_last, width)
-        used_bits = (n_last * width) % 8
-        if used_bits and tail[-1] >> used_bits:
+    ends = n_blocks + np.cumsum(sizes)
+    if n_last:  # padding is checked before any range error, as in the C core
+        used_bits = (n_last * int(widths[n_full])) % 8
+        if used_bits and src[ends[-1] - 1] >> used_bits:
             ke.raise_status(ke.ERR_PADDING, where, n_full, 0, 0)
-    # First entry whose gap alone reaches n_ref, then the first whose running
-    # index does: before the former every step is < n_ref <= 2**48, so the
-    # uint64 running sum cannot wrap before the first real overflow.
-    bad_gap = np.flatnonzero(gaps >= np.uint64(n_ref))
-    limit = int(bad_gap[0]) if bad_gap.size else count
-    indices = np.cumsum(gaps[:limit] + np.uint64(1), dtype=np.uint64)
-    indices -= np.uint64(1)
-    bad_index = np.flatnonzero(indices >= np.uint64(n_ref))
-    if bad_index.size:
-        ke.raise_status(ke.ERR_RANGE, where, int(bad_index[0]), n_ref, 0)
-    if limit < count:
-        ke.raise_status(ke.ERR_RANGE, where, limit, n_ref, 0)
-    return indices.view(np.int64)
+    # The output is the only allocation proportional to count; gaps are
+    # unpacked and summed a chunk of blocks at a time, in place.
+    out = np.empty(count, dtype=np.uint64)
+    previous = np.uint64(0)  # index[j - 1] + 1 before the chunk
+    for first in range(0, n_blocks, _CHUNK_BLOCKS):
+        last = min(first + _CHUNK_BLOCKS, n_blocks)
+        lo, hi = first * BLOCK, min(last * BLOCK, count)
+        gaps = out[lo:hi]
+        full_last = min(last, n_full)  # full blocks of this chunk: first .. full_last - 1
+        if full_last > first:
+            full = gaps[: (full_last - first) * BLOCK].reshape(full_last - first, BLOCK)
+            chunk_widths = widths[first:full_last]
+            for width in np.unique(chunk_widths):
+                sel = np.flatnonzero(chunk_widths == width)
+                if width == 0:
+                    full[sel] = 0
+                    continue
+                nbytes = int(width) * _FULL_BLOCK_BYTES_PER_BIT
+                starts = ends[first + sel] - nbytes
+                packed = src[(starts[:, None] + np.arange(nbytes)).ravel()]
+                values = np.empty(sel.size * BLOCK, dtype=np.uint64)
+                _unpack_into(packed, values.size, int(width), values)
+                full[sel] = values.reshape(sel.size, BLOCK)
+        if last > n_full:  # the partial last block
+            width = int(widths[n_full])
+            tail = gaps[(n_full - first) * BLOCK :]
+            if width == 0:
+                tail[...] = 0
+            else:
+                start = int(ends[n_full] - sizes[n_full])
+                _unpack_into(src[start:], n_last, width, tail)
+        # First entry whose gap alone reaches n_ref, then the first whose running
+        # index does: before the former every step is < n_ref <= 2**48 and a
+        # chunk holds 2**13 entries, so the uint64 running sum cannot wrap.
+        bad_gap = np.flatnonzero(gaps >= np.uint64(n_ref))
+        limit = int(bad_gap[0]) if bad_gap.size else gaps.size
+        head = gaps[:limit]
+        head += np.uint64(1)
+        np.cumsum(head, out=head)
+        head += previous
+        bad_index = np.flatnonzero(head > np.uint64(n_ref))
+        if bad_index.size:
+            ke.raise_status(ke.ERR_RANGE, where, lo + int(bad_index[0]), n_ref, 0)
+        if limit < gaps.size:
+            ke.raise_status(ke.ERR_RANGE, where, lo + limit, n_ref, 0)
+        if head.size:
+            previous = head[-1]
+    out -= np.uint64(1)
+    return out.view(np.int64)
 
 
 def bitmap_encode(indices: np.ndarray, n_ref: int) -> bytes:
@@ -185,6 +224,11 @@ def bitmap_encode(indices: np.ndarray, n_ref: int) -> bytes:
     mask = np.zeros(n_ref, dtype=np.bool_)
     mask[np.asarray(indices, dtype=np.int64)] = True
     return np.packbits(mask, bitorder="little").tobytes()
+
+
+# Bitmap bytes examined per step: 2**13 bytes unpack to 64 KiB of bits.
+_CHUNK_BITMAP_BYTES = 1 << 13
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def bitmap_decode(raw, count: int, n_ref: int) -> np.ndarray:
@@ -197,10 +241,23 @@ def bitmap_decode(raw, count: int, n_ref: int) -> np.ndarray:
     used_bits = n_ref % 8
     if used_bits and src[-1] >> used_bits:
         ke.raise_status(ke.ERR_PADDING, where, 0, 0, 0)
-    indices = np.flatnonzero(np.unpackbits(src, bitorder="little", count=n_ref))
-    if indices.size != count:
-        ke.raise_status(ke.ERR_COUNT, where, 0, count, indices.size)
-    return indices.astype(np.int64, copy=False)
+    # Count first, so a bitmap whose population differs from k allocates nothing.
+    population = 0
+    for start in range(0, src.size, _CHUNK_BITMAP_BYTES):
+        population += int(_POPCOUNT[src[start : start + _CHUNK_BITMAP_BYTES]].sum(dtype=np.int64))
+    if population != count:
+        ke.raise_status(ke.ERR_COUNT, where, 0, count, population)
+    out = np.empty(count, dtype=np.int64)
+    filled = 0
+    for start in range(0, src.size, _CHUNK_BITMAP_BYTES):
+        chunk = src[start : start + _CHUNK_BITMAP_BYTES]
+        if not chunk.any():
+            continue
+        found = np.flatnonzero(np.unpackbits(chunk, bitorder="little"))
+        out[filled : filled + found.size] = found
+        out[filled : filled + found.size] += start * 8
+        filled += found.size
+    return out
 
 
 def labels_encode(labels: np.ndarray, width: int) -> bytes:
@@ -218,8 +275,16 @@ def labels_decode(raw, count: int, width: int, n_classes: int) -> np.ndarray:
     used_bits = (count * width) % 8
     if used_bits and src[-1] >> used_bits:
         ke.raise_status(ke.ERR_PADDING, where, 0, 0, 0)
-    values = unpack_bits(src, count, width)
-    bad = np.flatnonzero(values >= np.uint64(n_classes))
-    if bad.size:
-        ke.raise_status(ke.ERR_LABEL, where, int(bad[0]), n_classes, int(values[bad[0]]))
-    return values.astype(np.int32)
+    out = np.zeros(count, dtype=np.int32)
+    if width == 0:
+        return out
+    values = np.empty(min(count, _CHUNK_VALUES), dtype=np.uint64)
+    for start in range(0, count, _CHUNK_VALUES):  # a multiple of 8: byte-aligned
+        n = min(_CHUNK_VALUES, count - start)
+        chunk = values[:n]
+        _unpack_into(src[start * width // 8 :], n, width, chunk)
+        bad = np.flatnonzero(chunk >= np.uint64(n_classes))
+        if bad.size:
+            ke.raise_status(ke.ERR_LABEL, where, start + int(bad[0]), n_classes, int(chunk[bad[0]]))
+        out[start : start + n] = chunk
+    return out

@@ -13,7 +13,8 @@ import sys
 from typing import BinaryIO
 
 from ._errors import LimitExceededError, TruncatedPayloadError
-from ._format import HEADER_SIZE, _check_total_length, _parse_header_fields
+from ._constants import HEADER_SIZE
+from ._container import check_total_length, parse_header_fields
 
 __all__ = ["read_payload", "DEFAULT_MAX_TOTAL_LENGTH"]
 
@@ -44,7 +45,7 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes:
 
 def _read_from(stream: BinaryIO, max_total_length: int) -> bytes:
     head = _read_exactly(stream, HEADER_SIZE)
-    header = _parse_header_fields(memoryview(head))  # steps 1-3 of FORMAT.md 9
+    header = parse_header_fields(memoryview(head))  # steps 1-3 of FORMAT.md 9
     total = header.total_length
     if total > max_total_length:
         raise LimitExceededError(
@@ -57,7 +58,7 @@ def _read_from(stream: BinaryIO, max_total_length: int) -> bytes:
         )
     extra = stream.read(1)
     if extra:
-        _check_total_length(total + 1, total)  # raises TrailingDataError
+        check_total_length(total + 1, total)  # raises TrailingDataError
     return head + rest
 
 

@@ -1,8 +1,10 @@
-"""``plada``: encode, decode, inspect and verify PLADA payloads; hash reference sets.
+"""``plada``: encode, decode, inspect, verify and compare PLADA payloads; hash reference sets.
 
 Exit status: 0 success; 1 the payload is invalid, exceeds a limit or does not
-match the reference set (a PayloadError); 2 bad usage or an unreadable or
-unwritable file.
+match the reference set; 2 bad usage: a bad option or input file, an invalid
+selection to encode, an unreadable or unwritable file, or a reference set that
+cannot be fingerprinted or changed since its manifest was written.
+Every error is one line on standard error: ``plada <command>: error: ...``.
 """
 
 from __future__ import annotations
@@ -11,20 +13,72 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
+import zipfile
+import zlib
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
-from . import _format
-from ._errors import PayloadError
+from . import bandwidth, codecs
+from ._constants import COMPRESSION_NAMES, DEFAULT_MAX_COUNT, DEFAULT_MAX_SECTION_BYTES, DEFAULT_ZSTD_LEVEL
+from ._decode import decode, inspect, verify
+from ._encode import encode
+from ._errors import EncodeError, PayloadError, ReferenceSetError
+from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
 from ._reference import ReferenceSet
+from ._results import Payload, PayloadInfo
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+_EPILOG = (
+    "exit status: 0 success; 1 invalid payload, limit exceeded or reference mismatch; "
+    "2 usage error, bad input file, invalid selection, or a reference set that cannot be "
+    "hashed or changed since its manifest"
+)
+# Commands whose input is a payload: an unexpected ValueError there means the payload is bad.
+_PAYLOAD_COMMANDS = ("decode", "inspect", "verify", "compare")
 
 
 class UsageError(Exception):
     """A CLI input problem that is not about the payload format."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (``plada <cmd>: error: ...``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start]
+        raise UsageError(f"{path}: {what} is not UTF-8 text (byte 0x{bad:02x} at offset {exc.start})") from None
+
+
+def _scalar(path: Path, data: Any, key: str) -> int | None:
+    if key not in data:
+        return None
+    value = data[key]
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise UsageError(
+            f"{path}: {key!r} must be a single integer, got an array of shape {value.shape} and dtype {value.dtype}"
+        )
+    return int(value)
 
 
 def _read_selection(path: Path) -> dict:
@@ -36,93 +90,137 @@ def _read_selection(path: Path) -> dict:
                     raise UsageError(f"{path}: an .npz input needs arrays 'indices' and 'labels'")
                 out = {"indices": data["indices"], "labels": data["labels"]}
                 for key in ("n_ref", "n_classes"):
-                    if key in data:
-                        out[key] = int(data[key])
+                    out[key] = _scalar(path, data, key)
                 return out
-        except (ValueError, OSError) as exc:
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
             raise UsageError(f"{path}: cannot read .npz ({exc})") from None
     if suffix == ".csv":
+        text = _read_text(path, "the CSV file")
         indices, labels = [], []
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None or [h.strip() for h in header[:2]] != ["index", "label"]:
-                raise UsageError(f"{path}: a CSV input starts with the header 'index,label'")
-            for lineno, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                try:
-                    indices.append(int(row[0]))
-                    labels.append(int(row[1]))
-                except (ValueError, IndexError):
-                    raise UsageError(f"{path}:{lineno}: expected two integers, got {row!r}") from None
-        return {"indices": np.array(indices, dtype=np.int64), "labels": np.array(labels, dtype=np.int64)}
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["index", "label"]:
+            raise UsageError(f"{path}: a CSV input starts with the header 'index,label'")
+        for row in reader:
+            if not row:
+                continue
+            try:
+                indices.append(int(row[0]))
+                labels.append(int(row[1]))
+            except (ValueError, IndexError):
+                raise UsageError(f"{path}:{reader.line_num}: expected two integers, got {row!r}") from None
+        try:
+            return {"indices": np.array(indices, dtype=np.int64), "labels": np.array(labels, dtype=np.int64)}
+        except OverflowError:
+            raise UsageError(f"{path}: an index or label does not fit a 64-bit integer") from None
     raise UsageError(f"{path}: input must be .npz or .csv")
 
 
 def _reference_from(args) -> ReferenceSet | None:
-    if getattr(args, "reference", None):
-        path = Path(args.reference)
-        if not path.exists():
-            raise UsageError(f"{path}: no such folder or manifest")
-        return ReferenceSet.from_path(path, content=not args.no_content)
-    return None
+    """The set named by --reference, verified through --manifest's cache when given."""
+    if not getattr(args, "reference", None):
+        if getattr(args, "manifest", None) or getattr(args, "rehash", False):
+            raise UsageError("--manifest and --rehash need --reference PATH (the reference set they describe)")
+        return None
+    path = Path(args.reference)
+    if not path.exists():
+        raise UsageError(f"{path}: no such folder, tar shard or manifest")
+    return ReferenceSet.open(path, manifest=args.manifest, rehash=args.rehash, workers=args.workers,
+                             content=not args.no_content, kind=args.reference_kind)
+
+
+def _write_output(target: str, data: bytes) -> None:
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        Path(target).write_bytes(data)
+
+
+def _read(args) -> bytes:
+    return read_payload(args.payload, max_total_length=args.max_total_length)
 
 
 def _cmd_encode(args) -> int:
     selection = _read_selection(Path(args.input))
-    n_classes = args.n_classes or selection.get("n_classes")
+    n_classes = args.n_classes if args.n_classes is not None else selection.get("n_classes")
     if n_classes is None:
-        raise UsageError("--n-classes is required (or an 'n_classes' array in the .npz)")
-    reference = _reference_from(args)
+        raise UsageError("the number of classes is needed: pass --n-classes C (or store 'n_classes' in the .npz)")
+    reference: ReferenceSet | bytes | None = _reference_from(args)
     if args.fingerprint:
+        if reference is not None:
+            raise UsageError("give --reference or --fingerprint, not both")
         try:
             reference = bytes.fromhex(args.fingerprint)
         except ValueError:
             raise UsageError("--fingerprint takes 64 hex digits") from None
-    n_ref = args.n_ref or selection.get("n_ref")
-    if isinstance(reference, ReferenceSet):
-        n_ref = n_ref or reference.n_ref
+    n_ref = args.n_ref if args.n_ref is not None else selection.get("n_ref")
+    if isinstance(reference, ReferenceSet) and n_ref is None:
+        n_ref = reference.n_ref
     class_names = None
     if args.class_names:
-        class_names = Path(args.class_names).read_text(encoding="utf-8").splitlines()
-    metadata = {}
+        class_names = _read_text(Path(args.class_names), "the class-names file").splitlines()
+    metadata: dict[str, Any] = {}
     if args.metadata_json:
-        metadata.update(json.loads(Path(args.metadata_json).read_text(encoding="utf-8")))
+        path = Path(args.metadata_json)
+        try:
+            loaded = json.loads(_read_text(path, "the metadata file"))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{path}: --metadata-json must hold a JSON object {{...}}, not a {type(loaded).__name__}")
+        metadata.update(loaded)
     for item in args.meta or []:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key:
             raise UsageError(f"--meta takes KEY=VALUE, got {item!r}")
         try:
             metadata[key] = json.loads(value)
         except json.JSONDecodeError:
             metadata[key] = value
-    data = _format.encode(
+    data = encode(
         selection["indices"], selection["labels"], n_ref=n_ref, n_classes=n_classes,
         reference=reference, class_names=class_names, task_name=args.task_name,
         metadata=metadata or None, index_codec=args.index_codec, label_codec=args.label_codec,
         compression=args.compression, zstd_level=args.level,
     )
-    Path(args.output).write_bytes(data)
-    print(f"wrote {args.output}: {len(data)} bytes, {len(selection['indices'])} entries")
+    _write_output(args.output, data)
+    where = "standard output" if args.output == "-" else args.output
+    # The status line goes to stderr when stdout carries the payload.
+    print(f"wrote {where}: {len(data)} bytes, {len(selection['indices'])} entries",
+          file=sys.stderr if args.output == "-" else sys.stdout)
     return EXIT_OK
 
 
-def _read_payload(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    return Path(path).read_bytes()
+def _decode(args, data: bytes, reference: ReferenceSet | None = None) -> Payload:
+    return decode(data, reference=reference, max_count=args.max_count,
+                          max_section_bytes=args.max_section_bytes)
+
+
+def _strict_json(value: Any) -> str:
+    """*value* as strict JSON text that encodes to UTF-8, or a PayloadError:
+    never ``Infinity`` or a lone surrogate, which no JSON reader accepts."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except ValueError as exc:  # inf/nan numbers, lone surrogates
+        raise PayloadError(f"the payload holds a value JSON cannot represent ({exc})") from None
+    return text
+
+
+def _json_text(value: Any) -> bytes:
+    return (_strict_json(value) + "\n").encode("utf-8")
 
 
 def _cmd_decode(args) -> int:
-    payload = _format.decode(
-        _read_payload(args.payload), reference=_reference_from(args),
-        max_count=args.max_count, max_section_bytes=args.max_section_bytes,
-    )
+    data = _read(args)
+    payload = _decode(args, data, _reference_from(args))
     fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() if args.output != "-" else "json")
     if fmt == "npz":
         if args.output == "-":
-            raise UsageError("npz output needs a file name")
+            raise UsageError("npz output needs a file name (-o FILE.npz)")
         np.savez(args.output, indices=payload.indices, labels=payload.labels,
                  n_ref=payload.n_ref, n_classes=payload.n_classes)
         return EXIT_OK
@@ -131,62 +229,114 @@ def _cmd_decode(args) -> int:
         buffer.write("index,label\n")
         for index, label in zip(payload.indices.tolist(), payload.labels.tolist()):
             buffer.write(f"{index},{label}\n")
-        text = buffer.getvalue()
+        text = buffer.getvalue().encode("utf-8")
     elif fmt == "json":
-        text = json.dumps(payload.to_dict(), ensure_ascii=False) + "\n"
+        text = _json_text(payload.to_dict())
     else:
-        raise UsageError(f"unknown output format {fmt!r}; use npz, csv or json")
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        raise UsageError(f"unknown output format {fmt!r}; use --format npz, csv or json")
+    _write_output(args.output, text)
     return EXIT_OK
 
 
-def _format_table(info: _format.PayloadInfo) -> str:
+def _bits(nbytes: float, count: int) -> str:
+    return "-" if count == 0 else f"{8 * nbytes / count:.2f}"
+
+
+def _format_table(info: PayloadInfo, payload: Payload) -> str:
+    k = info.count
     lines = [
-        f"PLADA payload, format {info.version[0]}.{info.version[1]}, {info.total_length} bytes",
+        f"PLADA payload, format {info.version[0]}.{info.version[1]}, {info.total_length} bytes, "
+        f"{_bits(info.total_length, k)} bits per (index, label) pair",
         f"  reference   n_ref = {info.n_ref}, fingerprint = "
         + (info.fingerprint.hex() if info.fingerprint else "(unbound)"),
-        f"  selection   k = {info.count} entries, C = {info.n_classes} classes",
+        f"  selection   k = {k} entries, C = {info.n_classes} classes",
+    ]
+    if payload.task_name is not None:
+        lines.append(f"  task        {_strict_json(payload.task_name)}")
+    if payload.class_names is not None:
+        more = ", ..." if len(payload.class_names) > 8 else ""
+        shown = ", ".join(_strict_json(n) for n in payload.class_names[:8]) + more
+        lines.append(f"  classes     {shown}")
+    if payload.metadata:
+        lines.append("  metadata")
+        for key, value in payload.metadata.items():
+            lines.append(f"    {_strict_json(key)} = {_strict_json(value)}")
+    lines += [
         "",
-        f"  {'section':<14}{'codec':<9}{'compr.':<7}{'raw B':>11}{'stored B':>11}{'offset':>9}",
+        f"  {'section':<14}{'codec':<9}{'compr.':<7}{'raw B':>11}{'stored B':>11}{'offset':>9}{'bits/pair':>11}",
     ]
     for s in info.sections:
         name = s.name + ("" if s.understood else " (skipped)")
         lines.append(
             f"  {name:<14}{s.codec_name:<9}{s.compression_name:<7}{s.raw_length:>11}"
-            f"{s.stored_length:>11}{s.offset:>9}"
+            f"{s.stored_length:>11}{s.offset:>9}{_bits(s.stored_length, k):>11}"
         )
+    lines.append("  (bits/pair: a section's stored body bytes x 8 / k; framing not included)")
     return "\n".join(lines)
 
 
 def _cmd_inspect(args) -> int:
-    info = _format.inspect(_read_payload(args.payload))
-    print(json.dumps(info.to_dict(), indent=2) if args.json else _format_table(info))
+    data = _read(args)
+    info = inspect(data)
+    payload = _decode(args, data)  # for metadata, class names and task name
+    if args.json:
+        out = info.to_dict()
+        k = info.count
+        out["bits_per_pair"] = None if k == 0 else 8 * info.total_length / k
+        for section in out["sections"]:
+            section["bits_per_pair"] = None if k == 0 else 8 * section["stored_length"] / k
+        out.update(class_names=None if payload.class_names is None else list(payload.class_names),
+                   task_name=payload.task_name, metadata=payload.metadata)
+        sys.stdout.buffer.write(_json_text(out))
+    else:
+        print(_format_table(info, payload))
     return EXIT_OK
 
 
 def _cmd_verify(args) -> int:
     reference = _reference_from(args)
-    info = _format.verify(
-        _read_payload(args.payload), reference=reference,
-        max_count=args.max_count, max_section_bytes=args.max_section_bytes,
-    )
+    info = verify(_read(args), reference=reference, max_count=args.max_count,
+                          max_section_bytes=args.max_section_bytes)
     checked = "checksums and content" + (" and reference fingerprint" if reference else "")
     print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
+    return EXIT_OK
+
+
+def _cmd_compare(args) -> int:
+    data = _read(args)
+    payload = _decode(args, data)
+    result = bandwidth.report(payload.indices, payload.labels, payload.n_ref, payload.n_classes, len(data))
+    if args.json:
+        sys.stdout.buffer.write(_json_text(result.to_dict()))
+        return EXIT_OK
+    k = result.count
+    rows: list[tuple[str, float | None]] = [
+        (f"this payload (format {payload.version[0]}.{payload.version[1]})", float(len(data)))
+    ]
+    rows += [(f"paper Zstd-{bandwidth.ZSTD_LEVEL}, {name}", size) for name, size in result.layouts.items()]
+    rows.append(("information limit log2 C(N,k) + k*H(labels)", result.information_limit_bits / 8))
+    print(f"{args.payload}: k = {k} pairs over N = {payload.n_ref} items, C = {payload.n_classes} classes")
+    print(f"  {'layout':<48}{'bytes':>12}{'bits/pair':>11}{'payload / this':>16}")
+    for name, size in rows:
+        if size is None:
+            print(f"  {name:<48}{'(bitmap over N items not computed: too large)':>39}")
+            continue
+        ratio = f"{len(data) / size:.3f}" if size > 0 else "-"
+        print(f"  {name:<48}{size:>12,.1f}{_bits(size, k):>11}{ratio:>16}")
     return EXIT_OK
 
 
 def _cmd_ref_hash(args) -> int:
     path = Path(args.path)
     if not path.exists():
-        raise UsageError(f"{path}: no such folder or manifest")
-    if path.is_dir() and args.manifest_out:
-        with open(args.manifest_out, "wb") as out:
-            reference = ReferenceSet.from_folder(path, content=not args.no_content, manifest_out=out)
+        raise UsageError(f"{path}: no such folder, tar shard or manifest")
+    if args.manifest_out and args.manifest:
+        raise UsageError("give --manifest-out (hash and write) or --manifest (check against), not both")
+    kwargs = dict(content=not args.no_content, workers=args.workers, kind=args.reference_kind)
+    if args.manifest_out:
+        reference = ReferenceSet.record(path, args.manifest_out, **kwargs)
     else:
-        reference = ReferenceSet.from_path(path, content=not args.no_content)
+        reference = ReferenceSet.open(path, manifest=args.manifest, rehash=args.rehash, **kwargs)
     if args.json:
         print(json.dumps({"n_ref": reference.n_ref, "fingerprint": reference.hex}))
     else:
@@ -195,78 +345,130 @@ def _cmd_ref_hash(args) -> int:
 
 
 def _add_limits(parser) -> None:
-    parser.add_argument("--max-count", type=int, default=_format.DEFAULT_MAX_COUNT,
+    parser.add_argument("--max-count", type=_positive_int, default=DEFAULT_MAX_COUNT,
                         help="largest k accepted (default %(default)s)")
-    parser.add_argument("--max-section-bytes", type=int, default=_format.DEFAULT_MAX_SECTION_BYTES,
+    parser.add_argument("--max-section-bytes", type=_positive_int, default=DEFAULT_MAX_SECTION_BYTES,
                         help="largest decompressed section accepted (default %(default)s)")
+    parser.add_argument("--max-total-length", type=_positive_int, default=DEFAULT_MAX_TOTAL_LENGTH,
+                        help="largest payload file accepted, checked from its header before reading "
+                             "the rest (default %(default)s)")
+
+
+def _add_hashing(parser) -> None:
+    parser.add_argument("--workers", type=_positive_int, default=None,
+                        help="threads hashing files (default: up to 8)")
+    parser.add_argument("--no-content", action="store_true",
+                        help="fingerprint item names only, not file contents")
+    parser.add_argument("--reference-kind", choices=["auto", "folder", "tar"], default="auto",
+                        help="how to read PATH: a folder of files, or tar shards (auto: a .tar file, or a "
+                             "folder holding only .tar files, is a tar set)")
 
 
 def _add_reference(parser) -> None:
     parser.add_argument("--reference", metavar="PATH",
-                        help="reference folder (hashed) or manifest file to check the binding against")
-    parser.add_argument("--no-content", action="store_true",
-                        help="hash a folder by file names only, not contents")
+                        help="reference set to check the binding against: a folder, tar shards or a manifest file")
+    parser.add_argument("--manifest", metavar="M",
+                        help="manifest written by 'plada ref-hash PATH --manifest-out M': verify the set "
+                             "against its cache (sizes, mtimes) instead of reading every file")
+    parser.add_argument("--rehash", action="store_true",
+                        help="with --manifest: read every file again and rewrite the manifest and its cache")
+    _add_hashing(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plada", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="plada", description=__doc__.split("\n")[0].replace("``", ""), epilog=_EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("encode", help="encode an (index, label) selection from .npz or .csv")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--n-ref", type=int)
-    p.add_argument("--n-classes", type=int)
+    p = sub.add_parser("encode", help="encode an (index, label) selection from .npz or .csv", epilog=_EPILOG)
+    p.add_argument("input", help=".npz (arrays indices, labels; optional n_ref, n_classes) or .csv (index,label)")
+    p.add_argument("-o", "--output", required=True, help="payload file, or - for standard output")
+    p.add_argument("--n-ref", type=_positive_int)
+    p.add_argument("--n-classes", type=_positive_int)
     _add_reference(p)
     p.add_argument("--fingerprint", help="bind to this fingerprint (64 hex digits)")
     p.add_argument("--class-names", metavar="FILE", help="UTF-8 text file, one class name a line")
     p.add_argument("--task-name")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata entry (JSON value or string)")
-    p.add_argument("--metadata-json", metavar="FILE")
-    p.add_argument("--index-codec", default="auto", choices=["auto", "delta", "bitmap"])
-    p.add_argument("--label-codec", default="auto", choices=["auto", "packed", "bytes"])
-    p.add_argument("--compression", default="auto", choices=["auto", "none", "zstd"])
-    p.add_argument("--level", type=int, default=_format.DEFAULT_ZSTD_LEVEL, help="zstd level 1..22")
+    p.add_argument("--metadata-json", metavar="FILE", help="a JSON object of metadata entries")
+    # Choices come from the codec registry, so a new codec is a new CLI choice.
+    p.add_argument("--index-codec", default="auto", choices=["auto", *codecs.names("index")],
+                   help="index codec (default: auto, the smallest of all)")
+    p.add_argument("--label-codec", default="auto", choices=["auto", *codecs.names("labels")],
+                   help="label codec (default: auto, the smallest of all)")
+    p.add_argument("--compression", default="auto", choices=["auto", *COMPRESSION_NAMES.values()])
+    p.add_argument("--level", type=int, default=DEFAULT_ZSTD_LEVEL, help="zstd level 1..22")
     p.set_defaults(func=_cmd_encode)
 
-    p = sub.add_parser("decode", help="decode a payload to .npz, .csv or .json")
+    p = sub.add_parser("decode", help="decode a payload to .npz, .csv or .json", epilog=_EPILOG)
     p.add_argument("payload", help="payload file, or - for standard input")
-    p.add_argument("-o", "--output", default="-", help="output file (default: JSON on stdout)")
+    p.add_argument("-o", "--output", default="-", help="output file (default: JSON on standard output)")
     p.add_argument("--format", choices=["npz", "csv", "json"])
     _add_reference(p)
     _add_limits(p)
     p.set_defaults(func=_cmd_decode)
 
-    p = sub.add_parser("inspect", help="show header and sections without decoding")
-    p.add_argument("payload")
+    p = sub.add_parser("inspect", help="show header, metadata and sections with bits per pair", epilog=_EPILOG)
+    p.add_argument("payload", help="payload file, or - for standard input")
     p.add_argument("--json", action="store_true")
+    _add_limits(p)
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("verify", help="check checksums, content and (optionally) the reference binding")
-    p.add_argument("payload")
+    p = sub.add_parser("verify", help="check checksums, content and (optionally) the reference binding",
+                       epilog=_EPILOG)
+    p.add_argument("payload", help="payload file, or - for standard input")
     _add_reference(p)
     _add_limits(p)
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("ref-hash", help="fingerprint a reference folder or manifest")
-    p.add_argument("path")
-    p.add_argument("--no-content", action="store_true", help="hash file names only")
-    p.add_argument("--manifest-out", metavar="FILE", help="also write the canonical manifest")
+    p = sub.add_parser("compare", help="payload size next to the paper's Zstd-19 layouts and the information limit",
+                       epilog=_EPILOG)
+    p.add_argument("payload", help="payload file, or - for standard input")
+    p.add_argument("--json", action="store_true")
+    _add_limits(p)
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("ref-hash", help="fingerprint a reference folder, tar shards or manifest", epilog=_EPILOG)
+    p.add_argument("path", help="folder, .tar shard, folder of .tar shards, or manifest file")
+    p.add_argument("--manifest-out", metavar="M",
+                   help="hash everything and write the manifest to M and its cache to M.cache")
+    p.add_argument("--manifest", metavar="M", help="check PATH against M's cache (sizes, mtimes) without reading files")
+    p.add_argument("--rehash", action="store_true", help="with --manifest: read every file again, rewrite M")
+    _add_hashing(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_ref_hash)
     return parser
 
 
+def _error(command: str, message: str, code: int) -> int:
+    print(f"plada {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = args.command
     try:
         return args.func(args)
+    except UsageError as exc:
+        return _error(command, str(exc), EXIT_USAGE)
+    except (EncodeError, ReferenceSetError) as exc:  # the input to encode or the reference set, not a payload
+        return _error(command, f"{type(exc).__name__}: {exc}", EXIT_USAGE)
     except PayloadError as exc:
-        print(f"plada {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return _error(command, f"{type(exc).__name__}: {exc}", EXIT_INVALID)
+    except BrokenPipeError:
+        # The reader went away (``plada decode p | head``): not an error worth a
+        # message, and stdout must not be flushed again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INVALID
-    except (UsageError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        print(f"plada {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(command, f"{where}{exc.strerror or exc}", EXIT_USAGE)
+    except (ValueError, TypeError, RecursionError, MemoryError, OverflowError) as exc:
+        # Last resort, so that no input gives a traceback: a payload command
+        # failing here met a payload the decoder should have refused.
+        code = EXIT_INVALID if command in _PAYLOAD_COMMANDS else EXIT_USAGE
+        what = "invalid payload" if code == EXIT_INVALID else "invalid input"
+        return _error(command, f"{what} ({type(exc).__name__}: {exc})", code)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ._format import _HEADER, _SECTION, HEADER_SIZE, MAGIC, SECTION_CRC_SIZE, SECTION_HEADER_SIZE, crc32c
+from ._constants import HEADER_SIZE, MAGIC, SECTION_CRC_SIZE, SECTION_HEADER_SIZE, crc32c
+from ._constants import HEADER_STRUCT as _HEADER
+from ._constants import SECTION_STRUCT as _SECTION
 
 __all__ = ["RawSection", "RawPayload", "split", "join"]
 

@@ -46,7 +46,7 @@ import os
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -284,7 +284,10 @@ class FolderImages(ReferenceImages):
         try:
             ids = ReferenceSet.folder_files(root)
         except plada_codec.ReferenceSetError as exc:
-            raise DataError(f"{exc}; rename or move the offending entry") from None
+            if "no visible regular files" in str(exc):
+                ids = []
+            else:
+                raise DataError(f"{exc}; rename or move the offending entry") from None
         if not ids:
             raise DataError(f"{root}: the folder holds no files; point the reference at a folder of images")
         for item_id in ids:
@@ -308,7 +311,8 @@ class FolderImages(ReferenceImages):
             with open(path, "rb") as fh:
                 return fh.read()
         except OSError as exc:
-            raise DataError(f"{path}: cannot be read ({exc.strerror}); the folder changed since it was listed") from None
+            raise DataError(f"{path}: cannot be read ({exc.strerror}); the folder changed since it was "
+                            f"listed") from None
 
     def raw(self, index: int):
         return _decode(self.read_bytes(index), os.path.join(self.root, self._ids[index]))
@@ -533,7 +537,8 @@ def _memmap_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np
         fh.seek(info.header_offset)
         local = fh.read(30)
         # local file header: 26..28 name length, 28..30 extra length (little-endian)
-        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+        start = info.header_offset + 30 + name_length + extra_length
         fh.seek(start)
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):

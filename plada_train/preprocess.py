@@ -236,7 +236,8 @@ def preprocess_for(model: torch.nn.Module | None, model_name: str, in_chans: int
     smallcnn: the images' own size unless *image_size* is given (then resized,
     bicubic: PIL's default, which ``data.load_folder`` has always used). Pass
     the target's size as *native_size* so it is recorded in the metadata and
-    every data set given this recipe must have it (``TargetData.image_size``). timm: ``timm.data.resolve_data_config`` of the model (its
+    every data set given this recipe must have it (``TargetData.image_size``).
+    timm: ``timm.data.resolve_data_config`` of the model (its
     pretrained config: size, interpolation, mean/std, crop), with *image_size*
     overriding the input size. *model* may be None for timm (the config is
     then resolved from a fresh model of that name without weights).

@@ -105,7 +105,7 @@ def decompress(body: bytes, raw_length: int) -> bytes:
     return out
 
 
-def decode_delta(raw: bytes, k: int, n_ref: int) -> list[int]:
+def decode_delta(raw: bytes, k: int, n_ref: int, c: int) -> list[int]:
     nb = (k + 127) // 128
     if len(raw) < nb:
         fail("FormatError", "width table missing")
@@ -131,7 +131,7 @@ def decode_delta(raw: bytes, k: int, n_ref: int) -> list[int]:
     return indices
 
 
-def decode_bitmap(raw: bytes, k: int, n_ref: int) -> list[int]:
+def decode_bitmap(raw: bytes, k: int, n_ref: int, c: int) -> list[int]:
     if len(raw) != (n_ref + 7) // 8:
         fail("FormatError", "bitmap length")
     if n_ref % 8 and raw[-1] >> (n_ref % 8):
@@ -142,16 +142,28 @@ def decode_bitmap(raw: bytes, k: int, n_ref: int) -> list[int]:
     return indices
 
 
-def decode_labels(codec: int, raw: bytes, k: int, c: int) -> list[int]:
-    w = bit_length(c - 1)
-    if codec == 0:
-        labels = unpack(raw, 0, k, w)
-    else:
-        b = 1 if w <= 8 else 2 if w <= 16 else 4
-        labels = [u(raw, j * b, b) for j in range(k)]
+def label_width(c: int) -> int:
+    return bit_length(c - 1)
+
+
+def label_bytes(c: int) -> int:
+    w = label_width(c)
+    return 1 if w <= 8 else 2 if w <= 16 else 4
+
+
+def check_labels(labels: list[int], c: int) -> list[int]:
     if any(label >= c for label in labels):
         fail("FormatError", "label >= C")
     return labels
+
+
+def decode_packed_labels(raw: bytes, k: int, n_ref: int, c: int) -> list[int]:
+    return check_labels(unpack(raw, 0, k, label_width(c)), c)
+
+
+def decode_byte_labels(raw: bytes, k: int, n_ref: int, c: int) -> list[int]:
+    b = label_bytes(c)
+    return check_labels([u(raw, j * b, b) for j in range(k)], c)
 
 
 def utf8(raw: bytes) -> str:
@@ -161,7 +173,11 @@ def utf8(raw: bytes) -> str:
         fail("FormatError", "not UTF-8")
 
 
-def decode_metadata(raw: bytes):
+def decode_metadata(raw: bytes, k: int, n_ref: int, c: int):
+    text = utf8(raw)
+    if text[:1] == "\ufeff":
+        fail("FormatError", "byte-order mark")
+
     def pairs(items):
         keys = [key for key, _ in items]
         if len(keys) != len(set(keys)):
@@ -171,8 +187,21 @@ def decode_metadata(raw: bytes):
     def constant(name):
         fail("FormatError", f"{name} is not JSON")
 
+    def integer(token):
+        digits = token.lstrip("-")
+        if len(digits) > 16 or int(digits) > 2**53 - 1:
+            fail("FormatError", "integer outside +-(2**53 - 1)")
+        return int(token)
+
+    def number(token):
+        value = float(token)
+        if value in (float("inf"), float("-inf")):
+            fail("FormatError", "number outside a double")
+        return value
+
     try:
-        value = json.loads(utf8(raw), object_pairs_hook=pairs, parse_constant=constant)
+        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=integer,
+                           parse_float=number)
     except (ValueError, RecursionError) as exc:
         if isinstance(exc, DecodeError):
             raise
@@ -186,10 +215,16 @@ def decode_metadata(raw: bytes):
             if d > 64:
                 fail("FormatError", "nested deeper than 64")
             depth += [(child, d + 1) for child in (item.values() if isinstance(item, dict) else item)]
+            strings = list(item.keys()) if isinstance(item, dict) else []
+        else:
+            strings = [item] if isinstance(item, str) else []
+        for string in strings:
+            if any(0xD800 <= ord(ch) <= 0xDFFF for ch in string):
+                fail("FormatError", "lone surrogate")
     return value
 
 
-def decode_class_names(raw: bytes, c: int) -> list[str]:
+def decode_class_names(raw: bytes, k: int, n_ref: int, c: int) -> list[str]:
     names, pos = [], 0
     for _ in range(c):
         if pos + 4 > len(raw):
@@ -204,8 +239,31 @@ def decode_class_names(raw: bytes, c: int) -> list[str]:
     return names
 
 
+# -- the codecs of sections 5.2, 5.6, 6 and 7 --------------------------------------------------
+def exactly(size: int) -> tuple[int, int]:
+    return size, size
+
+
+def ancillary_bounds(k: int, n_ref: int, c: int) -> tuple[int, int]:
+    return 0, 2**26
+
+
+# (section type, codec id) -> (output field, minor version that introduced it,
+#                              raw_length bounds of 5.5, body decoder)
+CODECS = {
+    (0x0001, 0): ("indices", 0, lambda k, n_ref, c: ((k + 127) // 128, (k + 127) // 128 + 8 * k), decode_delta),
+    (0x0001, 1): ("indices", 0, lambda k, n_ref, c: exactly((n_ref + 7) // 8), decode_bitmap),
+    (0x0002, 0): ("labels", 0, lambda k, n_ref, c: exactly((k * label_width(c) + 7) // 8), decode_packed_labels),
+    (0x0002, 1): ("labels", 0, lambda k, n_ref, c: exactly(k * label_bytes(c)), decode_byte_labels),
+    (0x8001, 0): ("class_names", 0, lambda k, n_ref, c: (4 * c, 2**26), decode_class_names),
+    (0x8002, 0): ("task_name", 0, ancillary_bounds, lambda raw, k, n_ref, c: utf8(raw)),
+    (0x8003, 0): ("metadata", 0, ancillary_bounds, decode_metadata),
+}
+
+
 # -- the decoding procedure of section 9 -----------------------------------------------------
-def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**28, reference=None) -> dict:
+def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**28,
+           max_ancillary_bytes: int = 2**22, max_metadata_items: int = 2**16, reference=None) -> dict:
     # step 1
     if data[:8] != MAGIC[: min(len(data), 8)]:
         fail("FormatError", "bad magic")
@@ -253,6 +311,12 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
             fail("FormatError", "section order")
         if not stype & 0x8000 and stype not in (1, 2):
             fail("UnsupportedFeature", "unknown critical section")
+        if stype & 0x8000 and raw_length > 2**26:
+            fail("FormatError", "ancillary raw_length above 2**26")
+        if compression == 0 and stored != raw_length:
+            fail("FormatError", "stored_length differs from raw_length")
+        if stored > max_section_bytes or raw_length > max_section_bytes:
+            fail("LimitExceeded", "section above max_section_bytes")
         previous = stype
         sections.append((stype, codec, compression, raw_length, data[offset + 24 : end - 4]))
         offset = end
@@ -266,45 +330,34 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
         ref_n, ref_fp = reference
         if ref_n != n_ref or unbound or ref_fp != fingerprint:
             fail("ReferenceMismatch", "binding")
-    # step 8
-    known = {1: (0, 1), 2: (0, 1), 0x8001: (0,), 0x8002: (0,), 0x8003: (0,)}
-    out = {"format_version": f"1.{data[9]}", "n_ref": n_ref, "n_classes": c, "count": k,
-           "fingerprint": None if unbound else fingerprint.hex(), "indices": None, "labels": None,
-           "class_names": None, "task_name": None, "metadata": None}
-    w = bit_length(c - 1)
+    # step 8a: every section's codec, before any body is read
+    minor = data[9]
+    plan = []
     for stype, codec, compression, raw_length, body in sections:
-        if stype not in known or codec not in known[stype] or compression > 1:
+        known = CODECS.get((stype, codec))
+        if known is None or compression > 1:
             if stype & 0x8000:
                 continue
             fail("UnsupportedFeature", "unknown codec or compression")
-        if stype == 1:
-            nb = (k + 127) // 128
-            low, high = (nb, nb + 8 * k) if codec == 0 else ((n_ref + 7) // 8,) * 2
-        elif stype == 2:
-            size = (k * w + 7) // 8 if codec == 0 else k * (1 if w <= 8 else 2 if w <= 16 else 4)
-            low, high = size, size
-        else:
-            low, high = 0, 2**26
+        if known[1] > minor:
+            fail("FormatError", "codec newer than the header's minor version")
+        plan.append((stype, codec, compression, raw_length, body))
+    # (no codec of format 1.0 has a partner codec; a joint codec's rule goes here)
+    # step 8b
+    out = {"format_version": f"1.{minor}", "n_ref": n_ref, "n_classes": c, "count": k,
+           "fingerprint": None if unbound else fingerprint.hex(), "indices": None, "labels": None,
+           "class_names": None, "task_name": None, "metadata": None}
+    for stype, codec, compression, raw_length, body in plan:
+        field, _, bounds, decode_body = CODECS[(stype, codec)]
+        low, high = bounds(k, n_ref, c)
         if not low <= raw_length <= high:
             fail("FormatError", "raw_length outside its bounds")
-        if raw_length > max_section_bytes:
-            fail("LimitExceeded", "section above max_section_bytes")
-        if compression == 0:
-            if len(body) != raw_length:
-                fail("FormatError", "stored_length differs from raw_length")
-            raw = body
-        else:
-            raw = decompress(body, raw_length)
-        if stype == 1:
-            out["indices"] = decode_delta(raw, k, n_ref) if codec == 0 else decode_bitmap(raw, k, n_ref)
-        elif stype == 2:
-            out["labels"] = decode_labels(codec, raw, k, c)
-        elif stype == 0x8001:
-            out["class_names"] = decode_class_names(raw, c)
-        elif stype == 0x8002:
-            out["task_name"] = utf8(raw)
-        else:
-            out["metadata"] = decode_metadata(raw)
+        if stype & 0x8000 and raw_length > max_ancillary_bytes:
+            fail("LimitExceeded", "ancillary section above max_ancillary_bytes")
+        raw = body if compression == 0 else decompress(body, raw_length)
+        if stype == 0x8003 and sum(raw.count(ch) for ch in b"[{,:") > max_metadata_items:
+            fail("LimitExceeded", "metadata above max_metadata_items")
+        out[field] = decode_body(raw, k, n_ref, c)
     return out
 
 

@@ -4,6 +4,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import plada_codec
+from plada_codec import codecs
 
 n_refs = st.one_of(
     st.integers(1, 300), st.integers(1, 2**20), st.integers(2**32 - 5, 2**32 + 5), st.integers(1, 2**48)
@@ -32,14 +33,32 @@ def selections(draw, max_count=400):
     return indices.astype(np.int64), labels, n_ref, n_classes
 
 
-encode_options = st.fixed_dictionaries(
-    {
-        "index_codec": st.sampled_from(["auto", "delta", "bitmap"]),
-        "label_codec": st.sampled_from(["auto", "packed", "bytes"]),
-        "compression": st.sampled_from(["auto", "none", "zstd"]),
-        "zstd_level": st.sampled_from([1, 3]),
+def _codec_pairs():
+    """(index_codec, label_codec) options the encoder accepts, from the registry:
+    "auto" or any name, except that a joint codec takes its partner or "auto"."""
+    index_codecs = codecs.for_section(codecs.SECTION_INDEX)
+    label_codecs = codecs.for_section(codecs.SECTION_LABELS)
+    pairs = [("auto", "auto")]
+    pairs += [("auto", c.name) for c in label_codecs]
+    pairs += [(c.name, "auto") for c in index_codecs]
+    for index in index_codecs:
+        for label in label_codecs:
+            fits = (index.partner is None or index.partner == (label.section_type, label.id)) and (
+                label.partner is None or label.partner == (index.section_type, index.id))
+            if fits:
+                pairs.append((index.name, label.name))
+    return pairs
+
+
+@st.composite
+def encode_options(draw):
+    index_codec, label_codec = draw(st.sampled_from(_codec_pairs()))
+    return {
+        "index_codec": index_codec,
+        "label_codec": label_codec,
+        "compression": draw(st.sampled_from(["auto", "none", "zstd"])),
+        "zstd_level": draw(st.sampled_from([1, 3])),
     }
-)
 
 
 @st.composite

@@ -1,4 +1,7 @@
+import functools
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -6,7 +9,7 @@ import numpy as np
 import pytest
 
 import plada_codec
-from plada_codec.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, main
+from plada_codec.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, build_parser, main
 
 
 @pytest.fixture
@@ -74,7 +77,8 @@ def test_exit_codes(tmp_path, selection_npz, capsys):
     assert main(["encode", str(bad_csv), "-o", str(out), "--n-ref", "5", "--n-classes", "2"]) == EXIT_USAGE
     unsorted = tmp_path / "unsorted.csv"
     unsorted.write_text("index,label\n3,0\n1,0\n")
-    assert main(["encode", str(unsorted), "-o", str(out), "--n-ref", "5", "--n-classes", "2"]) == EXIT_INVALID
+    # An invalid selection is a usage error (2), not an invalid payload (1).
+    assert main(["encode", str(unsorted), "-o", str(out), "--n-ref", "5", "--n-classes", "2"]) == EXIT_USAGE
     assert "sorted and distinct" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
@@ -86,5 +90,294 @@ def test_console_script_runs(tmp_path, selection_npz):
     result = subprocess.run([sys.executable, "-m", "plada_codec.cli", "encode", str(selection_npz), "-o", str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    result = subprocess.run([sys.executable, "-m", "plada_codec.cli", "decode", str(out)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "plada_codec.cli", "decode", str(out)],
+                            capture_output=True, text=True)
     assert json.loads(result.stdout)["indices"] == [3, 17, 90]
+
+
+# -- every error is one line, with the documented exit status ---------------------
+
+
+def _run(argv, capsys):
+    """main(argv) -> (status, stdout, stderr); a traceback would escape as an exception."""
+    capsys.readouterr()
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _one_line_error(err, command):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"plada {command}: error: "), err
+    return lines[0]
+
+
+@functools.cache
+def _blowup_payload() -> bytes:
+    return _with_metadata_body(b'{"a":[' + b"{}," * 21_000_000 + b"{}]}", compressed=True)
+
+
+def _with_metadata_body(body: bytes, compressed: bool = False) -> bytes:
+    import zstandard
+
+    from plada_codec import wire
+
+    raw = wire.split(plada_codec.encode([1, 2], [0, 1], n_ref=4, n_classes=2, metadata={"a": 1}))
+    (section,) = [s for s in raw.sections if s.type == 0x8003]
+    section.body, section.compression, section.raw_length = body, 0, None
+    if compressed:
+        section.body, section.compression, section.raw_length = zstandard.compress(body, 1), 1, len(body)
+    return wire.join(raw)
+
+
+@pytest.mark.parametrize("command", ["decode", "verify", "inspect", "compare"])
+def test_bad_payload_inputs_give_one_line_and_exit_1(tmp_path, selection_npz, capsys, command):
+    good = tmp_path / "good.plada"
+    assert main(["encode", str(selection_npz), "-o", str(good)]) == EXIT_OK
+    garbage = tmp_path / "garbage.plada"
+    garbage.write_bytes(b"PK\x03\x04 this is a zip file, not a payload" * 10)
+    # A 3 GB sparse file that starts with a valid payload: refused after total_length + 1 bytes.
+    huge = tmp_path / "huge.plada"
+    with open(huge, "wb") as fh:
+        fh.write(good.read_bytes())
+        fh.truncate(3 << 30)
+    inputs = {
+        "/dev/zero": "FormatError|magic",
+        garbage: "magic",
+        huge: "TrailingDataError",
+        tmp_path / "empty.plada": "Truncated",
+    }
+    (tmp_path / "empty.plada").write_bytes(b"")
+    # Metadata the decoder must refuse, quickly: a 5,000-digit integer, 5,000-deep nesting,
+    # 1e999, a lone surrogate, and 21 million empty objects (63 MB) zstd-packed into 5 KB.
+    metadata_bombs = {
+        "bigint.plada": (b'{"x": ' + b"9" * 5000 + b"}", False),
+        "deep.plada": (b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}", False),
+        "inf.plada": (b'{"x": 1e999}', False),
+        "surrogate.plada": (b'{"x": "\\ud800"}', False),
+        "blowup.plada": (None, True),
+    }
+    for name, (body, compressed) in metadata_bombs.items():
+        (tmp_path / name).write_bytes(_blowup_payload() if body is None else _with_metadata_body(body, compressed))
+        inputs[tmp_path / name] = "metadata"
+    for path, expected in inputs.items():
+        if str(path) == "/dev/zero" and not os.path.exists("/dev/zero"):
+            continue
+        status, _, err = _run([command, path], capsys)
+        line = _one_line_error(err, command)
+        assert status == EXIT_INVALID, (path, err)
+        assert re.search(expected, line), (path, line)
+    status, _, err = _run([command, good, "--max-total-length", "100"], capsys)
+    assert status == EXIT_INVALID and "LimitExceededError" in _one_line_error(err, command)
+
+
+def test_encode_input_errors_are_usage_errors_naming_the_problem(tmp_path, capsys):
+    out = tmp_path / "p.plada"
+    wrong_shape = tmp_path / "shape.npz"
+    np.savez(wrong_shape, indices=np.array([1, 2]), labels=np.array([0, 1]), n_ref=np.array([10, 20]), n_classes=2)
+    status, _, err = _run(["encode", wrong_shape, "-o", out], capsys)
+    assert status == EXIT_USAGE and "'n_ref' must be a single integer" in _one_line_error(err, "encode")
+
+    csv_path = tmp_path / "sel.csv"
+    csv_path.write_text("index,label\n1,0\n")
+    listed = tmp_path / "meta.json"
+    listed.write_text("[1, 2]")
+    status, _, err = _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 2, "--metadata-json", listed],
+                          capsys)
+    assert status == EXIT_USAGE and "must hold a JSON object" in _one_line_error(err, "encode")
+
+    status, _, err = _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 0], capsys)
+    line = _one_line_error(err, "encode")
+    assert status == EXIT_USAGE and ">= 1" in line and "required" not in line
+
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("index,label\n1,0\n# caf\xe9\n".encode("latin-1"))
+    status, _, err = _run(["encode", latin1, "-o", out, "--n-ref", 5, "--n-classes", 2], capsys)
+    line = _one_line_error(err, "encode")
+    assert status == EXIT_USAGE and str(latin1) in line and "UTF-8" in line
+
+    status, _, err = _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 2, "--level", 99], capsys)
+    assert status == EXIT_USAGE and "EncodeError" in _one_line_error(err, "encode")
+
+    for name, content in (("trunc.npz", None), ("garbage.npz", b"PK\x03\x04garbage")):
+        bad_npz = tmp_path / name
+        if content is None:
+            np.savez(bad_npz, indices=np.arange(50), labels=np.zeros(50, int))
+            content = bad_npz.read_bytes()[:100]
+        bad_npz.write_bytes(content)
+        status, _, err = _run(["encode", bad_npz, "-o", out, "--n-ref", 100, "--n-classes", 2], capsys)
+        assert status == EXIT_USAGE and "cannot read .npz" in _one_line_error(err, "encode")
+
+    huge = tmp_path / "huge.csv"
+    huge.write_text("index,label\n" + "9" * 30 + ",0\n")
+    status, _, err = _run(["encode", huge, "-o", out, "--n-ref", 5, "--n-classes", 2], capsys)
+    assert status == EXIT_USAGE and "64-bit" in _one_line_error(err, "encode")
+
+    status, _, err = _run(["encode", csv_path, "-o", out, "--n-classes", "x"], capsys)
+    assert status == EXIT_USAGE and "expected an integer" in _one_line_error(err, "encode")
+
+
+def test_encode_to_stdout_and_decode_from_stdin(tmp_path, selection_npz):
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    encoded = subprocess.run([sys.executable, "-m", "plada_codec.cli", "encode", str(selection_npz), "-o", "-"],
+                             capture_output=True, env=env, cwd=tmp_path)
+    assert encoded.returncode == 0, encoded.stderr
+    assert not (tmp_path / "-").exists()
+    assert encoded.stdout[:8] == b"\x89PLADA\r\n" and b"wrote standard output" in encoded.stderr
+    decoded = subprocess.run([sys.executable, "-m", "plada_codec.cli", "decode", "-"], input=encoded.stdout,
+                             capture_output=True, env=env)
+    assert json.loads(decoded.stdout)["indices"] == [3, 17, 90]
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["decode"])
+    assert info.value.code == EXIT_USAGE
+    _one_line_error(capsys.readouterr().err, "decode")
+
+
+def test_ref_hash_manifest_then_verify_and_decode_against_it(tmp_path, capsys):
+    import hashlib
+
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.bin").write_bytes(bytes([i]))
+    manifest = tmp_path / "ref.manifest"
+    status, out, _ = _run(["ref-hash", folder, "--manifest-out", manifest, "--workers", 2, "--json"], capsys)
+    assert status == EXIT_OK
+    by_hand = b"plada-reference-manifest 1\n" + b"".join(
+        f"{i}.bin\t{hashlib.sha256(bytes([i])).hexdigest()}\n".encode() for i in range(5))
+    assert manifest.read_bytes() == by_hand
+    assert json.loads(out) == {"n_ref": 5, "fingerprint": hashlib.sha256(by_hand).hexdigest()}
+    csv_path = tmp_path / "sel.csv"
+    csv_path.write_text("index,label\n0,1\n4,0\n")
+    payload = tmp_path / "p.plada"
+    assert _run(["encode", csv_path, "-o", payload, "--n-classes", 2, "--reference", folder,
+                 "--manifest", manifest], capsys)[0] == EXIT_OK
+    assert _run(["verify", payload, "--reference", folder, "--manifest", manifest], capsys)[0] == EXIT_OK
+    status, out, _ = _run(["decode", payload, "--reference", folder, "--manifest", manifest], capsys)
+    assert status == EXIT_OK and json.loads(out)["indices"] == [0, 4]
+    # A change since the manifest: one line, exit 2, and the command that fixes it.
+    (folder / "4.bin").write_bytes(b"changed")
+    status, _, err = _run(["verify", payload, "--reference", folder, "--manifest", manifest], capsys)
+    line = _one_line_error(err, "verify")
+    assert status == EXIT_USAGE and "StaleManifestError" in line and "plada ref-hash" in line
+    # --rehash reads everything again: the set now differs from the payload's.
+    status, _, err = _run(["verify", payload, "--reference", folder, "--manifest", manifest, "--rehash"], capsys)
+    assert status == EXIT_INVALID and "ReferenceMismatchError" in _one_line_error(err, "verify")
+    assert _run(["ref-hash", folder, "--manifest", manifest], capsys)[0] == EXIT_OK
+    status, _, err = _run(["verify", payload, "--manifest", manifest], capsys)
+    assert status == EXIT_USAGE and "need --reference" in _one_line_error(err, "verify")
+    # A folder with a file name the manifest cannot hold: one line, exit 2.
+    (folder / "bad\nname.bin").write_bytes(b"")
+    status, _, err = _run(["ref-hash", folder], capsys)
+    assert status == EXIT_USAGE and "control character" in _one_line_error(err, "ref-hash")
+
+
+def test_inspect_shows_metadata_and_bits_per_pair(tmp_path, selection_npz, capsys):
+    from plada_codec import wire
+
+    out = tmp_path / "p.plada"
+    assert main(["encode", str(selection_npz), "-o", str(out), "--meta", "teacher=resnet50",
+                 "--task-name", "pets"]) == EXIT_OK
+    data = out.read_bytes()
+    status, text, _ = _run(["inspect", out, "--json"], capsys)
+    info = json.loads(text)
+    assert status == EXIT_OK and info["metadata"] == {"teacher": "resnet50"} and info["task_name"] == "pets"
+    assert info["bits_per_pair"] == pytest.approx(8 * len(data) / 3)
+    stored = [len(s.body) for s in wire.split(data).sections]  # an independent parse of the framing
+    assert [s["bits_per_pair"] for s in info["sections"]] == pytest.approx([8 * n / 3 for n in stored])
+    status, table, _ = _run(["inspect", out], capsys)
+    assert status == EXIT_OK and '"teacher" = "resnet50"' in table and "bits/pair" in table
+    assert f"{8 * len(data) / 3:.2f} bits per (index, label) pair" in table
+
+
+def test_compare_against_the_papers_layouts_and_the_limit(tmp_path, selection_npz, capsys):
+    import math
+
+    import zstandard
+
+    out = tmp_path / "p.plada"
+    assert main(["encode", str(selection_npz), "-o", str(out)]) == EXIT_OK
+    status, text, _ = _run(["compare", out, "--json"], capsys)
+    result = json.loads(text)
+    z = zstandard.ZstdCompressor(level=19)
+    delta, labels = bytes([3, 14, 73]), bytes([1, 0, 1])
+    bitmap = bytes([0x10, 0, 0x40] + [0] * 8 + [0x20, 0])
+    assert status == EXIT_OK and result["payload_bytes"] == out.stat().st_size
+    assert result["paper_layouts_bytes"]["index-delta concatenated"] == len(z.compress(delta + labels))
+    assert result["paper_layouts_bytes"]["bitmap separate"] == len(z.compress(bitmap)) + len(z.compress(labels))
+    # log2 C(100, 3) + 3 * H(2/3, 1/3) = log2(161700) + 3 log2(3) - 2
+    assert result["information_limit_bits"] == pytest.approx(math.log2(161700) + 3 * math.log2(3) - 2)
+    status, table, _ = _run(["compare", out], capsys)
+    assert status == EXIT_OK and "bitmap concatenated" in table and "information limit" in table
+
+
+def test_codec_choices_come_from_the_registry(tmp_path, selection_npz, capsys):
+    from plada_codec import codecs
+
+    @codecs.register
+    class Experimental(codecs.get(codecs.SECTION_INDEX, 0).__class__):
+        id = 250
+        name = "experimental-test-only"
+
+    try:
+        help_text = build_parser()._subparsers._group_actions[0].choices["encode"].format_help()
+        assert "experimental-test-only" in help_text
+    finally:
+        codecs.unregister(codecs.SECTION_INDEX, 250)
+    status, _, err = _run(["encode", selection_npz, "-o", tmp_path / "p.plada", "--index-codec", "rice"], capsys)
+    assert status == EXIT_USAGE and "invalid choice: 'rice'" in _one_line_error(err, "encode")
+
+
+def test_ref_hash_of_tar_shards(tmp_path, capsys):
+    import io
+    import tarfile
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for name, members in {"000.tar": [("s1.cls", b"7"), ("s1.jpg", b"IMG-1"), ("s2.png", b"IMG-2")],
+                          "001.tar": [("x.webp", b"IMG-X"), ("x.json", b"{}")]}.items():
+        with tarfile.open(shards / name, "w") as archive:
+            for member, data in members:
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    # spec/REFERENCE.md section 7, vector 4 (computed with sha256sum)
+    expected = "f29c1fc95f1ea3f3ca607836fb112ca5d48d6771ba518c720a094d8dfb5ce02e"
+    status, out, _ = _run(["ref-hash", shards, "--json"], capsys)
+    assert status == EXIT_OK and json.loads(out) == {"n_ref": 3, "fingerprint": expected}
+    status, out, _ = _run(["ref-hash", shards, "--manifest-out", tmp_path / "m", "--workers", 2], capsys)
+    assert status == EXIT_OK and out.startswith(expected)
+    status, out, _ = _run(["ref-hash", shards, "--manifest", tmp_path / "m"], capsys)
+    assert status == EXIT_OK and out.startswith(expected)
+
+
+def test_fingerprint_option_accepts_either_case_and_compressed_shards_are_refused(tmp_path, capsys):
+    csv_path = tmp_path / "sel.csv"
+    csv_path.write_text("index,label\n1,0\n")
+    out = tmp_path / "p.plada"
+    fingerprint = bytes(range(32))
+    assert _run(["encode", csv_path, "-o", out, "--n-ref", 5, "--n-classes", 2,
+                 "--fingerprint", fingerprint.hex().upper()], capsys)[0] == EXIT_OK
+    assert plada_codec.decode(out.read_bytes()).fingerprint == fingerprint
+    (tmp_path / "shard.tar.gz").write_bytes(b"\x1f\x8b")
+    status, _, err = _run(["ref-hash", tmp_path / "shard.tar.gz"], capsys)
+    assert status == EXIT_USAGE and "uncompressed" in _one_line_error(err, "ref-hash")
+
+
+def test_compare_and_inspect_an_empty_selection_and_a_huge_reference(tmp_path, capsys):
+    empty = tmp_path / "empty.plada"
+    empty.write_bytes(plada_codec.encode([], [], n_ref=10, n_classes=3))
+    for command in ("compare", "inspect"):
+        status, out, _ = _run([command, empty], capsys)
+        assert status == EXIT_OK and "-" in out
+    huge = tmp_path / "huge.plada"
+    huge.write_bytes(plada_codec.encode([7, 2**45], [0, 1], n_ref=2**46, n_classes=2))
+    status, out, _ = _run(["compare", huge], capsys)
+    assert status == EXIT_OK and "not computed" in out
+

@@ -17,7 +17,12 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from plada_codec import ReferenceSet  # noqa: E402
 from plada_train.datasets import (  # noqa: E402
-    ArrayImages, DataError, LabelledSubset, check_inputs, open_reference, open_target,
+    ArrayImages,
+    DataError,
+    LabelledSubset,
+    check_inputs,
+    open_reference,
+    open_target,
 )
 from plada_train.preprocess import Preprocess, preprocess_for  # noqa: E402
 
@@ -126,7 +131,7 @@ def test_tar_order_ids_and_fingerprint(tar_set):
     for i in (0, 80, 81, N_IMAGES - 1):  # across shard boundaries
         assert np.array_equal(np.asarray(reference.raw(i)), written[i][3])
     digests = []
-    for shard, key, member, _ in written:
+    for shard, _key, member, _ in written:
         with tarfile.open(root / shard) as tar:
             digests.append(hashlib.sha256(tar.extractfile(member).read()).hexdigest())
     assert reference.reference_set() == ReferenceSet.from_ids([f"{s}/{k}" for s, k, _, _ in written], digests)

@@ -25,6 +25,19 @@ def test_exception_tree():
         assert issubclass(cls, plada_codec.PayloadError)
 
 
+def _deep(depth):
+    value = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def _cyclic():
+    value = {}
+    value["self"] = value
+    return value
+
+
 @pytest.mark.parametrize(
     "indices, labels, kwargs, message",
     [
@@ -44,8 +57,28 @@ def test_exception_tree():
         ([1], [0], {"index_codec": "roaring"}, "index_codec must be"),
         ([1], [0], {"class_names": ["a"]}, "class_names has 1 names"),
         ([1], [0], {"class_names": "ab"}, "not one str"),
-        ([1], [0], {"metadata": {"x": float("nan")}}, "not JSON-serialisable"),
+        ([1], [0], {"metadata": {"x": float("nan")}}, "not a finite number"),
+        ([1], [0], {"metadata": {"x": float("inf")}}, "not a finite number"),
         ([1], [0], {"metadata": {"x": object()}}, "not JSON-serialisable"),
+        ([1], [0], {"metadata": {"x": 2**53}}, r"outside \+-\(2\*\*53 - 1\)"),
+        ([1], [0], {"metadata": {"x": -(2**53)}}, r"outside \+-\(2\*\*53 - 1\)"),
+        ([1], [0], {"metadata": {"x": 10**5000}}, "integer of 16610 bits"),  # str() of it raises ValueError
+        ([1], [0], {"metadata": {"x": "\ud800"}}, "lone surrogate"),
+        ([1], [0], {"metadata": {"\udfff": 1}}, "lone surrogate"),
+        ([1], [0], {"metadata": {1: "a", "1": "b"}}, "JSON keys are str"),  # json.dumps would write "1" twice
+        ([1], [0], {"metadata": _deep(5000)}, "nested deeper than 64"),
+        ([1], [0], {"metadata": _cyclic()}, "nested deeper than 64"),
+        ([1], [0], {"metadata": {"x": list(range(70_000))}}, "JSON items"),
+        ([1], [0], {"metadata": {"x": "a" * (1 << 22)}}, "bytes as JSON"),
+        ([1], [0], {"metadata": [("a", 1)]}, "must be a mapping"),
+        ([[1], [2, 3]], [0, 0], {}, "one-dimensional array of integers"),  # ragged
+        ([1], [0], {"n_classes": True}, "n_classes must be"),
+        ([1], [0], {"n_ref": True}, "n_ref must be"),
+        ([1], [0], {"n_ref": 10**5000}, "n_ref must be an int in 1..2\\*\\*48, got an integer of 16610 bits"),
+        ([1], [0], {"n_classes": 2.0}, "n_classes must be"),
+        ([1], [0], {"zstd_level": True}, "zstd_level"),
+        ([1], [0], {"compression": ["zstd"]}, "compression must be"),
+        ([1], [0], {"class_names": ["a" * (1 << 21), "b" * (1 << 21)]}, "decoders accept by default"),
         ([1], [0], {"task_name": "\ud800"}, "not valid Unicode"),
         ([1], [0], {"reference": b"short"}, "reference must be"),
         ([1], [0], {"n_ref": 2**48, "index_codec": "bitmap"}, "use index_codec='delta'"),
@@ -133,3 +166,100 @@ def test_bitmap_over_section_limit(backend):
 def test_not_bytes_is_type_error():
     with pytest.raises(TypeError, match="bytes-like"):
         plada_codec.decode("not bytes")
+
+
+# -- decoding cost bounded by a real payload's needs (FORMAT.md 5.5, 5.7) -----------------
+
+
+def _with_ancillary(stype, body, n_classes=2):
+    """A valid payload plus one ancillary section holding *body* (zstd-compressed)."""
+    import zstandard
+
+    raw = wire.split(plada_codec.encode([1], [0], n_ref=4, n_classes=n_classes, compression="none"))
+    stored = zstandard.ZstdCompressor(level=1).compress(body)
+    raw.sections.append(wire.RawSection(stype, 0, 1, stored, raw_length=len(body)))
+    return wire.join(raw)
+
+
+def _decode_peak(data, backend, **limits):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(plada_codec.LimitExceededError) as info:
+            plada_codec.decode(data, backend=backend, **limits)
+        return info.value, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def blowups():
+    """The issue's blowups: once 39-57 s and 3.1 GB, 27 s and 2.7 GB, 5-7 s and 320 MB."""
+    nested = b'{"a":[' + b"{}," * ((2**26 - 16) // 3) + b"{}]}"
+    return {
+        "nested": _with_ancillary(0x8003, nested),
+        "zeros": _with_ancillary(0x8003, b'{"a":[' + b"0," * 2_000_000 + b"0]}"),
+        "class-names": _with_ancillary(0x8001, bytes(4 * 2**24), n_classes=2**24),
+    }
+
+
+def test_metadata_blowup_refused_before_decompressing(backend, blowups):
+    assert len(blowups["nested"]) < 10_000  # a few KB on the wire, 64 MiB of JSON inside
+    error, peak = _decode_peak(blowups["nested"], backend)
+    assert "max_ancillary_bytes" in str(error)
+    assert peak < 1 << 20  # nothing of the 64 MiB was allocated
+
+
+def test_metadata_items_refused_before_parsing(backend, blowups):
+    error, peak = _decode_peak(blowups["zeros"], backend)
+    assert "max_metadata_items" in str(error)
+    assert peak < 16 << 20  # the 4 MB body and a copy, not 2 million Python objects
+
+
+def test_class_names_blowup_refused(backend, blowups):
+    error, peak = _decode_peak(blowups["class-names"], backend)
+    assert "max_ancillary_bytes" in str(error)
+    assert peak < 1 << 20
+    # Raising the limit is the caller's choice and then the names decode.
+    small = _with_ancillary(0x8001, bytes(4 * 1000), n_classes=1000)
+    assert plada_codec.decode(small, backend=backend).class_names == ("",) * 1000
+    with pytest.raises(plada_codec.LimitExceededError):
+        plada_codec.decode(small, backend=backend, max_ancillary_bytes=3999)
+
+
+REFUSED_METADATA = [
+    (b'{"a":' + b"1" * 5000 + b"}", "outside"),  # Python's int limit once raised a bare ValueError
+    (b'{"a":9007199254740992}', "outside"),
+    (b'{"a":-9007199254740992}', "outside"),
+    (b'{"a":1e999}', "range of a double"),
+    (b'{"a":-1e400}', "range of a double"),
+    (b'{"a":"\\ud800"}', "lone surrogate"),
+    (b'{"\\udfff":1}', "lone surrogate"),
+    (b'{"a":["x\\ud83dy"]}', "lone surrogate"),
+    (b'\xef\xbb\xbf{"a":1}', "byte-order mark"),
+    (b'{"a":1,"\\u0061":2}', "duplicate key"),
+    (b'{"a":{"b":1,"b":1}}', "duplicate key"),
+]
+
+
+@pytest.mark.parametrize("body, message", REFUSED_METADATA)
+def test_decoder_refuses_what_the_encoder_refuses(backend, body, message):
+    with pytest.raises(plada_codec.PayloadFormatError, match=message):
+        plada_codec.decode(_with_ancillary(0x8003, body), backend=backend)
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (b'{"a":9007199254740991,"b":-9007199254740991}', {"a": 2**53 - 1, "b": -(2**53 - 1)}),
+        (b'{"a":"\\ud83d\\ude00"}', {"a": "\U0001F600"}),  # an escaped surrogate pair is one character
+        (b'{"a":1.0,"b":1,"c":1e308}', {"a": 1.0, "b": 1, "c": 1e308}),
+    ],
+)
+def test_decoder_accepts_the_edges(backend, body, expected):
+    metadata = plada_codec.decode(_with_ancillary(0x8003, body), backend=backend).metadata
+    assert metadata == expected
+    assert [type(v) for v in metadata.values()] == [type(v) for v in expected.values()]
+    # ... and the encoder writes them back (no lone surrogates, no out-of-range numbers)
+    assert plada_codec.decode(plada_codec.encode([1], [0], n_ref=4, n_classes=2, metadata=metadata)).metadata == expected

@@ -163,3 +163,46 @@ def test_bit_length_exact_for_all_uint64():
 
     values = [0, 1, 2, 3, 2**53 - 1, 2**53, 2**53 + 1, 2**62 - 1, 2**62, 2**63 - 1, 2**63, 2**64 - 1]
     assert _bit_length(np.array(values, dtype=np.uint64)).tolist() == [v.bit_length() for v in values]
+
+
+def _peak_bytes(fn, *args):
+    """(result, peak bytes allocated while fn ran), as tracemalloc sees numpy's buffers."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = fn(*args)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+WORKING_SET = 1 << 20  # the chunked loops' buffers: constant, whatever N and k are
+
+
+@pytest.mark.parametrize(
+    "name, n_ref, count",
+    [("bitmap", 1 << 22, 1 << 18), ("bitmap", 1 << 26, 100), ("delta", 1 << 40, 1 << 18),
+     ("delta", 1 << 20, 1 << 18), ("labels", 1000, 1 << 18)],
+)
+def test_pure_decode_peak_memory_is_within_twice_the_output(name, n_ref, count):
+    """The numpy path allocates at most 2x its output (plus a fixed working set):
+    it once took 9x the raw bitmap and 4.5 GB for k = 2**27."""
+    rng = np.random.default_rng(5)
+    indices = np.cumsum(rng.integers(1, max(n_ref // count, 1) + 1, count)) - 1  # sorted, distinct
+    if name == "bitmap":
+        bitmap = np.zeros((n_ref + 7) // 8, dtype=np.uint8)
+        np.bitwise_or.at(bitmap, indices >> 3, (1 << (indices & 7)).astype(np.uint8))
+        args = (bitmap.tobytes(), indices.size, n_ref)
+    elif name == "delta":
+        raw = py_kernels.delta_encode(indices)
+        args = (raw, indices.size, n_ref)
+    else:
+        labels = rng.integers(0, n_ref, count)  # n_ref stands for C here
+        raw = py_kernels.labels_encode(labels, 10)
+        args = (raw, count, 10, n_ref)
+    fn = getattr(py_kernels, f"{name}_decode")
+    out, peak = _peak_bytes(fn, *args)
+    assert out.size == args[1]
+    assert peak <= 2 * out.nbytes + WORKING_SET, (peak, out.nbytes)

@@ -3,9 +3,12 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import plada_codec
 from plada_codec import ReferenceSet
+from plada_codec import _reference as _reference_module
 from plada_codec._reference import MANIFEST_HEADER, array_item_digest
 
 
@@ -95,6 +98,7 @@ def test_constructor_errors_are_one_tree_and_still_value_errors(tmp_path):
         lambda: ReferenceSet.folder_files(tmp_path / "missing"),
         lambda: ReferenceSet(1, b"short"),
         lambda: ReferenceSet.from_tar_shards([]),
+        lambda: ReferenceSet.from_folder(tmp_path),  # empty
     ]
     for make in cases:
         with pytest.raises(plada_codec.ReferenceSetError) as info:
@@ -287,3 +291,218 @@ def test_tar_shard_errors(tmp_path):
     truncated.write_bytes(_shard(tmp_path / "big.tar", [("s.jpg", b"x" * 5000)]).read_bytes()[:2048])
     with pytest.raises(plada_codec.ReferenceSetError, match="cut.tar"):
         ReferenceSet.from_tar_shards([truncated])
+
+
+# -- the cached, verified manifest --------------------------------------------------
+
+
+def _folder(root, files):
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_record_then_open_verifies_by_stat_without_reading(tmp_path):
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "sub/b.png": b"BB"})
+    manifest = tmp_path / "ref.manifest"
+    ref = ReferenceSet.record(root, manifest, workers=2)
+    expected = f"plada-reference-manifest 1\na.png\t{_sha(b'A')}\nsub/b.png\t{_sha(b'BB')}\n".encode()
+    assert manifest.read_bytes() == expected and ref.fingerprint == hashlib.sha256(expected).digest()
+    assert (tmp_path / "ref.manifest.cache").exists()
+    assert ReferenceSet.open(root, manifest=manifest) == ref
+    # Same size, mtime put back: the cached check cannot see it (it reads no file),
+    # which is the point of the cache; rehash=True reads everything again.
+    stat = os.stat(root / "a.png")
+    (root / "a.png").write_bytes(b"Z")
+    os.utime(root / "a.png", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert ReferenceSet.open(root, manifest=manifest) == ref
+    rehashed = ReferenceSet.open(root, manifest=manifest, rehash=True)
+    assert rehashed != ref and b"a.png\t" + _sha(b"Z").encode() in manifest.read_bytes()
+    assert ReferenceSet.open(root, manifest=manifest) == rehashed
+    # Hidden files are not part of the set, so they do not make it stale.
+    (root / ".DS_Store").write_bytes(b"junk")
+    assert ReferenceSet.open(root, manifest=manifest) == rehashed
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda root: (root / "c.png").write_bytes(b"C"), "file 'c.png' was added"),
+    (lambda root: (root / "sub" / "b.png").unlink(), "file 'sub/b.png' was removed"),
+    (lambda root: (root / "a.png").write_bytes(b"AAA"), "'a.png' is 3 bytes, was 1"),
+    (lambda root: os.utime(root / "a.png", ns=(0, 123456789)), "'a.png' was modified"),
+])
+def test_open_refuses_a_changed_set_and_says_rehash(tmp_path, change, message):
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "sub/b.png": b"BB"})
+    manifest = tmp_path / "m.txt"
+    ReferenceSet.record(root, manifest)
+    change(root)
+    with pytest.raises(plada_codec.StaleManifestError, match=message) as info:
+        ReferenceSet.open(root, manifest=manifest)
+    assert "plada ref-hash" in str(info.value) and isinstance(info.value, plada_codec.ReferenceSetError)
+    assert ReferenceSet.open(root, manifest=manifest, rehash=True) == ReferenceSet.from_folder(root)
+
+
+def test_open_checks_a_manifest_without_cache_once(tmp_path):
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "b.png": b"B"})
+    published = tmp_path / "published.manifest"  # e.g. shipped with a payload, no cache
+    published.write_bytes(f"plada-reference-manifest 1\na.png\t{_sha(b'A')}\nb.png\t{_sha(b'B')}\n".encode())
+    ref = ReferenceSet.open(root, manifest=published)
+    assert ref.fingerprint == hashlib.sha256(published.read_bytes()).digest()
+    assert (tmp_path / "published.manifest.cache").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["published.manifest", "published.manifest.cache", "ref"]
+    other = tmp_path / "other.manifest"
+    other.write_bytes(f"plada-reference-manifest 1\na.png\t{_sha(b'A')}\nb.png\t{_sha(b'X')}\n".encode())
+    with pytest.raises(plada_codec.StaleManifestError, match="'b.png' .*different content"):
+        ReferenceSet.open(root, manifest=other)
+    # An edited manifest no longer matches its cache: checked by hashing again.
+    published.write_bytes(published.read_bytes() + b"c.png\n")
+    with pytest.raises(plada_codec.StaleManifestError, match="ends before manifest item 'c.png'"):
+        ReferenceSet.open(root, manifest=published)
+    # A manifest that does not exist yet is created.
+    fresh = tmp_path / "fresh.manifest"
+    assert ReferenceSet.open(root, manifest=fresh) == ReferenceSet.from_folder(root)
+    assert fresh.exists() and (tmp_path / "fresh.manifest.cache").exists()
+
+
+def test_tar_set_manifest_cache(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    _shard(shards / "000.tar", [("a.jpg", b"1"), ("b.jpg", b"2")])
+    _shard(shards / "001.tar", [("c.jpg", b"3")])
+    manifest = tmp_path / "m.txt"
+    ref = ReferenceSet.record(shards, manifest)
+    expected = (f"plada-reference-manifest 1\n000.tar/a\t{_sha(b'1')}\n000.tar/b\t{_sha(b'2')}\n"
+                f"001.tar/c\t{_sha(b'3')}\n").encode()
+    assert manifest.read_bytes() == expected and ref.n_ref == 3
+    assert ReferenceSet.open(shards, manifest=manifest) == ref
+    _shard(shards / "002.tar", [("d.jpg", b"4")])
+    with pytest.raises(plada_codec.StaleManifestError, match="shard '002.tar' was added"):
+        ReferenceSet.open(shards, manifest=manifest)
+    (shards / "002.tar").unlink()
+    os.utime(shards / "001.tar", ns=(0, 1))
+    with pytest.raises(plada_codec.StaleManifestError, match="shard '001.tar' was modified"):
+        ReferenceSet.open(shards, manifest=manifest)
+
+
+# -- spec/REFERENCE.md section 7: fingerprints computed with sha256sum over hand-written manifests
+
+
+def test_spec_vector_1_ids():
+    ref = ReferenceSet.from_ids(["a.png", "b.png"])
+    assert ref.hex == "d369cab1c487737b4ca1bf02834a66f93484c78a3b28089174381060af369723"
+
+
+def test_spec_vector_2_folder(tmp_path):
+    _folder(tmp_path, {"Z.png": b"3", "a.png": b"4", "n01/x.jpg": b"1", "n01a/y.jpg": b"2",
+                       ".DS_Store": b"x", ".git/x": b"y"})
+    os.symlink("a.png", tmp_path / "l.png")
+    assert ReferenceSet.from_folder(tmp_path).hex == "93cc62c72a288ea5750d007199bf9e4da320f754f2b89350c214fd61d83b4c00"
+
+
+def test_spec_vector_3_array():
+    ref = ReferenceSet.from_array(np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
+    assert ref.hex == "245faf0b380973191031e96f1783276a45065f57ccf3cafb6eb0302a19737c21"
+
+
+def test_spec_vector_4_tar(tmp_path):
+    _shard(tmp_path / "000.tar", [("s1.cls", b"7"), ("s1.jpg", b"IMG-1"), ("s2.png", b"IMG-2")])
+    _shard(tmp_path / "001.tar", [("x.webp", b"IMG-X"), ("x.json", b"{}")])
+    expected = "f29c1fc95f1ea3f3ca607836fb112ca5d48d6771ba518c720a094d8dfb5ce02e"
+    assert ReferenceSet.from_tar_shards(tmp_path).hex == expected
+    assert ReferenceSet.from_tar_shards([tmp_path / "000.tar", tmp_path / "001.tar"]).hex == expected
+
+
+def test_spec_vector_5_no_normalisation(tmp_path):
+    (tmp_path / "e\u0301.png").write_bytes(b"")
+    (tmp_path / "\u00e9.png").write_bytes(b"")
+    ref = ReferenceSet.from_folder(tmp_path, content=False)
+    assert ref.hex == "94c6187944b6d396456fae73baa56b7c4f6eb672b7693a429fe0e2da567a83b6"
+
+
+def test_manifest_out_takes_a_path_or_a_file(tmp_path):
+    _shard(tmp_path / "000.tar", [("s1.jpg", b"IMG-1")])
+    expected = f"plada-reference-manifest 1\n000.tar/s1\t{_sha(b'IMG-1')}\n".encode()
+    ReferenceSet.from_tar_shards([tmp_path / "000.tar"], manifest_out=tmp_path / "m1")
+    with open(tmp_path / "m2", "wb") as fh:
+        ReferenceSet.from_tar_shards([tmp_path / "000.tar"], manifest_out=fh)
+    assert (tmp_path / "m1").read_bytes() == (tmp_path / "m2").read_bytes() == expected
+    folder = _folder(tmp_path / "f", {"a": b"A"})
+    ReferenceSet.from_folder(folder, manifest_out=str(tmp_path / "m3"))
+    assert (tmp_path / "m3").read_bytes() == f"plada-reference-manifest 1\na\t{_sha(b'A')}\n".encode()
+    (folder / "b\x01").write_bytes(b"")
+    with pytest.raises(plada_codec.ReferenceSetError):
+        ReferenceSet.from_folder(folder, manifest_out=tmp_path / "m4")
+    assert not (tmp_path / "m4").exists()  # no half-written manifest
+
+
+def test_damaged_cache_is_a_clear_error(tmp_path):
+    root = _folder(tmp_path / "ref", {"a.png": b"A"})
+    manifest = tmp_path / "m.txt"
+    ref = ReferenceSet.record(root, manifest)
+    cache = tmp_path / "m.txt.cache"
+    header, _, rows = cache.read_bytes().partition(b"}\n")
+    cache.write_bytes(header + b"}\nnot numbers a.png\n")
+    with pytest.raises(plada_codec.ReferenceSetError, match="damaged manifest cache"):
+        ReferenceSet.open(root, manifest=manifest)
+    cache.write_bytes(b"something else\n")  # not a cache of ours: hash once and rewrite it
+    assert ReferenceSet.open(root, manifest=manifest) == ref
+    assert ReferenceSet.open(root, manifest=manifest) == ref
+
+
+def test_a_manifest_inside_its_own_folder_is_refused(tmp_path):
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "sub/b.png": b"B"})
+    for inside in (root / "ref.manifest", root / "sub" / "m.txt"):
+        with pytest.raises(plada_codec.ReferenceSetError, match="inside the reference folder"):
+            ReferenceSet.record(root, inside)
+        assert not inside.exists()
+    hidden = ReferenceSet.record(root, root / ".ref.manifest")  # hidden: not part of the set
+    assert ReferenceSet.open(root, manifest=root / ".ref.manifest") == hidden == ReferenceSet.from_folder(root)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    _shard(shards / "000.tar", [("s.jpg", b"1")])
+    with pytest.raises(plada_codec.ReferenceSetError, match="inside the reference folder"):
+        ReferenceSet.record(shards, shards / "m.txt")
+
+
+_ID_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="".join(map(chr, [*range(32), 127])))
+
+
+@given(ids=st.lists(st.text(_ID_CHARS, min_size=1, max_size=12), min_size=1, max_size=20),
+       with_digests=st.booleans())
+def test_manifest_grammar_for_any_valid_ids(ids, with_digests):
+    import io
+
+    digests = [hashlib.sha256(i.encode()).hexdigest() for i in ids] if with_digests else None
+    lines = [i + ("\t" + d if digests else "") for i, d in zip(ids, digests or ids)]
+    manifest = ("plada-reference-manifest 1\n" + "".join(line + "\n" for line in lines)).encode("utf-8")
+    out = io.BytesIO()
+    ref = ReferenceSet.from_items(zip(ids, digests or [None] * len(ids)), manifest_out=out)
+    assert out.getvalue() == manifest and ref.fingerprint == hashlib.sha256(manifest).digest()
+    assert ref.n_ref == len(ids)
+    reread = ReferenceSet.from_items(_reference_module._manifest_items(io.BytesIO(manifest), "m"))
+    assert reread == ref
+
+
+def test_manifest_cache_for_a_list_of_shards(tmp_path):
+    a = _shard(tmp_path / "a.tar", [("x.jpg", b"1")])
+    b = _shard(tmp_path / "b.tar", [("y.jpg", b"2")])
+    manifest = tmp_path / "list.manifest"
+    ref = ReferenceSet.open([b, a], manifest=manifest)  # created on first use, in the given order
+    expected = f"plada-reference-manifest 1\nb.tar/y\t{_sha(b'2')}\na.tar/x\t{_sha(b'1')}\n".encode()
+    assert manifest.read_bytes() == expected and ref.fingerprint == hashlib.sha256(expected).digest()
+    assert ReferenceSet.open([b, a], manifest=manifest) == ref
+    with pytest.raises(plada_codec.StaleManifestError, match="order"):
+        ReferenceSet.open([a, b], manifest=manifest)
+
+
+@pytest.mark.parametrize("fmt", ["USTAR_FORMAT", "GNU_FORMAT", "PAX_FORMAT"])
+def test_tar_offsets_in_every_tar_format(tmp_path, fmt):
+    import tarfile
+
+    long_dir = "d" * 90 + "/" + "e" * 60  # ustar stores it in the prefix field; GNU and pax need extra headers
+    members = [(f"{long_dir}/k{i}.jpg", bytes([i]) * (700 + i)) for i in range(3)]
+    shard = _shard(tmp_path / "s.tar", members, fmt=getattr(tarfile, fmt))
+    images = plada_codec.tar_images([shard])
+    assert [i.key for i in images] == [f"{long_dir}/k{i}" for i in range(3)]
+    raw = shard.read_bytes()
+    assert [raw[i.offset:i.offset + i.size] for i in images] == [data for _, data in members]

@@ -9,11 +9,11 @@ from .helpers import check_roundtrip
 from .strategies import encode_options, selections
 
 
-@given(selections(), encode_options)
+@given(selections(), encode_options())
 def test_roundtrip_any_codec(backend, selection, options):
     indices, labels, n_ref, n_classes = selection
     if options["index_codec"] == "bitmap" and n_ref > 1 << 20:
-        options["index_codec"] = "delta"
+        options["index_codec"] = "delta"  # keep forced bitmaps small
     check_roundtrip(indices, labels, n_ref=n_ref, n_classes=n_classes, backend=backend, **options)
 
 
@@ -56,21 +56,52 @@ def test_ancillary_roundtrip(backend):
     assert payload.task_name == "tâche" and payload.metadata == meta
 
 
-def test_one_shot_equals_class_form(backend):
-    args = ([1, 2, 3], [0, 1, 0])
-    kwargs = dict(n_ref=10, n_classes=2)
-    assert plada_codec.encode(*args, **kwargs, backend=backend) == plada_codec.PayloadEncoder(
-        backend=backend
-    ).encode(*args, **kwargs)
-    data = plada_codec.encode(*args, **kwargs)
-    assert plada_codec.decode(data, backend=backend) == plada_codec.PayloadDecoder(backend=backend).decode(data)
+@pytest.mark.parametrize("form", ["one-shot", "class"])
+def test_options_take_effect(backend, form):
+    """Each option changes what goes on the wire, in both the one-shot and the class form
+    (the one-shot form once only forwarded its options to the class, untested)."""
+    args = ([1, 2, 3, 40], [0, 1, 0, 2])
+    sizes = dict(n_ref=64, n_classes=3)
+
+    def encode(task_name=None, metadata=None, **options):
+        content = dict(sizes, task_name=task_name, metadata=metadata)
+        if form == "one-shot":
+            return plada_codec.encode(*args, **content, backend=backend, **options)
+        return plada_codec.PayloadEncoder(backend=backend, **options).encode(*args, **content)
+
+    def codecs_of(data):
+        return [(s.codec_name, s.compression_name) for s in plada_codec.inspect(data).sections]
+
+    assert codecs_of(encode(index_codec="bitmap", label_codec="bytes", compression="none")) == [
+        ("bitmap", "none"), ("bytes", "none")]
+    assert codecs_of(encode(index_codec="delta", label_codec="packed", compression="zstd")) == [
+        ("delta", "zstd"), ("packed", "zstd")]
+    fast, slow = (encode(index_codec="delta", label_codec="bytes", compression="zstd", zstd_level=level)
+                  for level in (1, 19))
+    assert plada_codec.decode(fast) == plada_codec.decode(slow)
+
+    data = encode()
+    decode = (plada_codec.decode if form == "one-shot"
+              else lambda d, **kw: plada_codec.PayloadDecoder(**kw).decode(d))
+    assert decode(data, backend=backend).indices.tolist() == args[0]
+    with pytest.raises(plada_codec.LimitExceededError, match="max_count = 3"):
+        decode(data, backend=backend, max_count=3)
+    with pytest.raises(plada_codec.LimitExceededError, match="max_section_bytes = 1"):
+        decode(data, backend=backend, max_section_bytes=1)
+    named = encode(task_name="t" * 100)
+    with pytest.raises(plada_codec.LimitExceededError, match="max_ancillary_bytes = 99"):
+        decode(named, backend=backend, max_ancillary_bytes=99)
+    meta = encode(metadata={"a": [1, 2, 3]})
+    with pytest.raises(plada_codec.LimitExceededError, match="max_metadata_items = 4"):
+        decode(meta, backend=backend, max_metadata_items=4)
+    assert decode(meta, backend=backend, max_metadata_items=5).metadata == {"a": [1, 2, 3]}
 
 
 def test_auto_picks_smallest_candidate(backend):
     indices, labels = clustered_selection(200_000, 20_000, 10, seed=1)
     auto = plada_codec.encode(indices, labels, n_ref=200_000, n_classes=10, backend=backend, zstd_level=3)
-    for index_codec in ("delta", "bitmap"):
-        for label_codec in ("packed", "bytes"):
+    for index_codec in plada_codec.codecs.names("index"):
+        for label_codec in plada_codec.codecs.names("labels"):
             for compression in ("none", "zstd"):
                 forced = plada_codec.encode(indices, labels, n_ref=200_000, n_classes=10, backend=backend,
                                             zstd_level=3, index_codec=index_codec,

@@ -1,0 +1,88 @@
+"""Constants of the PLADA format (spec/FORMAT.md section 2) and the library's defaults."""
+
+from __future__ import annotations
+
+import struct
+
+import crc32c as _crc32c
+
+# -- the format's constants ---------------------------------------------------
+MAGIC = b"\x89PLADA\r\n"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0  # the newest minor version this library reads and writes
+HEADER_SIZE = 80
+SECTION_HEADER_SIZE = 24
+SECTION_CRC_SIZE = 4
+MAX_N_REF = 1 << 48
+MAX_CLASSES = 1 << 24
+MAX_SECTIONS = 256
+BLOCK = 128
+ANCILLARY_BIT = 0x8000
+ANCILLARY_MAX_RAW = 1 << 26
+ZSTD_MAX_WINDOW = 1 << 27
+ZSTD_FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
+METADATA_MAX_DEPTH = 64
+UNBOUND_FINGERPRINT = bytes(32)
+
+SECTION_INDEX = 0x0001
+SECTION_LABELS = 0x0002
+SECTION_CLASS_NAMES = 0x8001
+SECTION_TASK_NAME = 0x8002
+SECTION_METADATA = 0x8003
+SECTION_NAMES = {
+    SECTION_INDEX: "index",
+    SECTION_LABELS: "labels",
+    SECTION_CLASS_NAMES: "class-names",
+    SECTION_TASK_NAME: "task-name",
+    SECTION_METADATA: "metadata",
+}
+CRITICAL_SECTIONS = (SECTION_INDEX, SECTION_LABELS)
+
+COMPRESSION_NONE = 0
+COMPRESSION_ZSTD = 1
+COMPRESSION_NAMES = {COMPRESSION_NONE: "none", COMPRESSION_ZSTD: "zstd"}
+
+# -- library defaults, not format rules ----------------------------------------
+DEFAULT_MAX_COUNT = 1 << 27
+DEFAULT_MAX_SECTION_BYTES = 1 << 28
+# Known ancillary sections hold text for people: a few KB in practice. These
+# bound a decoder's time and memory on ones that claim megabytes (spec 5.5).
+DEFAULT_MAX_ANCILLARY_BYTES = 1 << 22
+DEFAULT_MAX_METADATA_ITEMS = 1 << 16
+DEFAULT_ZSTD_LEVEL = 19
+# The encoder only tries the bitmap codec under "auto" when the bitmap is this small.
+BITMAP_TRY_MAX_BYTES = 1 << 26
+
+HEADER_STRUCT = struct.Struct("<8sBBHIQQ32sQHHI")
+SECTION_STRUCT = struct.Struct("<HBBIQQ")
+assert HEADER_STRUCT.size == HEADER_SIZE and SECTION_STRUCT.size == SECTION_HEADER_SIZE
+
+
+def crc32c(data) -> int:
+    """CRC-32C (Castagnoli, RFC 3720) of *data*."""
+    return _crc32c.crc32c(data)
+
+
+def label_bit_width(n_classes: int) -> int:
+    """Bits per packed label: ceil(log2(n_classes)), 0 when n_classes == 1."""
+    return (n_classes - 1).bit_length()
+
+
+def label_byte_width(n_classes: int) -> int:
+    """Bytes per label in the ``bytes`` label codec: 1, 2 or 4."""
+    width = label_bit_width(n_classes)
+    return 1 if width <= 8 else 2 if width <= 16 else 4
+
+
+def version_text(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def parse_version(text) -> tuple[int, int]:
+    """``"1.0"`` or ``(1, 0)`` -> ``(1, 0)``; ValueError for anything else."""
+    if isinstance(text, tuple) and len(text) == 2 and all(isinstance(v, int) for v in text):
+        return text
+    major, sep, minor = str(text).partition(".")
+    if not (sep and major.isdigit() and minor.isdigit()):
+        raise ValueError(f"a format version is 'MAJOR.MINOR', got {text!r}")
+    return int(major), int(minor)

@@ -1,0 +1,299 @@
+"""Encoding selections as payloads (spec/FORMAT.md section 10)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import _backend, codecs
+from ._compression import Compressor
+from ._constants import (
+    COMPRESSION_NAMES,
+    CRITICAL_SECTIONS,
+    DEFAULT_ZSTD_LEVEL,
+    FORMAT_MAJOR,
+    FORMAT_MINOR,
+    MAX_CLASSES,
+    MAX_N_REF,
+    SECTION_INDEX,
+    SECTION_LABELS,
+    SECTION_NAMES,
+    UNBOUND_FINGERPRINT,
+    parse_version,
+)
+from ._container import assemble
+from ._errors import EncodeError
+from ._reference import ReferenceSet
+
+__all__ = ["PayloadEncoder", "encode"]
+
+_DEFAULT_LIMITS = codecs.Limits()
+_OPTION_OF = {SECTION_INDEX: "index_codec", SECTION_LABELS: "label_codec"}
+
+
+def _integer_array(values, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:  # ragged nested lists
+        raise EncodeError(f"{name} must be a one-dimensional array of integers ({exc})") from None
+    if array.ndim != 1:
+        raise EncodeError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.dtype.kind not in "iu":
+        raise EncodeError(f"{name} must be integers, got dtype {array.dtype}")
+    if array.dtype == np.uint64 and array.max() > np.iinfo(np.int64).max:
+        raise EncodeError(f"{name} holds a value above 2**63 - 1")
+    return array.astype(np.int64, copy=False)
+
+
+def _show(value) -> str:
+    """repr() that cannot fail or flood a message (int repr raises beyond 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _exact_int(value, name: str, low: int, high: int, high_text: str) -> int:
+    # bool is an int to Python; n_classes=True is a bug, not C = 1.
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise EncodeError(f"{name} must be an int in {low}..{high_text}, got {_show(value)}")
+    return int(value)
+
+
+def _resolve_reference(n_ref, reference) -> tuple[int, bytes]:
+    if isinstance(reference, ReferenceSet):
+        if n_ref is not None and int(n_ref) != reference.n_ref:
+            raise EncodeError(f"n_ref = {_show(n_ref)} but the reference set has {reference.n_ref} items")
+        n_ref, fingerprint = reference.n_ref, reference.fingerprint
+    elif reference is None:
+        fingerprint = UNBOUND_FINGERPRINT
+    elif isinstance(reference, (bytes, bytearray)) and len(reference) == 32:
+        fingerprint = bytes(reference)
+        if fingerprint == UNBOUND_FINGERPRINT:
+            raise EncodeError("an all-zero fingerprint means 'unbound'; pass reference=None")
+    else:
+        raise EncodeError("reference must be a ReferenceSet, a 32-byte fingerprint or None")
+    if n_ref is None:
+        raise EncodeError("n_ref is required unless reference is a ReferenceSet")
+    return _exact_int(n_ref, "n_ref", 1, MAX_N_REF, "2**48"), fingerprint
+
+
+def _validate_selection(indices: np.ndarray, labels: np.ndarray, n_ref: int, n_classes: int) -> None:
+    if indices.size != labels.size:
+        raise EncodeError(f"{indices.size} indices but {labels.size} labels")
+    if indices.size == 0:
+        return
+    if indices[0] < 0:
+        raise EncodeError(f"indices[0] = {indices[0]} is negative")
+    steps = np.flatnonzero(indices[1:] <= indices[:-1])
+    if steps.size:
+        j = int(steps[0]) + 1
+        raise EncodeError(
+            f"indices[{j}] = {indices[j]} is not greater than indices[{j - 1}] = {indices[j - 1]}: "
+            "indices must be sorted and distinct"
+        )
+    if indices[-1] >= n_ref:
+        raise EncodeError(f"indices[{indices.size - 1}] = {indices[-1]} is not below n_ref = {n_ref}")
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if bad.size:
+        j = int(bad[0])
+        raise EncodeError(f"labels[{j}] = {labels[j]} outside 0..{n_classes - 1}")
+
+
+def _option_codecs(option: str, stype: int, version: tuple[int, int] | None) -> tuple[list[codecs.Codec], bool]:
+    """The codecs an ``index_codec``/``label_codec`` option allows, and whether it named one."""
+    available = codecs.for_section(stype, version)
+    if option == "auto":
+        return available, False
+    for codec in available:
+        if codec.name == option:
+            return [codec], True
+    raise EncodeError(
+        f"{_OPTION_OF[stype]} must be 'auto' or one of {', '.join(c.name for c in available)}, got {_show(option)}"
+    )
+
+
+class PayloadEncoder:
+    """Encodes selections with fixed options; ``encode(..., **kw)`` is the
+    one-shot form of ``PayloadEncoder(**kw).encode(...)``.
+
+    Parameters
+    ----------
+    index_codec : "auto" or a name from ``plada_codec.codecs.names("index")``
+    label_codec : "auto" or a name from ``plada_codec.codecs.names("labels")``
+    compression : {"auto", "none", "zstd"}
+        With ``auto`` the critical sections take the pair of codecs and
+        compressions whose stored bodies are smallest together (ties go to
+        the lower index codec id, then label codec id, then no compression),
+        so output is deterministic.
+    zstd_level : int
+        Zstandard level, 1..22.
+    backend : {"auto", "c", "python"}
+    format_version : str, optional
+        Write only codecs a decoder of this format version reads, e.g.
+        ``"1.0"``. Default: every registered codec. The header's minor
+        version is the newest that the chosen codecs need.
+    """
+
+    def __init__(
+        self,
+        *,
+        index_codec: str = "auto",
+        label_codec: str = "auto",
+        compression: str = "auto",
+        zstd_level: int = DEFAULT_ZSTD_LEVEL,
+        backend: str = "auto",
+        format_version: str | None = None,
+    ) -> None:
+        self._version = None
+        if format_version is not None:
+            try:
+                self._version = parse_version(format_version)
+            except ValueError as exc:
+                raise EncodeError(str(exc)) from None
+            if self._version[0] != FORMAT_MAJOR or self._version[1] > FORMAT_MINOR:
+                raise EncodeError(f"format_version must be {FORMAT_MAJOR}.0 .. {FORMAT_MAJOR}.{FORMAT_MINOR}, "
+                                  f"got {format_version!r}")
+        self._options = {
+            SECTION_INDEX: _option_codecs(index_codec, SECTION_INDEX, self._version),
+            SECTION_LABELS: _option_codecs(label_codec, SECTION_LABELS, self._version),
+        }
+        names = {name: number for number, name in COMPRESSION_NAMES.items()}
+        if compression == "auto":
+            allowed = sorted(names.values())
+        elif isinstance(compression, str) and compression in names:
+            allowed = [names[compression]]
+        else:
+            raise EncodeError(f"compression must be 'auto' or one of {', '.join(names)}, got {_show(compression)}")
+        if isinstance(zstd_level, bool) or not isinstance(zstd_level, int) or not 1 <= zstd_level <= 22:
+            raise EncodeError(f"zstd_level must be an int in 1..22, got {_show(zstd_level)}")
+        self._compressor = Compressor(allowed, zstd_level)
+        self._kernels = _backend.get_kernels(backend)
+
+    def encode(
+        self,
+        indices,
+        labels,
+        *,
+        n_ref: int | None = None,
+        n_classes: int,
+        reference: ReferenceSet | bytes | None = None,
+        class_names: Sequence[str] | None = None,
+        task_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        n_ref, fingerprint = _resolve_reference(n_ref, reference)
+        n_classes = _exact_int(n_classes, "n_classes", 1, MAX_CLASSES, "2**24")
+        indices = _integer_array(indices, "indices")
+        labels = _integer_array(labels, "labels")
+        _validate_selection(indices, labels, n_ref, n_classes)
+        selection = codecs.Selection(indices, labels, n_ref, n_classes, class_names, task_name, metadata)
+        written = self._critical(selection) + self._ancillary(selection)
+        minor = max(codec.introduced for codec, _ in written)[1]
+        header = {"minor": minor, "n_classes": n_classes, "n_ref": n_ref, "count": selection.count,
+                  "fingerprint": fingerprint}
+        return assemble(header, [section for _, section in written])
+
+    def _stored(self, codec: codecs.Codec, selection: codecs.Selection):
+        """(codec, (type, codec id, compression, raw_length, stored)) with the smallest stored body."""
+        raw = codec.encode(selection, self._kernels)
+        low, high = codec.raw_length_bounds(selection)
+        if not low <= len(raw) <= high:
+            raise EncodeError(
+                f"the {SECTION_NAMES[codec.section_type]} section ({codec.name}) would be {len(raw)} "
+                f"bytes, outside the {low}..{high} the format allows"
+            )
+        if codec.limit is not None and len(raw) > getattr(_DEFAULT_LIMITS, codec.limit):
+            raise EncodeError(
+                f"the {SECTION_NAMES[codec.section_type]} section would be {len(raw)} bytes, above what "
+                f"decoders accept by default ({codec.limit} = {getattr(_DEFAULT_LIMITS, codec.limit)})"
+            )
+        best = None
+        for compression, stored in self._compressor.candidates(raw, codec.try_compression):
+            if best is None or len(stored) < len(best[4]):
+                best = (codec.section_type, codec.id, compression, len(raw), stored)
+        return codec, best
+
+    def _critical(self, selection: codecs.Selection):
+        candidates = {}
+        for stype in CRITICAL_SECTIONS:
+            allowed, forced = self._options[stype]
+            candidates[stype] = [self._stored(c, selection) for c in allowed if c.usable(selection, forced)]
+        plans = []
+        for pair in itertools.product(*(candidates[t] for t in CRITICAL_SECTIONS)):
+            ids = {codec.section_type: codec.id for codec, _ in pair}
+            if all(codec.partner is None or ids.get(codec.partner[0]) == codec.partner[1] for codec, _ in pair):
+                plans.append(pair)
+        if not plans:
+            named = ", ".join(f"{_OPTION_OF[t]}={[c.name for c in self._options[t][0]]}" for t in CRITICAL_SECTIONS)
+            raise EncodeError(f"no pair of codecs fits these options ({named}): a joint codec needs its partner")
+        # Smallest total; ties by codec ids in section order (lists are already id-ordered).
+        best = min(plans, key=lambda pair: sum(len(section[4]) for _, section in pair))
+        return list(best)
+
+    def _ancillary(self, selection: codecs.Selection):
+        written = []
+        for stype in sorted(codecs.SECTION_NAMES):
+            if stype in CRITICAL_SECTIONS:
+                continue
+            usable = [c for c in codecs.for_section(stype, self._version)
+                      if any(selection.has(f) for f in c.fields)]
+            if usable:
+                stored = [self._stored(c, selection) for c in usable]
+                written.append(min(stored, key=lambda cs: len(cs[1][4])))  # ties: lower id
+        return written
+
+
+def encode(
+    indices,
+    labels,
+    *,
+    n_ref: int | None = None,
+    n_classes: int,
+    reference: ReferenceSet | bytes | None = None,
+    class_names: Sequence[str] | None = None,
+    task_name: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    index_codec: str = "auto",
+    label_codec: str = "auto",
+    compression: str = "auto",
+    zstd_level: int = DEFAULT_ZSTD_LEVEL,
+    backend: str = "auto",
+) -> bytes:
+    """Encode a selection as a PLADA payload.
+
+    Parameters
+    ----------
+    indices : array of int
+        Sorted, distinct positions in the reference set, each in [0, n_ref).
+    labels : array of int
+        One label per index, each in [0, n_classes).
+    n_ref : int
+        Size of the reference set; taken from *reference* when that is a
+        :class:`ReferenceSet`.
+    n_classes : int
+        Number of classes C, 1..2**24.
+    reference : ReferenceSet or 32-byte fingerprint, optional
+        Binds the payload to a reference set; ``None`` writes an unbound payload.
+    class_names, task_name, metadata : optional ancillary sections.
+    index_codec, label_codec, compression, zstd_level, backend :
+        See :class:`PayloadEncoder`.
+
+    Notes
+    -----
+    On the wire: an 80-byte header (magic, version, N, k, C, fingerprint, total
+    length, CRC32C), then the index section, the label section and any
+    ancillary sections, each framed with its codec, compression, lengths and
+    CRC32C. The same input and options always give the same bytes.
+    """
+    return PayloadEncoder(
+        index_codec=index_codec, label_codec=label_codec, compression=compression,
+        zstd_level=zstd_level, backend=backend,
+    ).encode(
+        indices, labels, n_ref=n_ref, n_classes=n_classes, reference=reference,
+        class_names=class_names, task_name=task_name, metadata=metadata,
+    )

@@ -1,0 +1,60 @@
+"""Class-names codec 0, plain (spec/FORMAT.md 5.6): C entries, each a uint32le
+byte length and that many bytes of UTF-8."""
+
+from __future__ import annotations
+
+import struct
+
+from .._constants import ANCILLARY_MAX_RAW, SECTION_CLASS_NAMES
+from .._errors import EncodeError, PayloadFormatError
+from ._registry import Codec, register
+from ._text import utf8_bytes
+
+
+@register
+class ClassNamesPlain(Codec):
+    section_type = SECTION_CLASS_NAMES
+    id = 0
+    name = "plain"
+    introduced = (1, 0)
+    limit = "max_ancillary_bytes"
+    fields = ("class_names",)
+
+    def raw_length_bounds(self, shape):
+        return 4 * shape.n_classes, ANCILLARY_MAX_RAW
+
+    def encode(self, selection, kernels):
+        names = selection.class_names
+        if isinstance(names, str):
+            raise EncodeError("class_names must be a sequence of str, not one str")
+        names = list(names)
+        if len(names) != selection.n_classes:
+            raise EncodeError(f"class_names has {len(names)} names, n_classes is {selection.n_classes}")
+        out = bytearray()
+        for number, name in enumerate(names):
+            if not isinstance(name, str):
+                raise EncodeError(f"class_names[{number}] is {type(name).__name__}, not str")
+            data = utf8_bytes(name, f"class_names[{number}]")
+            out += struct.pack("<I", len(data)) + data
+        return bytes(out)
+
+    def decode(self, raw, context, kernels, where):
+        raw = bytes(raw)
+        names = []
+        pos = 0
+        for number in range(context.n_classes):
+            if pos + 4 > len(raw):
+                raise PayloadFormatError(f"{where}: name {number} length runs past the section")
+            (length,) = struct.unpack_from("<I", raw, pos)
+            pos += 4
+            if pos + length > len(raw):
+                raise PayloadFormatError(f"{where}: name {number} runs past the section")
+            try:
+                names.append(raw[pos : pos + length].decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise PayloadFormatError(f"{where}: name {number} is not UTF-8 ({exc.reason})") from None
+            pos += length
+        if pos != len(raw):
+            raise PayloadFormatError(f"{where}: {len(raw) - pos} bytes follow the last class name")
+        return {"class_names": tuple(names)}
+
