@@ -10,7 +10,15 @@ from .engine import evaluate, seed_everything, train_classifier
 from .errors import DataError
 from .models import SmallCNN, create_model
 from .pipeline import (
-    ConsumeRequest, Consumed, ProduceRequest, Produced, consume, make_payload, produce, train_student, train_teacher,
+    Consumed,
+    ConsumeRequest,
+    Produced,
+    ProduceRequest,
+    consume,
+    make_payload,
+    produce,
+    train_student,
+    train_teacher,
 )
 from .recipes import StudentRecipe, TeacherRecipe, TrainRecipe
 from .scoring import Scores, score_reference

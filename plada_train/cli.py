@@ -96,7 +96,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="input side in pixels (default: the model's data config)")
     parser.add_argument("--channels", type=int, choices=[1, 3], help="1 = grayscale, 3 = RGB (default: the target's)")
     parser.add_argument("--workers", type=int, default=P.workers, help="DataLoader worker processes")
-    parser.add_argument("--manifest", help="manifest from `plada ref-hash --manifest-out`: verify the reference cheaply")
+    parser.add_argument("--manifest",
+                        help="manifest from `plada ref-hash --manifest-out`: verify the reference cheaply")
     parser.add_argument("--rehash", action="store_true", help="re-read every reference file to fingerprint it")
     parser.add_argument("--seed", type=int, default=T.seed, help="training seed (and random selection's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -126,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-batch-size", type=int, help=f"default {T.batch_size}")
     p.add_argument("--teacher-weight-decay", type=float, help=f"default {T.weight_decay}")
     p.add_argument("--outlier-weight", type=float,
-                   help=f"outlier exposure on the reference set while training the teacher (default {T.outlier_weight}; 0 = off)")
+                   help="outlier exposure on the reference set while training the teacher "
+                        f"(default {T.outlier_weight}; 0 = off)")
     p.add_argument("--n-classes", type=int, help="default: largest target label + 1")
     p.add_argument("--class-names", help="text file, one name a line, in label order")
     p.add_argument("--task-name")

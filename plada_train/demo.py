@@ -108,7 +108,8 @@ def markdown_table(report: dict) -> str:
     lines = [
         f"Teacher accuracy (MNIST test): {report['teacher_accuracy']:.4f}",
         "",
-        "| selection | keep | kept images | payload bytes | digits among kept | pseudo-label acc. (digits) | student acc. |",
+        "| selection | keep | kept images | payload bytes | digits among kept | pseudo-label acc. (digits) "
+        "| student acc. |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["runs"]:

@@ -134,7 +134,8 @@ def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, conte
             print(f"resuming {desc} at step {step} of {total} from {state_path}", flush=True)
     trained = model
     if context.distributed:
-        trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     use_outliers = outliers is not None and len(outliers) > 0 and recipe.outlier_weight > 0
     outlier_iter = iter(_loader(outliers, per_rank, None, recipe.workers, device,
                                 batch_sampler=_OutlierBatches(len(outliers), per_rank, recipe.seed, rank, step, total))

@@ -59,8 +59,8 @@ def _head_key(name: str) -> str:
     if name == "smallcnn":
         return "head"
     timm = import_timm()
-    classifier = timm.models.get_pretrained_cfg(name.split(".")[0]) if hasattr(timm.models, "get_pretrained_cfg") else None
-    head = getattr(classifier, "classifier", None) or "fc"
+    config = timm.models.get_pretrained_cfg(name.split(".")[0])
+    head = getattr(config, "classifier", None) or "fc"
     return head[0] if isinstance(head, (tuple, list)) else head
 
 

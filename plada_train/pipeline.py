@@ -148,7 +148,8 @@ def validate_produce(req: ProduceRequest) -> None:
                f"keep rate {keep} outside (0, 1]: give fractions, e.g. --keep 0.01 0.05 (not percentages)")
     _check(req.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {req.mode!r}")
     _check(req.score in ("energy", "entropy", "msp"), f"score must be energy, entropy or msp, got {req.score!r}")
-    _check(req.temperature > 0 and math.isfinite(req.temperature), f"temperature must be positive, got {req.temperature}")
+    _check(req.temperature > 0 and math.isfinite(req.temperature),
+           f"temperature must be positive, got {req.temperature}")
     _check(0 <= req.safety_share <= 1, f"safety share must be in [0, 1], got {req.safety_share}")
     _check(math.isfinite(req.alpha), f"alpha must be finite, got {req.alpha}")
     _check(req.n_classes is None or 1 <= req.n_classes <= 2**31, f"n_classes must be >= 1, got {req.n_classes}")
@@ -210,7 +211,8 @@ def make_payload(scores: Scores, *, n_classes: int, reference: plada_codec.Refer
     """Server steps 3-4: select from saved scores and encode the payload, bound
     to *reference* and carrying how the selection was made."""
     if len(scores.labels) != reference.n_ref:
-        raise DataError(f"{len(scores.labels)} scores for a reference set of {reference.n_ref}: score this reference set")
+        raise DataError(f"{len(scores.labels)} scores for a reference set of {reference.n_ref}: "
+                        "score this reference set")
     selection = select(scores.get(score), scores.labels, n_classes=n_classes, keep=keep, budget=budget, mode=mode,
                        safety_share=safety_share, alpha=alpha, seed=seed)
     metadata = {"method": "plada", "score": score, "temperature": scores.temperature, **selection.params,

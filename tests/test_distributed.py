@@ -82,7 +82,8 @@ def test_ddp_student_trains_and_resumes(digits, tmp_path):
     payload.write_bytes(data)
     checkpoints, student = tmp_path / "ckpt", tmp_path / "student.pt"
     args = ["consume", payload, "--reference", reference, "--test", target, "--steps", "60", "--batch-size", "32",
-            "--rotate", "0", "--scale", "0", "--translate", "0.04", "--checkpoint-every", "20", "--checkpoint-dir", checkpoints, "--save", student, *COMMON]
+            "--rotate", "0", "--scale", "0", "--translate", "0.04", "--checkpoint-every", "20",
+            "--checkpoint-dir", checkpoints, "--save", student, *COMMON]
     killed = torchrun(*args, env={"PLADA_TRAIN_FAIL_AFTER": "steps:40"})
     assert killed.returncode != 0 and not student.exists()
     resumed = torchrun(*args)

@@ -12,7 +12,15 @@ torch = pytest.importorskip("torch")
 
 import plada_codec  # noqa: E402
 from plada_train import (  # noqa: E402
-    ConsumeRequest, DataError, ProduceRequest, Scores, StudentRecipe, TeacherRecipe, consume, create_model, produce,
+    ConsumeRequest,
+    DataError,
+    ProduceRequest,
+    Scores,
+    StudentRecipe,
+    TeacherRecipe,
+    consume,
+    create_model,
+    produce,
 )
 from plada_train.distributed import Context, pick_device  # noqa: E402
 from plada_train.engine import train_classifier  # noqa: E402
