@@ -2,168 +2,167 @@
 
 Data specs: ``builtin:mnist`` (target: MNIST train/test), ``builtin:pool`` (the
 90k miniature reference pool), ``builtin:pool-far`` (the pool without MNIST: a
-far-OOD reference), a ``.npz`` file (target: x_train, y_train, x_test, y_test;
-reference: x), or a folder of images (reference, canonical sorted order).
+far-OOD reference), an ``.npz`` file (target: x_train, y_train, x_test, y_test;
+reference: x), a folder of images (reference, in canonical order; target:
+ImageFolder class sub-folders) or WebDataset-style tar shards (reference).
+Run under ``torchrun --nproc_per_node=G`` to use G processes (gloo on CPU,
+NCCL on GPU). Exit status: 0 success, 1 invalid or mismatched payload,
+2 usage or data error (one line with a fix hint on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import plada_codec
 
-from .data import ImageSet, load_folder, load_miniature, load_npz
+from .errors import DataError
+from .pipeline import ConsumeRequest, ProduceRequest
+from .recipes import StudentRecipe, TeacherRecipe
+
+P, C = ProduceRequest(), ConsumeRequest()
+T, S = TeacherRecipe(), StudentRecipe()
 
 
-def _target(spec: str) -> tuple[ImageSet, ImageSet | None]:
-    if spec == "builtin:mnist":
-        mini = load_miniature()
-        return mini.target_train, mini.target_test
-    path = Path(spec)
-    if path.suffix == ".npz":
-        train = load_npz(path, "x_train", "y_train")
-        with np.load(path) as data:
-            test = ImageSet(data["x_test"], data["y_test"], name=f"{path}:test") if "x_test" in data else None
-        return train, test
-    raise SystemExit(f"plada-train: unknown target {spec!r} (builtin:mnist or a .npz file)")
+def _read_class_names(path: str | None) -> tuple[str, ...] | None:
+    if path is None:
+        return None
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"class names file {path} not found: give a text file, one name a line") from None
+    except UnicodeDecodeError:
+        raise DataError(f"class names file {path} is not UTF-8 text: save it as UTF-8") from None
+    return tuple(line for line in lines if line.strip())
 
 
-def _reference(spec: str, image_size: int | None, grayscale: bool) -> ImageSet:
-    if spec in ("builtin:pool", "builtin:pool-far"):
-        return load_miniature(include_in_domain=spec == "builtin:pool").pool
-    path = Path(spec)
-    if path.is_dir():
-        return load_folder(path, image_size, grayscale)
-    if path.suffix == ".npz":
-        return load_npz(path, "x")
-    raise SystemExit(f"plada-train: unknown reference {spec!r} (builtin:pool, a folder or a .npz file)")
+def _teacher_recipe(args) -> TeacherRecipe:
+    return T.with_(epochs=args.teacher_epochs, steps=args.teacher_steps, lr=args.teacher_lr,
+                   batch_size=args.teacher_batch_size, weight_decay=args.teacher_weight_decay,
+                   outlier_weight=args.outlier_weight, seed=args.seed, workers=args.workers)
+
+
+def _student_recipe(args) -> StudentRecipe:
+    return S.with_(epochs=args.epochs, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                   weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, translate=args.translate,
+                   rotate=args.rotate, scale=args.scale, seed=args.seed, workers=args.workers,
+                   checkpoint_every=args.checkpoint_every)
 
 
 def _cmd_produce(args) -> int:
-    from .engine import Scores, TrainConfig, evaluate, pick_device, score_reference
-    from .pipeline import produce_payload, train_teacher
+    from .pipeline import produce
 
-    device = pick_device(args.device)
-    train, test = _target(args.target)
-    pool = _reference(args.reference, args.image_size, args.grayscale)
-    reference = pool.reference_set()
-    n_classes = int(train.labels.max()) + 1 if args.n_classes is None else args.n_classes
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    scores_path = Path(args.scores) if args.scores else out / "scores.npz"
-    teacher_acc = None
-    if scores_path.exists() and not args.rescore:
-        scores = Scores.load(scores_path)
-        if len(scores.labels) != len(pool):
-            raise SystemExit(f"plada-train: {scores_path} scores {len(scores.labels)} images, the reference has {len(pool)}")
-        print(f"reusing scores from {scores_path}")
-    else:
-        config = TrainConfig(epochs=args.teacher_epochs, outlier_weight=args.outlier_weight)
-        teacher = train_teacher(train, n_classes, device, model_name=args.teacher, checkpoint=args.teacher_checkpoint,
-                                config=config, outliers=pool, progress=True)
-        if test is not None:
-            teacher_acc = evaluate(teacher, test, device)
-            print(f"teacher accuracy: {teacher_acc:.4f}")
-        scores = score_reference(teacher, pool, device, temperature=args.temperature, progress=True)
-        scores.save(scores_path)
-    class_names = Path(args.class_names).read_text(encoding="utf-8").splitlines() if args.class_names else None
-    for keep in args.keep:
-        produced = produce_payload(scores, n_classes=n_classes, reference=reference, keep=keep, mode=args.mode,
-                                   score=args.score, safety_share=args.safety_share, alpha=args.alpha,
-                                   class_names=class_names, task_name=args.task_name,
-                                   extra_metadata={"teacher": args.teacher, "teacher_accuracy": teacher_acc})
-        path = out / f"payload-{args.mode}-{keep:g}.plada"
-        path.write_bytes(produced.payload)
-        print(f"{path}: {len(produced.selection.indices)} images, {len(produced.payload)} bytes")
+    request = ProduceRequest(
+        target=args.target, reference=args.reference, out=args.out, keep=tuple(args.keep), mode=args.mode,
+        score=args.score, temperature=args.temperature, safety_share=args.safety_share, alpha=args.alpha,
+        seed=args.seed, n_classes=args.n_classes, class_names=_read_class_names(args.class_names),
+        task_name=args.task_name, teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
+        teacher_recipe=_teacher_recipe(args), image_size=args.image_size, channels=args.channels,
+        scores=args.scores, rescore=args.rescore, batch_size=args.score_batch_size, shard_size=args.shard_size,
+        workers=args.workers, manifest=args.manifest, rehash=args.rehash, device=args.device,
+        progress=not args.quiet)
+    produce(request=request)
     return 0
 
 
 def _cmd_consume(args) -> int:
-    from .engine import TrainConfig, evaluate, pick_device
-    from .pipeline import consume_payload, train_student
+    from .pipeline import consume
 
-    device = pick_device(args.device)
-    pool = _reference(args.reference, args.image_size, args.grayscale)
-    try:
-        virtual, payload = consume_payload(Path(args.payload).read_bytes(), pool)
-    except plada_codec.PayloadError as exc:
-        print(f"plada-train consume: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(f"decoded {len(payload)} (index, label) pairs; training {args.student} on the virtual data set")
-    student = train_student(virtual, payload.n_classes, device, model_name=args.student,
-                            config=TrainConfig(epochs=args.epochs, min_steps=args.min_steps), progress=True)
-    result = {"count": len(payload), "n_classes": payload.n_classes}
-    if args.test:
-        _, test = _target(args.test)
-        result["accuracy"] = evaluate(student, test, device)
-    if args.save:
-        import torch
-
-        torch.save(student.state_dict(), args.save)
-    print(json.dumps(result))
+    request = ConsumeRequest(
+        payload=args.payload, reference=args.reference, test=args.test, student=args.student,
+        student_recipe=_student_recipe(args), image_size=args.image_size, channels=args.channels, save=args.save,
+        checkpoint_dir=args.checkpoint_dir, workers=args.workers, manifest=args.manifest, rehash=args.rehash,
+        device=args.device, progress=not args.quiet)
+    result = consume(request=request)
+    if result is not None:
+        print(json.dumps(result.summary()))
     return 0
 
 
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(Path(args.out), rates=tuple(args.rates), teacher_epochs=args.teacher_epochs,
-             student_steps=args.student_steps, device=args.device, quick=args.quick, progress=not args.quiet)
+    run_demo(Path(args.out), rates=tuple(args.rates), device=args.device, quick=args.quick,
+             progress=not args.quiet)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plada-train", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
-    common.add_argument("--image-size", type=int, help="resize folder images to this size")
-    common.add_argument("--grayscale", action="store_true", help="read folder images as one channel")
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=P.device, help="auto (this rank's GPU when present), cpu or cuda")
+    parser.add_argument("--image-size", type=int, help="input side in pixels (default: the model's data config)")
+    parser.add_argument("--channels", type=int, choices=[1, 3], help="1 = grayscale, 3 = RGB (default: the target's)")
+    parser.add_argument("--workers", type=int, default=P.workers, help="DataLoader worker processes")
+    parser.add_argument("--manifest",
+                        help="manifest from `plada ref-hash --manifest-out`: verify the reference cheaply")
+    parser.add_argument("--rehash", action="store_true", help="re-read every reference file to fingerprint it")
+    parser.add_argument("--seed", type=int, default=T.seed, help="training seed (and random selection's)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    p = sub.add_parser("produce", parents=[common], help="server: teacher, scores, payloads")
-    p.add_argument("--target", default="builtin:mnist")
-    p.add_argument("--reference", default="builtin:pool")
-    p.add_argument("--out", required=True)
-    p.add_argument("--keep", type=float, nargs="+", default=[0.01])
-    p.add_argument("--mode", choices=["low", "high", "random"], default="low")
-    p.add_argument("--score", choices=["energy", "entropy", "msp"], default="energy")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--safety-share", type=float, default=0.0)
-    p.add_argument("--alpha", type=float, default=0.0)
-    p.add_argument("--teacher", default="smallcnn", help="smallcnn or a timm model name")
-    p.add_argument("--teacher-checkpoint", help="local state-dict file for the teacher")
-    p.add_argument("--teacher-epochs", type=int, default=3)
-    p.add_argument("--outlier-weight", type=float, default=0.5,
-                   help="outlier exposure on the reference pool while training the teacher (0 = off)")
-    p.add_argument("--n-classes", type=int)
-    p.add_argument("--class-names", help="text file, one name a line")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plada-train", description=__doc__.split("\n")[0],
+                                     epilog="Run under torchrun for several processes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("produce", help="server: teacher, scores, payloads")
+    _common(p)
+    p.add_argument("--target", default=P.target)
+    p.add_argument("--reference", default=P.reference)
+    p.add_argument("--out", required=True, help="folder for teacher.pt, scores.npz and the payloads")
+    p.add_argument("--keep", type=float, nargs="+", default=list(P.keep), help="keep rates, fractions in (0, 1]")
+    p.add_argument("--mode", choices=["low", "high", "random"], default=P.mode)
+    p.add_argument("--score", choices=["energy", "entropy", "msp"], default=P.score)
+    p.add_argument("--temperature", type=float, default=P.temperature)
+    p.add_argument("--safety-share", type=float, default=P.safety_share, help="Safety-Net share s (0 = off)")
+    p.add_argument("--alpha", type=float, default=P.alpha, help="Safety-Net exponent α")
+    p.add_argument("--teacher", default=P.teacher, help="smallcnn or a timm model name")
+    p.add_argument("--teacher-checkpoint", help="local state-dict file (e.g. pretrained timm weights) to start from")
+    p.add_argument("--teacher-epochs", type=float, help=f"default {T.epochs}; 0 = use the checkpoint as it is")
+    p.add_argument("--teacher-steps", type=int, help="optimiser steps instead of epochs")
+    p.add_argument("--teacher-lr", type=float, help=f"default {T.lr}")
+    p.add_argument("--teacher-batch-size", type=int, help=f"default {T.batch_size}")
+    p.add_argument("--teacher-weight-decay", type=float, help=f"default {T.weight_decay}")
+    p.add_argument("--outlier-weight", type=float,
+                   help="outlier exposure on the reference set while training the teacher "
+                        f"(default {T.outlier_weight}; 0 = off)")
+    p.add_argument("--n-classes", type=int, help="default: largest target label + 1")
+    p.add_argument("--class-names", help="text file, one name a line, in label order")
     p.add_argument("--task-name")
     p.add_argument("--scores", help="scores file to reuse or write (default OUT/scores.npz)")
-    p.add_argument("--rescore", action="store_true", help="ignore saved scores")
+    p.add_argument("--rescore", action="store_true", help="score again, replacing saved scores")
+    p.add_argument("--score-batch-size", type=int, default=P.batch_size)
+    p.add_argument("--shard-size", type=int, default=P.shard_size, help="items per scoring shard (the resume unit)")
     p.set_defaults(func=_cmd_produce)
 
-    p = sub.add_parser("consume", parents=[common], help="client: decode, train a student, evaluate")
+    p = sub.add_parser("consume", help="client: decode, train a student, evaluate")
+    _common(p)
     p.add_argument("payload")
-    p.add_argument("--reference", default="builtin:pool")
+    p.add_argument("--reference", default=C.reference)
     p.add_argument("--test", help="target spec with a test split, e.g. builtin:mnist")
-    p.add_argument("--student", default="smallcnn", help="smallcnn or a timm model name (paper: resnet18)")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--min-steps", type=int, default=400)
+    p.add_argument("--student", default=C.student, help="smallcnn or a timm model name (paper: resnet18)")
+    p.add_argument("--steps", type=int, help=f"optimiser steps (default {S.steps})")
+    p.add_argument("--epochs", type=float, help="passes over the virtual data set instead of --steps")
+    p.add_argument("--lr", type=float, help=f"default {S.lr}")
+    p.add_argument("--batch-size", type=int, help=f"global batch (default {S.batch_size})")
+    p.add_argument("--weight-decay", type=float, help=f"default {S.weight_decay}")
+    p.add_argument("--warmup-steps", type=int, help=f"default {S.warmup_steps}")
+    p.add_argument("--translate", type=float, help=f"augmentation: shift, fraction of the side (default {S.translate})")
+    p.add_argument("--rotate", type=float, help=f"augmentation: degrees (default {S.rotate})")
+    p.add_argument("--scale", type=float, help=f"augmentation: scale range ± (default {S.scale})")
+    p.add_argument("--checkpoint-dir", help="write training state here and resume from it")
+    p.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {S.checkpoint_every})")
     p.add_argument("--save", help="write the student's state dict here")
     p.set_defaults(func=_cmd_consume)
 
     p = sub.add_parser("demo", help="the whole pipeline on the built-in miniature")
     p.add_argument("--out", default="demo-output")
     p.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.05, 0.10])
-    p.add_argument("--teacher-epochs", type=int, default=3)
-    p.add_argument("--student-steps", type=int, default=600)
     p.add_argument("--device", default="auto")
-    p.add_argument("--quick", action="store_true", help="a small, fast version (for CI)")
+    p.add_argument("--quick", action="store_true", help="a tiny version (seconds; for tests)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
     return parser
@@ -171,7 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    prefix = f"plada-train {args.command}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        prefix += f" [rank {os.environ.get('RANK', '?')}]"
+    try:
+        return args.func(args)
+    except plada_codec.PayloadError as exc:  # before ValueError: some are ValueErrors too
+        print(f"{prefix}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except (DataError, ValueError) as exc:
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"{prefix}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,27 +1,26 @@
-"""Devices, seeds, batched training and scoring (GPU with AMP when present, CPU otherwise)."""
+"""Training and evaluation over torch Datasets: DataLoader with workers,
+DistributedSampler (one process or torchrun/DDP), timm's AdamW and cosine
+schedule, bf16 autocast on GPU, atomic resumable checkpoints."""
 
 from __future__ import annotations
 
 import math
+import os
 import random
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .data import ImageSet
+from .distributed import Context, fail_point
+from .errors import DataError
+from .recipes import TrainRecipe
 
-
-def pick_device(preference: str = "auto") -> torch.device:
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for but torch sees no GPU")
-    return device
+CHECKPOINT_NAME = "train-state.pt"
 
 
 def seed_everything(seed: int) -> None:
@@ -31,170 +30,172 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
     # bf16 autocast on GPU (no loss scaling needed); full precision on CPU.
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _to_input(batch_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float in [-1, 1] on *device*."""
-    x = batch_u8.to(device, non_blocking=True).float()
-    return x.mul_(2.0 / 255.0).sub_(1.0)
+def augment(x: torch.Tensor, recipe: TrainRecipe, generator: torch.Generator) -> torch.Tensor:
+    """Random affine per image (translation, rotation, scale), border fill.
 
-
-def _shift(x: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.Tensor:
-    """Random translation by up to *max_shift* pixels (one shift per batch, zero fill)."""
-    if max_shift <= 0:
+    Runs on the batch's device; the random numbers come from a CPU generator
+    seeded per step, so a resumed run draws the same ones."""
+    if not (recipe.translate or recipe.rotate or recipe.scale):
         return x
-    dx, dy = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=generator))
-    x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-    if dy > 0:
-        x[:, :, :dy] = -1.0
-    elif dy < 0:
-        x[:, :, dy:] = -1.0
-    if dx > 0:
-        x[:, :, :, :dx] = -1.0
-    elif dx < 0:
-        x[:, :, :, dx:] = -1.0
-    return x
+    n = x.shape[0]
+    u = torch.rand(n, 4, generator=generator) * 2 - 1  # uniform in [-1, 1]
+    angle = u[:, 0] * math.radians(recipe.rotate)
+    factor = 1 + u[:, 1] * recipe.scale
+    # affine_grid maps output to input coordinates in [-1, 1]: a shift of t (fraction of the side) is 2t
+    tx, ty = u[:, 2] * 2 * recipe.translate, u[:, 3] * 2 * recipe.translate
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-@dataclass
-class TrainConfig:
-    """The paper's student recipe: AdamW, lr 1e-3, cosine schedule."""
-
-    epochs: int = 2
-    min_steps: int = 0  # at least this many optimiser steps (small virtual sets)
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    max_shift: int = 2
-    seed: int = 0
-    # Outlier exposure (Hendrycks et al. 2019; energy-based OOD, Liu et al. 2020):
-    # with outlier_weight > 0 and unlabelled outliers given, each step also
-    # pushes the model's softmax on an outlier batch toward uniform.
-    outlier_weight: float = 0.0
+def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    # One generator per (seed, rank, step): augmentation and outlier draws repeat after a resume.
+    return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7919 + step) % (2**63))
 
 
-def train_classifier(model: nn.Module, data: ImageSet, labels: np.ndarray, config: TrainConfig,
-                     device: torch.device, progress: bool = False, outliers: ImageSet | None = None) -> nn.Module:
-    """Train *model* with cross-entropy on (data.images, labels), plus the
-    outlier-exposure term on *outliers* when ``config.outlier_weight > 0``."""
+def _loader(dataset: Dataset, batch_size: int, indices, workers: int, device: torch.device, batch_sampler=None):
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
+                          pin_memory=device.type == "cuda", persistent_workers=False)
+    return DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers,
+                      pin_memory=device.type == "cuda", drop_last=False)
+
+
+class _OutlierBatches:
+    """Per step, ``batch_size`` reference indices drawn with replacement (seeded per step)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int, start: int, stop: int) -> None:
+        self.n, self.batch_size, self.seed, self.rank, self.start, self.stop = n, batch_size, seed, rank, start, stop
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.stop):
+            g = _step_generator(self.seed + 1, self.rank, step)
+            yield torch.randint(0, self.n, (self.batch_size,), generator=g).tolist()
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, context: Context, *,
+                     outliers: Dataset | None = None, checkpoint_dir: str | Path | None = None,
+                     progress: bool = False, desc: str = "train") -> nn.Module:
+    """Train *model* with cross-entropy on *data* (items ``(tensor, label)``),
+    plus the outlier-exposure term on *outliers* (items ``(tensor, index)``)
+    when ``recipe.outlier_weight > 0``. Returns the trained (unwrapped) model
+    in eval mode, identical on every rank.
+
+    With *checkpoint_dir*, the state (weights, optimiser, step) is written
+    atomically every ``recipe.checkpoint_every`` steps and at the end; a run
+    started again with the same directory resumes from it and ends with the
+    same weights as an uninterrupted run."""
     from tqdm.auto import tqdm
 
-    seed_everything(config.seed)
-    n = len(data)
-    if n == 0:
-        raise ValueError("cannot train on an empty data set")
-    images = torch.from_numpy(data.images)
-    targets = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    if device.type == "cuda":
-        images, targets = images.pin_memory(), targets.pin_memory()
-    steps_per_epoch = max(1, math.ceil(n / config.batch_size))
-    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
-    total = epochs * steps_per_epoch
+    from ._compat import import_timm
+
+    import_timm()
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+
+    if len(data) == 0:
+        raise DataError("cannot train on an empty data set: keep more images (a larger --keep)")
+    device, world, rank = context.device, context.world_size, context.rank
+    per_rank = max(1, recipe.batch_size // world)
+    sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=recipe.seed)
+    batches_per_epoch = math.ceil(len(sampler) / per_rank)
+    total = recipe.total_steps(batches_per_epoch)
+    seed_everything(recipe.seed)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    generator = torch.Generator().manual_seed(config.seed)
-    use_outliers = outliers is not None and len(outliers) > 0 and config.outlier_weight > 0
-    outlier_images = torch.from_numpy(outliers.images) if use_outliers else None
-    bar = tqdm(total=total, desc="train", disable=not progress, leave=False)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=generator)
-        for start in range(0, n, config.batch_size):
-            idx = perm[start : start + config.batch_size]
-            x = _shift(_to_input(images[idx], device), generator, config.max_shift)
-            y = targets[idx].to(device, non_blocking=True)
-            if use_outliers:
-                pick = torch.randint(0, len(outliers), (len(idx),), generator=generator)
-                xo = _shift(_to_input(outlier_images[pick], device), generator, config.max_shift)
-                x = torch.cat([x, xo])  # one batch, so BatchNorm statistics see both
-            with _autocast(device):
-                logits = model(x)
+    optimizer = create_optimizer_v2(model, "adamw", lr=recipe.lr, weight_decay=recipe.weight_decay)
+    schedule = CosineLRScheduler(optimizer, t_initial=max(1, total), warmup_t=recipe.warmup_steps,
+                                 warmup_lr_init=recipe.lr / 100, t_in_epochs=False)
+    step = 0
+    state_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+    if state_path is not None and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state.get("recipe") != recipe.to_metadata() or state.get("world_size") != world:
+            raise DataError(f"{state_path} was written by another recipe or world size: "
+                            "delete it or use another --checkpoint-dir")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        if context.is_main:
+            print(f"resuming {desc} at step {step} of {total} from {state_path}", flush=True)
+    trained = model
+    if context.distributed:
+        device_ids = [device.index] if device.type == "cuda" else None
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    use_outliers = outliers is not None and len(outliers) > 0 and recipe.outlier_weight > 0
+    outlier_iter = iter(_loader(outliers, per_rank, None, recipe.workers, device,
+                                batch_sampler=_OutlierBatches(len(outliers), per_rank, recipe.seed, rank, step, total))
+                        ) if use_outliers else None
+
+    def save() -> None:
+        if state_path is not None and context.is_main:
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                          "recipe": recipe.to_metadata(), "world_size": world}, state_path)
+
+    bar = tqdm(total=total, initial=step, desc=desc, disable=not progress or not context.is_main, leave=False)
+    while step < total:
+        epoch, skip = divmod(step, batches_per_epoch)
+        sampler.set_epoch(epoch)
+        order = list(sampler)[skip * per_rank:]  # resume mid-epoch without reading skipped items
+        for x, y in _loader(data, per_rank, order, recipe.workers, device):
+            g = _step_generator(recipe.seed, rank, step)
+            x = augment(x.to(device, non_blocking=True), recipe, g)
+            y = y.to(device, non_blocking=True)
+            if outlier_iter is not None:
+                xo, _ = next(outlier_iter)
+                x = torch.cat([x, augment(xo.to(device, non_blocking=True), recipe, g)])  # one batch for BatchNorm
+            with autocast(device):
+                logits = trained(x)
                 loss = F.cross_entropy(logits[: len(y)], y)
-                if use_outliers:
+                if outlier_iter is not None:
                     # cross-entropy to the uniform distribution over classes
-                    loss = loss - config.outlier_weight * torch.log_softmax(logits[len(y) :], 1).mean()
+                    loss = loss - recipe.outlier_weight * torch.log_softmax(logits[len(y):].float(), 1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.step()
+            step += 1
+            schedule.step_update(step)
             bar.update(1)
+            if recipe.checkpoint_every and step % recipe.checkpoint_every == 0 and step < total:
+                save()
+                context.barrier()
+                fail_point("steps", step)
+            if step >= total:
+                break
     bar.close()
+    save()
     return model.eval()
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 512,
-                   progress: bool = False, desc: str = "score"):
-    """Yield (start, float32 logits) batch by batch, so callers can stream."""
-    from tqdm.auto import tqdm
-
-    model.to(device).eval()
-    for start in tqdm(range(0, len(data), batch_size), desc=desc, disable=not progress, leave=False):
-        x = _to_input(torch.from_numpy(data.images[start : start + batch_size]), device)
-        with _autocast(device):
-            logits = model(x)
-        yield start, logits.float().cpu()
-
-
-def evaluate(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 512) -> float:
-    """Top-1 accuracy on a labelled set."""
-    if data.labels is None:
-        raise ValueError(f"{data.name}: evaluation needs labels")
+def evaluate(model: nn.Module, data: Dataset, context: Context, *, batch_size: int = 512, workers: int = 0) -> float:
+    """Top-1 accuracy on a labelled Dataset (split over ranks under torchrun)."""
+    if len(data) == 0:
+        raise DataError("the test split is empty")
+    model.to(context.device).eval()
+    indices = list(range(context.rank, len(data), context.world_size))
     correct = 0
-    for start, logits in predict_logits(model, data, device, batch_size):
-        correct += int((logits.argmax(1).numpy() == data.labels[start : start + len(logits)]).sum())
-    return correct / len(data)
+    for x, y in _loader(data, batch_size, indices, workers, context.device):
+        with autocast(context.device):
+            logits = model(x.to(context.device, non_blocking=True))
+        correct += int((logits.float().argmax(1).cpu() == y).sum())
+    total_correct, = context.all_reduce_sum([float(correct)])
+    return total_correct / len(data)
 
 
-@dataclass
-class Scores:
-    """Per reference image: hard label (argmax) and three uncertainty scores,
-    each lower = more confident: energy -T*logsumexp(z/T), entropy of
-    softmax(z/T), and negative max-softmax."""
-
-    labels: np.ndarray
-    energy: np.ndarray
-    entropy: np.ndarray
-    neg_max_softmax: np.ndarray
-    temperature: float = 1.0
-
-    def get(self, name: str) -> np.ndarray:
-        table = {"energy": self.energy, "entropy": self.entropy, "msp": self.neg_max_softmax}
-        if name not in table:
-            raise ValueError(f"score must be one of {', '.join(table)}, got {name!r}")
-        return table[name]
-
-    def save(self, path: str | Path) -> None:
-        np.savez(path, labels=self.labels, energy=self.energy, entropy=self.entropy,
-                 neg_max_softmax=self.neg_max_softmax, temperature=self.temperature)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Scores:
-        with np.load(path) as d:
-            return cls(d["labels"], d["energy"], d["entropy"], d["neg_max_softmax"], float(d["temperature"]))
-
-
-def score_logits(logits: torch.Tensor, temperature: float = 1.0) -> tuple[np.ndarray, ...]:
-    z = logits.float() / temperature
-    log_probs = torch.log_softmax(z, dim=1)
-    probs = log_probs.exp()
-    energy = -temperature * torch.logsumexp(z, dim=1)
-    entropy = -(probs * log_probs).sum(1)
-    return (logits.argmax(1).numpy(), energy.numpy(), entropy.numpy(), (-probs.max(1).values).numpy())
-
-
-def score_reference(model: nn.Module, reference: ImageSet, device: torch.device, *, temperature: float = 1.0,
-                    batch_size: int = 512, progress: bool = False) -> Scores:
-    """Score every reference image in streamed batches (no_grad, AMP on GPU)."""
-    if temperature <= 0:
-        raise ValueError("temperature must be positive")
-    n = len(reference)
-    labels = np.empty(n, np.int64)
-    energy, entropy, msp = (np.empty(n, np.float32) for _ in range(3))
-    for start, logits in predict_logits(model, reference, device, batch_size, progress, desc="score reference"):
-        end = start + len(logits)
-        labels[start:end], energy[start:end], entropy[start:end], msp[start:end] = score_logits(logits, temperature)
-    return Scores(labels, energy, entropy, msp, temperature)
+__all__ = ["seed_everything", "autocast", "augment", "train_classifier", "evaluate", "CHECKPOINT_NAME"]

@@ -1,87 +1,493 @@
-"""The PLADA pipeline: the server turns a labelled task into a payload, the
-client turns a payload back into a trained student. Uses plada_codec's public
-API only."""
+"""The PLADA pipeline: the server turns a labelled task into payloads
+(``produce``), the client turns a payload into a trained student
+(``consume``). Both run in one process or under ``torchrun``; both validate
+every input before any expensive work. Uses plada_codec's public API only.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 import plada_codec
+from plada_codec import __version__ as _package_version
 
-from .data import ImageSet
-from .engine import Scores, TrainConfig, evaluate, score_reference, seed_everything, train_classifier
-from .models import create_model
-from .selection import Selection, select
+from . import distributed
+from .distributed import Context
+from .engine import evaluate, seed_everything, train_classifier
+from .errors import DataError
+from .models import check_model_name, checkpoint_classes, create_model, file_digest, weights_digest
+from .recipes import StudentRecipe, TeacherRecipe, TrainRecipe
+from .scoring import Scores, differences, remove_parts, score_reference
+from .selection import MODES, Selection, select
+from .sources import LabelledSubset, Preprocess, open_reference, open_target, preprocess_for
+
+TEACHER_FILE, TEACHER_INFO = "teacher.pt", "teacher.json"
+MODE_NAMES = {"low": "low-energy", "high": "high-energy", "random": "random"}
+# Recipe fields that do not change the result (how fast, how often saved).
+_NOT_RESULT = ("workers", "checkpoint_every")
 
 
-def train_teacher(target_train: ImageSet, n_classes: int, device: torch.device, *, model_name: str = "smallcnn",
-                  checkpoint=None, config: TrainConfig | None = None, outliers: ImageSet | None = None,
-                  progress: bool = False):
-    """Server step 1: fit a teacher on the target task's training set (paper Eq. 1).
+def package_version() -> str:
+    return _package_version  # the project's one version (plada_codec and plada_train ship together)
 
-    With *outliers* (the unlabelled reference pool) and ``config.outlier_weight > 0``
-    the teacher also learns to be unsure on reference images unlike the task,
-    which is what makes low energy mean "in-domain" for a teacher that was not
-    pre-trained on the reference set."""
-    if target_train.labels is None:
-        raise ValueError("the target training set needs labels")
-    config = config or TrainConfig()
-    seed_everything(config.seed)  # before the model exists, so its initial weights repeat too
-    model = create_model(model_name, n_classes, target_train.images.shape[1], checkpoint)
-    return train_classifier(model, target_train, target_train.labels, config, device, progress, outliers)
+
+# -- requests: the one place the defaults live ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProduceRequest:
+    """Everything ``produce`` takes; the CLI's defaults are these."""
+
+    target: str = "builtin:mnist"
+    reference: str = "builtin:pool"
+    out: str = "server"
+    keep: tuple[float, ...] = (0.05,)
+    mode: str = "low"
+    score: str = "energy"
+    temperature: float = 1.0
+    safety_share: float = 0.0
+    alpha: float = -0.2
+    seed: int = 0  # for random selection
+    n_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+    task_name: str | None = None
+    teacher: str = "smallcnn"
+    teacher_checkpoint: str | None = None
+    teacher_recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
+    image_size: int | None = None
+    channels: int | None = None
+    scores: str | None = None  # default OUT/scores.npz
+    rescore: bool = False
+    batch_size: int = 256  # scoring batch
+    shard_size: int = 8192  # scoring shard (items)
+    workers: int = 0  # DataLoader workers for scoring and training
+    manifest: str | None = None
+    rehash: bool = False
+    device: str = "auto"
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class ConsumeRequest:
+    """Everything ``consume`` takes; the CLI's defaults are these."""
+
+    payload: str = ""
+    reference: str = "builtin:pool"
+    test: str | None = None
+    student: str = "smallcnn"
+    student_recipe: StudentRecipe = field(default_factory=StudentRecipe)
+    image_size: int | None = None
+    channels: int | None = None
+    save: str | None = None
+    checkpoint_dir: str | None = None
+    workers: int = 0
+    manifest: str | None = None
+    rehash: bool = False
+    device: str = "auto"
+    progress: bool = False
 
 
 @dataclass
 class Produced:
+    """One payload: the selection, its bytes and where they were written (if anywhere)."""
+
     selection: Selection
     payload: bytes
+    path: Path | None = None
+    keep: float | None = None
 
 
-def produce_payload(scores: Scores, *, n_classes: int, reference: plada_codec.ReferenceSet, keep: float | None = None,
-                    budget: int | None = None, mode: str = "low", score: str = "energy",
-                    safety_share: float = 0.0, alpha: float = 0.0, seed: int = 0,
-                    class_names=None, task_name: str | None = None, extra_metadata: dict | None = None,
-                    zstd_level: int = plada_codec.DEFAULT_ZSTD_LEVEL) -> Produced:
+@dataclass
+class ProduceResult:
+    payloads: list[Produced]
+    scores_path: Path
+    teacher_path: Path
+    teacher_accuracy: float | None
+    reused_scores: bool
+
+
+@dataclass
+class Consumed:
+    count: int
+    n_classes: int
+    accuracy: float | None
+    notes: list[str]
+    model: nn.Module | None = None
+
+    def summary(self) -> dict:
+        return {"count": self.count, "n_classes": self.n_classes, "accuracy": self.accuracy}
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise DataError(message)
+
+
+def _validate_common(image_size, channels, workers) -> None:
+    _check(image_size is None or 8 <= image_size <= 4096, f"image size must be 8..4096 pixels, got {image_size}")
+    _check(channels in (None, 1, 3), f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    _check(workers >= 0, f"workers must be >= 0, got {workers}")
+
+
+def validate_produce(req: ProduceRequest) -> None:
+    """Cheap checks of everything given, before any data is read."""
+    _check(len(req.keep) > 0, "give at least one keep rate, e.g. --keep 0.05")
+    for keep in req.keep:
+        _check(isinstance(keep, (int, float)) and 0 < keep <= 1,
+               f"keep rate {keep} outside (0, 1]: give fractions, e.g. --keep 0.01 0.05 (not percentages)")
+    _check(req.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {req.mode!r}")
+    _check(req.score in ("energy", "entropy", "msp"), f"score must be energy, entropy or msp, got {req.score!r}")
+    _check(req.temperature > 0 and math.isfinite(req.temperature),
+           f"temperature must be positive, got {req.temperature}")
+    _check(0 <= req.safety_share <= 1, f"safety share must be in [0, 1], got {req.safety_share}")
+    _check(math.isfinite(req.alpha), f"alpha must be finite, got {req.alpha}")
+    _check(req.n_classes is None or 1 <= req.n_classes <= 2**31, f"n_classes must be >= 1, got {req.n_classes}")
+    _check(req.batch_size >= 1 and req.shard_size >= 1, "batch size and shard size must be >= 1")
+    _validate_common(req.image_size, req.channels, req.workers)
+    check_model_name(req.teacher)
+    no_training = req.teacher_recipe.total_steps(1) == 0
+    if req.teacher_checkpoint is not None:
+        _check(Path(req.teacher_checkpoint).is_file(),
+               f"teacher checkpoint {req.teacher_checkpoint} not found: give a local state-dict file")
+    _check(not no_training or req.teacher_checkpoint is not None,
+           "a teacher with no training needs --teacher-checkpoint (pretrained weights)")
+    _check(req.manifest is None or Path(req.manifest).is_file(), f"manifest {req.manifest} not found")
+
+
+def validate_consume(req: ConsumeRequest) -> None:
+    _check(Path(req.payload).is_file(), f"payload {req.payload} not found")
+    _validate_common(req.image_size, req.channels, req.workers)
+    check_model_name(req.student)
+    _check(req.manifest is None or Path(req.manifest).is_file(), f"manifest {req.manifest} not found")
+
+
+def _class_names(req: ProduceRequest, target, n_classes: int) -> list[str] | None:
+    names = list(req.class_names) if req.class_names is not None else target.class_names
+    if names is not None and len(names) != n_classes:
+        raise DataError(f"{len(names)} class names for {n_classes} classes: give one name per class, in label order")
+    return None if names is None else [str(n) for n in names]
+
+
+def _open_reference(spec: str, manifest, rehash: bool):
+    if manifest is None and not rehash:
+        return open_reference(spec)
+    return open_reference(spec, manifest=manifest, rehash=rehash)
+
+
+# -- server ------------------------------------------------------------------------------------
+
+
+def train_teacher(model: nn.Module, target_train, context: Context, *, recipe: TrainRecipe | None = None,
+                  outliers=None, checkpoint_dir=None, progress: bool = False) -> nn.Module:
+    """Server step 1: fit *model* on the target's training set (paper Eq. 1),
+    with outlier exposure on *outliers* (the reference set) per the recipe."""
+    recipe = recipe or TeacherRecipe()
+    return train_classifier(model, target_train, recipe, context, outliers=outliers,
+                            checkpoint_dir=checkpoint_dir, progress=progress, desc="teacher")
+
+
+def train_student(model: nn.Module, virtual, context: Context, *, recipe: TrainRecipe | None = None,
+                  checkpoint_dir=None, progress: bool = False) -> nn.Module:
+    """Client step 2: train the student on the virtual data set (paper Eq. 4)."""
+    return train_classifier(model, virtual, recipe or StudentRecipe(), context, checkpoint_dir=checkpoint_dir,
+                            progress=progress, desc="student")
+
+
+def make_payload(scores: Scores, *, n_classes: int, reference: plada_codec.ReferenceSet, keep: float | None = None,
+                 budget: int | None = None, mode: str = "low", score: str = "energy", safety_share: float = 0.0,
+                 alpha: float = -0.2, seed: int = 0, class_names=None, task_name: str | None = None,
+                 extra_metadata: dict | None = None, zstd_level: int = plada_codec.DEFAULT_ZSTD_LEVEL) -> Produced:
     """Server steps 3-4: select from saved scores and encode the payload, bound
     to *reference* and carrying how the selection was made."""
     if len(scores.labels) != reference.n_ref:
-        raise ValueError(f"{len(scores.labels)} scores for a reference set of {reference.n_ref}")
-    selection = select(scores.get(score), scores.labels, n_classes=n_classes, keep=keep, budget=budget,
-                       mode=mode, safety_share=safety_share, alpha=alpha, seed=seed)
-    metadata = {"method": "plada", "score": score, "temperature": scores.temperature,
-                **selection.params, **(extra_metadata or {})}
-    metadata["mode"] = {"low": "low-energy", "high": "high-energy", "random": "random"}[mode]
+        raise DataError(f"{len(scores.labels)} scores for a reference set of {reference.n_ref}: "
+                        "score this reference set")
+    selection = select(scores.get(score), scores.labels, n_classes=n_classes, keep=keep, budget=budget, mode=mode,
+                       safety_share=safety_share, alpha=alpha, seed=seed)
+    metadata = {"method": "plada", "score": score, "temperature": scores.temperature, **selection.params,
+                **(extra_metadata or {})}
+    metadata["mode"] = MODE_NAMES[mode]
+    if mode == "random":
+        metadata["seed"] = seed
     payload = plada_codec.encode(selection.indices, scores.labels[selection.indices], n_classes=n_classes,
                                  reference=reference, class_names=class_names, task_name=task_name,
                                  metadata=metadata, zstd_level=zstd_level)
-    return Produced(selection, payload)
+    return Produced(selection, payload, keep=keep)
 
 
-def consume_payload(data: bytes, reference_images: ImageSet,
-                    reference: plada_codec.ReferenceSet | None = None) -> tuple[ImageSet, plada_codec.Payload]:
-    """Client step 1: decode against the local reference set and build the
-    virtual data set. A payload made for another reference set raises
-    ReferenceMismatchError: never a silent wrong training."""
-    reference = reference or reference_images.reference_set()
-    if reference.n_ref != len(reference_images):
-        raise ValueError("the reference fingerprint does not describe these images")
-    payload = plada_codec.decode(data, reference=reference)
-    virtual = ImageSet(reference_images.images[payload.indices], payload.labels.astype(np.int64),
-                       name="virtual")
-    return virtual, payload
+def _result_recipe(recipe: TrainRecipe) -> dict:
+    return {k: v for k, v in recipe.to_metadata().items() if k not in _NOT_RESULT}
 
 
-def train_student(virtual: ImageSet, n_classes: int, device: torch.device, *, model_name: str = "smallcnn",
-                  config: TrainConfig | None = None, progress: bool = False):
-    """Client step 2: train the student on the virtual data set (paper Eq. 4)."""
-    config = config or TrainConfig()
-    seed_everything(config.seed)  # before the model exists, so its initial weights repeat too
-    model = create_model(model_name, n_classes, virtual.images.shape[1])
-    return train_classifier(model, virtual, virtual.labels, config, device, progress)
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
-__all__ = ["train_teacher", "score_reference", "produce_payload", "consume_payload", "train_student",
-           "evaluate", "Produced"]
+def _teacher(req: ProduceRequest, context: Context, out: Path, n_classes: int, channels: int, target, reference,
+             teacher_request: dict) -> tuple[nn.Module, float | None]:
+    """Reuse OUT/teacher.pt when it answers the same request, else train
+    (or take the checkpoint as it is) and save it, weights + a JSON sidecar."""
+    weights, info = out / TEACHER_FILE, out / TEACHER_INFO
+    if weights.exists() and info.exists():
+        saved = json.loads(info.read_text())
+        if saved.get("request") == teacher_request:
+            model = create_model(req.teacher, n_classes, channels)
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            if context.is_main:
+                print(f"reusing teacher {weights}")
+            return model.eval(), saved.get("accuracy")
+    seed_everything(req.teacher_recipe.seed)  # before the model exists, so its initial weights repeat too
+    model = create_model(req.teacher, n_classes, channels, req.teacher_checkpoint)
+    if req.teacher_recipe.total_steps(1) == 0:
+        stored = checkpoint_classes(req.teacher, req.teacher_checkpoint)
+        if stored != n_classes:
+            raise DataError(f"{req.teacher_checkpoint} has a {stored}-class head and the target has {n_classes} "
+                            "classes: train the head with --teacher-epochs 1 (or more)")
+        model.eval()
+    else:
+        model = train_teacher(model, target.train, context, recipe=req.teacher_recipe, outliers=reference,
+                              checkpoint_dir=out / "teacher-train", progress=req.progress)
+    accuracy = evaluate(model, target.test, context, workers=req.workers) if target.test is not None else None
+    if context.is_main:
+        tmp = weights.with_name(weights.name + f".tmp{os.getpid()}")
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, weights)
+        _write_atomic(info, json.dumps({"request": teacher_request, "accuracy": accuracy,
+                                        "weights_sha256": weights_digest(model)}, indent=2).encode())
+        remove_parts(out / "teacher-train")
+    context.barrier()
+    return model, accuracy
+
+
+def produce(target: str | None = None, reference: str | None = None, out: str | None = None, *,
+            request: ProduceRequest | None = None, **options) -> ProduceResult | None:
+    """Server: teacher, one scoring pass, one payload per keep rate.
+
+    Options are the fields of ProduceRequest (the CLI's defaults). Files in
+    *out*: ``teacher.pt`` (+ ``teacher.json``), ``scores.npz`` (with what made
+    it), ``payload-<mode>-<keep>.plada``. Running it again reuses the teacher
+    and the scores when they answer the same request and refuses scores that
+    do not. Under torchrun, every rank must call it; rank 0 returns the
+    result, the others None."""
+    given = {k: v for k, v in (("target", target), ("reference", reference), ("out", out)) if v is not None}
+    req = replace(request or ProduceRequest(), **given, **options)
+    if isinstance(req.keep, (int, float)):
+        req = replace(req, keep=(req.keep,))
+    validate_produce(req)
+    context = distributed.setup(req.device)
+    try:
+        return _produce(req, context)
+    finally:
+        distributed.teardown(context)
+
+
+def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
+    out = Path(req.out)
+    target = open_target(req.target)
+    n_classes = req.n_classes or target.n_classes
+    _check(n_classes >= target.n_classes,
+           f"the target has labels up to {target.n_classes - 1} but --n-classes is {n_classes}: raise it or drop it")
+    class_names = _class_names(req, target, n_classes)
+    refs = _open_reference(req.reference, req.manifest, req.rehash)
+    channels = req.channels or target.channels
+    reference_set = refs.reference_set()
+    _check(reference_set.n_ref == len(refs), "the reference fingerprint does not describe these images")
+    preprocess = preprocess_for(None, req.teacher, channels, req.image_size, native_size=target.image_size)
+    target.set_preprocess(preprocess)
+    refs.set_preprocess(preprocess)
+    if context.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    context.barrier()
+    teacher_request = {
+        "model": req.teacher,
+        "checkpoint_sha256": file_digest(req.teacher_checkpoint) if req.teacher_checkpoint else None,
+        "recipe": _result_recipe(req.teacher_recipe),
+        "target": {"spec": req.target, "n_train": len(target.train), "n_classes": n_classes},
+        "reference": reference_set.hex,  # outlier exposure reads it
+        "preprocess": preprocess.to_metadata(),
+    }
+    provenance = {
+        "teacher": {**teacher_request, "weights_sha256": None},
+        "temperature": req.temperature,
+        "outlier_weight": req.teacher_recipe.outlier_weight,
+        "reference": {"fingerprint": reference_set.hex, "n": reference_set.n_ref},
+        "preprocess": preprocess.to_metadata(),
+        "plada_version": package_version(),
+    }
+    scores_path = Path(req.scores) if req.scores else out / "scores.npz"
+    saved = None
+    if scores_path.exists() and not req.rescore:
+        saved = Scores.load(scores_path)
+        found = dict(saved.provenance)
+        found["teacher"] = {**found.get("teacher", {}), "weights_sha256": None}  # checked once the teacher exists
+        _refuse_mismatch(scores_path, found, provenance)
+    teacher, accuracy = _teacher(req, context, out, n_classes, channels, target, refs, teacher_request)
+    provenance["teacher"]["weights_sha256"] = weights_digest(teacher)
+    if context.is_main and accuracy is not None:
+        print(f"teacher accuracy: {accuracy:.4f}")
+    if saved is not None:
+        _refuse_mismatch(scores_path, saved.provenance, provenance)
+        scores = saved
+        if context.is_main:
+            print(f"reusing scores from {scores_path}")
+    else:
+        parts = scores_path.with_name(scores_path.name + ".parts")
+        if req.rescore and context.is_main:
+            remove_parts(parts)
+        context.barrier()
+        scores = score_reference(teacher, refs, context, temperature=req.temperature, batch_size=req.batch_size,
+                                 shard_size=req.shard_size, workers=req.workers, parts_dir=parts,
+                                 provenance=provenance, progress=req.progress)
+        if context.is_main:
+            scores.save(scores_path)
+            remove_parts(parts)
+    if not context.is_main:
+        return None
+    extra = {
+        "teacher": {"model": req.teacher, "weights_sha256": provenance["teacher"]["weights_sha256"][:16],
+                    "epochs": req.teacher_recipe.epochs, "steps": req.teacher_recipe.steps,
+                    "outlier_weight": req.teacher_recipe.outlier_weight, "seed": req.teacher_recipe.seed,
+                    "pretrained": req.teacher_checkpoint is not None},
+        "teacher_accuracy": None if accuracy is None else round(accuracy, 4),
+        "preprocess": preprocess.to_metadata(),
+        "plada_version": package_version(),
+    }
+    results = []
+    for keep in req.keep:
+        produced = make_payload(scores, n_classes=n_classes, reference=reference_set, keep=keep, mode=req.mode,
+                                score=req.score, safety_share=req.safety_share, alpha=req.alpha, seed=req.seed,
+                                class_names=class_names, task_name=req.task_name, extra_metadata=extra)
+        produced.path = out / payload_name(req.mode, req.safety_share, keep)
+        _write_atomic(produced.path, produced.payload)
+        print(f"{produced.path}: {len(produced.selection.indices)} images, {len(produced.payload)} bytes")
+        results.append(produced)
+    return ProduceResult(results, scores_path, out / TEACHER_FILE, accuracy, saved is not None)
+
+
+def payload_name(mode: str, safety_share: float, keep: float) -> str:
+    """``payload-<mode>[-safety]-<keep>.plada``, e.g. ``payload-low-0.05.plada``."""
+    return f"payload-{mode}{'-safety' if safety_share else ''}-{keep:g}.plada"
+
+
+def _refuse_mismatch(path: Path, found: dict, wanted: dict) -> None:
+    diff = differences(found, wanted)
+    if diff:
+        raise DataError(f"{path} was made for another request ({'; '.join(diff[:3])}"
+                        f"{'; ...' if len(diff) > 3 else ''}): pass --rescore to score again, or --scores NEW.npz")
+
+
+# -- client ------------------------------------------------------------------------------------
+
+
+def _read_payload(path: str) -> bytes:
+    reader = getattr(plada_codec, "read_payload", None)
+    if reader is not None:
+        return reader(path)
+    size = Path(path).stat().st_size
+    if size > plada_codec.DEFAULT_MAX_SECTION_BYTES * 8:
+        raise DataError(f"{path} is {size} bytes, far larger than any payload: is it the right file?")
+    return Path(path).read_bytes()
+
+
+def payload_notes(metadata: dict, preprocess: Preprocess) -> list[str]:
+    """What differs between what made the payload and this client (one line each)."""
+    notes = []
+    theirs = metadata.get("preprocess")
+    if isinstance(theirs, dict):
+        try:
+            teacher_saw = Preprocess.from_metadata(theirs)
+        except ValueError as exc:
+            notes.append(f"the payload's preprocess record is unreadable ({exc})")
+        else:
+            notes += [f"preprocess {d} (teacher vs this student)" for d in teacher_saw.differences(preprocess)]
+    else:
+        notes.append("the payload does not say how the teacher's inputs were made")
+    version = metadata.get("plada_version")
+    if version is not None and version != package_version():
+        notes.append(f"made by plada {version}, this is plada {package_version()}")
+    return notes
+
+
+def consume(payload: str | None = None, reference: str | None = None, *, request: ConsumeRequest | None = None,
+            **options) -> Consumed | None:
+    """Client: decode *payload* against the local *reference* set, read only
+    the k selected images, train a student, evaluate on ``test`` if given.
+
+    Options are the fields of ConsumeRequest (the CLI's defaults). A payload
+    made for another reference set raises ReferenceMismatchError before any
+    image is read. Under torchrun every rank must call it (DDP training);
+    rank 0 returns the result, the others None."""
+    given = {k: v for k, v in (("payload", payload), ("reference", reference)) if v is not None}
+    req = replace(request or ConsumeRequest(), **given, **options)
+    validate_consume(req)
+    context = distributed.setup(req.device)
+    try:
+        return _consume(req, context)
+    finally:
+        distributed.teardown(context)
+
+
+def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
+    test_target = None
+    if req.test is not None:
+        test_target = open_target(req.test)
+        test_target.require_test()
+    data = _read_payload(req.payload)
+    refs = _open_reference(req.reference, req.manifest, req.rehash)
+    decoded = plada_codec.decode(data, reference=refs.reference_set())  # ReferenceMismatchError before reading images
+    meta = decoded.metadata if isinstance(decoded.metadata, dict) else {}
+    theirs = meta.get("preprocess") if isinstance(meta.get("preprocess"), dict) else {}
+    channels = int(req.channels or theirs.get("channels") or refs.describe().get("channels") or 1)
+    # Rebuild the teacher's inputs: its size (resized or native) unless the client asks otherwise.
+    their_size = _side(theirs.get("input_size"))
+    resized = bool(theirs.get("resize", True))
+    preprocess = preprocess_for(None, req.student, channels, req.image_size or (their_size if resized else None),
+                                native_size=None if req.image_size or resized or their_size is None
+                                else tuple(theirs["input_size"]))
+    notes = payload_notes(meta, preprocess)
+    if context.is_main:
+        for note in notes:
+            print(f"note: {note}")
+    refs.set_preprocess(preprocess)
+    virtual = LabelledSubset(refs, decoded.indices, decoded.labels.astype(np.int64))
+    if context.is_main:
+        print(f"decoded {len(decoded)} (index, label) pairs; training {req.student} on them")
+    seed_everything(req.student_recipe.seed)
+    student = create_model(req.student, decoded.n_classes, int(channels))
+    student = train_student(student, virtual, context, recipe=req.student_recipe, checkpoint_dir=req.checkpoint_dir,
+                            progress=req.progress)
+    accuracy = None
+    if test_target is not None:
+        test_target.set_preprocess(preprocess)
+        accuracy = evaluate(student, test_target.test, context, workers=req.workers)
+    if req.save and context.is_main:
+        tmp = Path(req.save).with_name(Path(req.save).name + f".tmp{os.getpid()}")
+        torch.save(student.state_dict(), tmp)
+        os.replace(tmp, req.save)
+    if not context.is_main:
+        return None
+    return Consumed(len(decoded), decoded.n_classes, accuracy, notes, student)
+
+
+def _side(input_size) -> int | None:
+    if isinstance(input_size, (list, tuple)) and input_size:
+        return int(input_size[-1])
+    return int(input_size) if isinstance(input_size, int) else None
+
+
+__all__ = ["ProduceRequest", "ConsumeRequest", "Produced", "ProduceResult", "Consumed", "produce", "consume",
+           "make_payload", "train_teacher", "train_student", "validate_produce", "validate_consume",
+           "payload_notes", "package_version"]

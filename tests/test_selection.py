@@ -48,6 +48,39 @@ def test_plain_low_energy_keeps_the_lowest(case, keep):
         assert scores[high.indices].min() >= scores[rest].max()
 
 
+def _expected_order(scores: np.ndarray, mode: str) -> np.ndarray:
+    """Best first, ties by lower index: the module docstring's rule 2, computed here independently."""
+    key = scores if mode == "low" else -scores
+    return np.array(sorted(range(scores.size), key=lambda i: (key[i], i)), dtype=np.int64)
+
+
+@given(scored(), st.floats(0.001, 1.0), st.sampled_from(["low", "high"]), st.floats(0.0, 1.0),
+       st.sampled_from([-0.2, 0.0, 1.0]))
+def test_safety_net_keeps_the_best_within_each_class(case, keep, mode, share, alpha):
+    """Within every class the kept images are that class's best ones (a prefix of
+    its images in the mode's order) and number at least the class's quota: stage 1
+    takes each class's K_c best, stage 2 the globally best of the rest."""
+    scores, labels, n_classes = case
+    result = select(scores, labels, n_classes=n_classes, keep=keep, mode=mode, safety_share=share, alpha=alpha)
+    kept = np.zeros(scores.size, dtype=bool)
+    kept[result.indices] = True
+    order = _expected_order(scores, mode)
+    for c in range(n_classes):
+        in_class = order[labels[order] == c]  # class c, best first
+        n_kept = int(kept[in_class].sum())
+        assert n_kept >= result.quotas[c]
+        assert kept[in_class[:n_kept]].all(), f"class {c} kept a worse image over a better one"
+
+
+def test_stage_one_takes_the_best_of_a_class_not_the_worst():
+    # class 1 holds scores 10, 11, 12; its quota of 2 must take 10 and 11.
+    scores = np.array([0.0, 1.0, 2.0, 3.0, 12.0, 10.0, 11.0])
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    net = select(scores, labels, n_classes=2, budget=4, safety_share=1.0, alpha=0.0)
+    assert net.quotas.tolist() == [2, 2]
+    assert net.indices.tolist() == [0, 1, 5, 6]
+
+
 def test_quota_examples():
     # alpha = 0: uniform; alpha = 1: proportional; alpha < 0 favours the tail.
     counts = np.array([100, 10, 1])

@@ -1,0 +1,196 @@
+"""Scoring the reference set: per image a pseudo-label and three uncertainty
+scores, in fixed-size contiguous shards.
+
+Shard s covers items ``[s*S, min((s+1)*S, N))`` and is scored in batches of B
+starting at its first item, whatever the number of processes, so a torchrun
+job (shards dealt round-robin to ranks) writes exactly the numbers of a
+single-process run. Each completed shard is written atomically (temporary file
++ ``os.replace``) by the rank that scored it; a run started again skips the
+shards already on disk, and rank 0 merges them into one scores file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .distributed import Context, fail_point
+from .engine import autocast
+from .errors import DataError
+
+SCORE_NAMES = ("energy", "entropy", "msp")
+#: Provenance keys a reused scores file must match (``scorer`` is informative only).
+MATCHED_KEYS = ("teacher", "temperature", "outlier_weight", "reference", "preprocess", "plada_version")
+
+
+@dataclass
+class Scores:
+    """Per reference image: hard label (argmax) and three uncertainty scores,
+    each lower = more confident: energy ``-T*logsumexp(z/T)``, entropy of
+    ``softmax(z/T)``, and negative max-softmax. ``provenance`` records what
+    produced them (saved with the arrays)."""
+
+    labels: np.ndarray
+    energy: np.ndarray
+    entropy: np.ndarray
+    neg_max_softmax: np.ndarray
+    temperature: float = 1.0
+    provenance: dict = field(default_factory=dict)
+
+    def get(self, name: str) -> np.ndarray:
+        table = {"energy": self.energy, "entropy": self.entropy, "msp": self.neg_max_softmax}
+        if name not in table:
+            raise DataError(f"score must be one of {', '.join(table)}, got {name!r}")
+        return table[name]
+
+    def save(self, path: str | Path) -> None:
+        """Atomically write an .npz: the four arrays, the temperature and the
+        provenance as a JSON string."""
+        path = Path(path)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+        np.savez(tmp, labels=self.labels, energy=self.energy, entropy=self.entropy,
+                 neg_max_softmax=self.neg_max_softmax, temperature=np.float64(self.temperature),
+                 provenance=np.array(json.dumps(self.provenance, sort_keys=True)))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scores:
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                provenance = json.loads(str(d["provenance"])) if "provenance" in d else {}
+                return cls(d["labels"], d["energy"], d["entropy"], d["neg_max_softmax"], float(d["temperature"]),
+                           provenance)
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{path} is not a plada-train scores file ({exc}): delete it or pass --rescore") from None
+
+
+def score_logits(logits: torch.Tensor, temperature: float = 1.0) -> tuple[np.ndarray, ...]:
+    """(labels int64, energy, entropy, -max softmax) in float32."""
+    z = logits.float() / temperature
+    log_probs = torch.log_softmax(z, dim=1)
+    probs = log_probs.exp()
+    energy = -temperature * torch.logsumexp(z, dim=1)
+    entropy = -(probs * log_probs).sum(1)
+    return (logits.float().argmax(1).numpy().astype(np.int64), energy.numpy(), entropy.numpy(),
+            (-probs.max(1).values).numpy())
+
+
+def differences(found: dict, wanted: dict) -> list[str]:
+    """What differs between two provenance records, over MATCHED_KEYS."""
+    out = []
+    for key in MATCHED_KEYS:
+        if found.get(key) != wanted.get(key):
+            a, b = found.get(key), wanted.get(key)
+            if isinstance(a, dict) and isinstance(b, dict):
+                out += [f"{key}.{k} {a.get(k)!r} (requested {b.get(k)!r})" for k in sorted(set(a) | set(b))
+                        if a.get(k) != b.get(k)]
+            else:
+                out.append(f"{key} {a!r} (requested {b!r})")
+    return out
+
+
+@torch.no_grad()
+def _score_shard(model: nn.Module, reference: Dataset, start: int, stop: int, *, temperature: float,
+                 batch_size: int, workers: int, device: torch.device) -> dict[str, np.ndarray]:
+    loader = DataLoader(reference, batch_size=batch_size, sampler=range(start, stop), num_workers=workers,
+                        pin_memory=device.type == "cuda")
+    parts = []
+    for x, index in loader:
+        with autocast(device):
+            logits = model(x.to(device, non_blocking=True))
+        parts.append((index.numpy(), *score_logits(logits.float().cpu(), temperature)))
+    index, labels, energy, entropy, msp = (np.concatenate(p) for p in zip(*parts))
+    if not np.array_equal(index, np.arange(start, stop)):
+        raise RuntimeError(f"reference items {start}..{stop} came back out of order")
+    return {"labels": labels, "energy": energy, "entropy": entropy, "neg_max_softmax": msp}
+
+
+def score_reference(model: nn.Module, reference: Dataset, context: Context, *, temperature: float = 1.0,
+                    batch_size: int = 256, shard_size: int = 8192, workers: int = 0,
+                    parts_dir: str | Path | None = None, provenance: dict | None = None,
+                    progress: bool = False) -> Scores | None:
+    """Score every item of *reference* (items ``(tensor, index)``).
+
+    One process: returns Scores. Under torchrun each rank scores its shards
+    and rank 0 returns the merged Scores (other ranks return None); this needs
+    *parts_dir*, a folder the ranks share. With *parts_dir*, completed shards
+    persist there and a new call with the same *provenance* resumes; a
+    different one is refused."""
+    from tqdm.auto import tqdm
+
+    if not temperature > 0:
+        raise DataError(f"temperature must be positive, got {temperature}")
+    if batch_size < 1 or shard_size < 1:
+        raise DataError("batch size and shard size must be >= 1")
+    n = len(reference)
+    provenance = dict(provenance or {}, scorer={"shard_size": shard_size, "batch_size": batch_size})
+    if context.distributed and parts_dir is None:
+        raise DataError("scoring under torchrun needs a shared parts folder (parts_dir)")
+    parts = Path(parts_dir) if parts_dir is not None else None
+    if parts is not None:
+        request_file = parts / "request.json"
+        request = json.dumps(provenance, sort_keys=True)
+        if context.is_main:
+            parts.mkdir(parents=True, exist_ok=True)
+            if request_file.exists() and request_file.read_text() != request:
+                found = json.loads(request_file.read_text())
+                what = differences(found, provenance) or ["shard or batch size"]
+                raise DataError(f"{parts} holds partial scores of another request ({'; '.join(what)}): "
+                                "delete it or pass --rescore")
+            request_file.write_text(request)
+        context.barrier()
+    model.to(device := context.device).eval()
+    n_shards = -(-n // shard_size)
+    mine = range(context.rank, n_shards, context.world_size)
+    if parts is not None and context.is_main:
+        on_disk = len(list(parts.glob("shard-*.npz")))
+        if on_disk:
+            print(f"resuming: {on_disk} of {n_shards} shards already scored in {parts}", flush=True)
+    done_now = 0
+    results: dict[int, dict] = {}
+    for s in tqdm(mine, desc="score reference", disable=not progress or not context.is_main, leave=False):
+        start, stop = s * shard_size, min(n, (s + 1) * shard_size)
+        path = parts / f"shard-{s:08d}.npz" if parts is not None else None
+        if path is not None and path.exists():
+            continue  # completed by an earlier run
+        shard = _score_shard(model, reference, start, stop, temperature=temperature, batch_size=batch_size,
+                             workers=workers, device=device)
+        if path is None:
+            results[s] = shard
+            continue
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+        np.savez(tmp, **shard)
+        os.replace(tmp, path)  # a shard file exists only once complete
+        done_now += 1
+        fail_point("shards", done_now)
+    context.barrier()
+    if not context.is_main:
+        return None
+    arrays = {k: [] for k in ("labels", "energy", "entropy", "neg_max_softmax")}
+    for s in range(n_shards):
+        if parts is not None:
+            with np.load(parts / f"shard-{s:08d}.npz") as d:
+                shard = {k: d[k] for k in arrays}
+        else:
+            shard = results[s]
+        for k in arrays:
+            arrays[k].append(shard[k])
+    merged = {k: np.concatenate(v) if v else np.empty(0, np.int64 if k == "labels" else np.float32)
+              for k, v in arrays.items()}
+    return Scores(merged["labels"], merged["energy"], merged["entropy"], merged["neg_max_softmax"],
+                  temperature, provenance)
+
+
+def remove_parts(parts_dir: str | Path) -> None:
+    shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+__all__ = ["Scores", "score_logits", "score_reference", "differences", "remove_parts", "SCORE_NAMES"]
