@@ -532,7 +532,7 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
         labels[i] = (int32_t)label;
         after_label(&s, label, slot);
     }
-    /* Termination (spec 15.6): every byte read, the last one non-zero, and the
+    /* Termination (spec 15.7): every byte read, the last one non-zero, and the
      * value the bytes spell is the canonical one of the final interval. */
     if (src_len > d.pos)
         return cm_fail(err, PLADA_ERR_TRAILING, count, d.pos, src_len);

@@ -24,6 +24,7 @@ from ._encode import PayloadEncoder, encode
 from ._errors import (
     ChecksumError,
     EncodeError,
+    InvalidOptionError,
     LimitExceededError,
     PayloadError,
     PayloadFormatError,
@@ -32,10 +33,9 @@ from ._errors import (
     StaleManifestError,
     TrailingDataError,
     TruncatedPayloadError,
+    UnknownBackendError,
     UnsupportedFeatureError,
     UnsupportedVersionError,
-    InvalidOptionError,
-    UnknownBackendError,
 )
 from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
 from ._reference import ReferenceSet, TarImage, tar_images

@@ -8,6 +8,8 @@ path raise the same class with the same message for the same input.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from . import _kernel_errors as ke
 from ._errors import PayloadFormatError, UnsupportedFeatureError
 
@@ -23,7 +25,7 @@ ERR_PRESET = 12  # the body's first byte names no known preset
 WHERE = "index section (context-model)"
 
 
-def raise_cm(status: int, position: int, expected: int, actual: int) -> None:
+def raise_cm(status: int, position: int, expected: int, actual: int) -> NoReturn:
     """Raise the exception for a context-model kernel *status*."""
     if status == ERR_CODED:
         raise PayloadFormatError(
@@ -42,7 +44,7 @@ def raise_cm(status: int, position: int, expected: int, actual: int) -> None:
                 "the move-to-front list (non-canonical)"
             )
         raise PayloadFormatError(
-            f"{WHERE}: the stream does not end with the canonical termination (spec 15.6)"
+            f"{WHERE}: the stream does not end with the canonical termination (spec 15.7)"
         )
     if status == ERR_PRESET:
         raise UnsupportedFeatureError(

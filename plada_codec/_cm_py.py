@@ -31,7 +31,7 @@ from . import _cm_errors as ce
 
 name = "python"
 
-# -- the binary range coder (spec 15.2) --------------------------------------
+# -- the binary range coder (spec 15.4) --------------------------------------
 PROB_BITS = 16
 PROB_ONE = 1 << PROB_BITS  # probabilities are of a 0 bit, in units of 2**-16
 PROB_INIT = PROB_ONE // 2
@@ -56,7 +56,7 @@ MAX_SLOTS = 4
 
 @dataclass(frozen=True)
 class Preset:
-    """Parameters a body selects with its first byte (spec table 15.1)."""
+    """Parameters a body selects with its first byte (spec 15.2)."""
 
     id: int
     name: str
@@ -222,7 +222,7 @@ class RangeDecoder:
         return value
 
     def check_end(self, count: int) -> None:
-        """Reject unread or non-canonical trailing bytes (spec 15.6)."""
+        """Reject unread or non-canonical trailing bytes (spec 15.7)."""
         size, pos = len(self.data), self.pos
         if size > pos:
             ce.raise_cm(ce.ERR_TRAILING, count, pos, size)
@@ -238,7 +238,7 @@ class RangeDecoder:
                 ce.raise_cm(ce.ERR_CANONICAL, count, 0, 0)
 
 
-# -- the pair model (spec 15.3-15.5) ------------------------------------------
+# -- the pair model (spec 15.3, 15.5, 15.6) ------------------------------------------
 
 
 class _PairModel:

@@ -283,7 +283,9 @@ class PayloadEncoder:
             return None
         fast = zstandard.ZstdCompressor(level=ZSTD_FAST_LEVEL, write_content_size=True,
                                         write_checksum=False, write_dict_id=False)
-        frames, bounds, floors = {}, {}, {}
+        frames: dict = {}
+        bounds: dict = {}
+        floors: dict = {}
         for stype in CRITICAL_SECTIONS:
             for codec in usable[stype]:
                 if codec.partner is not None or not codec.try_compression:

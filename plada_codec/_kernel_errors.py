@@ -4,6 +4,8 @@ with the same message for the same bad input."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from ._errors import EncodeError, PayloadFormatError
 
 # Mirrors enum plada_status in csrc/plada_core.h; the values are part of the
@@ -19,7 +21,7 @@ ERR_VALUE = 7  # encoder: a value does not fit the requested width
 ERR_ARG = 8  # a caller bug: an argument outside the function's contract
 
 
-def raise_status(status: int, where: str, position: int, expected: int, actual: int) -> None:
+def raise_status(status: int, where: str, position: int, expected: int, actual: int) -> NoReturn:
     """Raise the exception for a non-zero kernel *status*.
 
     *where* names the section or kernel, *position* the first offending entry

@@ -11,7 +11,6 @@ spec/FORMAT.md sections 4 and 5.1 say.
 
 from __future__ import annotations
 
-import struct
 import sys
 from pathlib import Path
 
