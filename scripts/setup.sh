@@ -19,11 +19,16 @@ CONSTRAINTS=constraints-cpu.txt
 if [ "$MODE" = "full" ]; then
     VENV="${VENV:-.venv}"
     EXTRAS="train,dev"
-    if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    # Debian packages: Fashion-MNIST (the demo's pool) and clang (libFuzzer + ASan/UBSan for
+    # fuzz/; Debian 12's clang-14 brings libclang-rt-14-dev).
+    APT=()
+    [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || APT+=(dataset-fashion-mnist)
+    command -v clang >/dev/null 2>&1 || APT+=(clang)
+    if [ "${#APT[@]}" -gt 0 ]; then
         SUDO=""
         [ "$(id -u)" -ne 0 ] && SUDO="sudo"
         $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT[@]}"
     fi
 else
     VENV="${VENV:-.venv-codec}"
