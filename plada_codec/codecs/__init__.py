@@ -2,7 +2,7 @@
 
 >>> from plada_codec import codecs
 >>> codecs.names("index"), codecs.names("labels")
-(['delta', 'bitmap'], ['packed', 'bytes'])
+(['delta', 'bitmap', 'context-model'], ['packed', 'bytes', 'joint'])
 >>> codecs.get(codecs.SECTION_INDEX, 0)
 <codec index/delta id 0, format 1.0>
 
