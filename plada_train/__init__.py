@@ -2,33 +2,42 @@
 
 ``produce(...)`` and ``consume(...)`` do what ``plada-train produce`` and
 ``plada-train consume`` do, with the same defaults (ProduceRequest,
-ConsumeRequest, TeacherRecipe, StudentRecipe)."""
+ConsumeRequest, TeacherRecipe, StudentRecipe).
 
-from .data import ImageSet, Miniature, load_folder, load_miniature, load_npz
-from .distributed import Context, pick_device
-from .engine import evaluate, seed_everything, train_classifier
-from .errors import DataError
-from .models import SmallCNN, create_model
-from .pipeline import (
-    Consumed,
-    ConsumeRequest,
-    Produced,
-    ProduceRequest,
-    consume,
-    make_payload,
-    produce,
-    train_student,
-    train_teacher,
-)
-from .recipes import StudentRecipe, TeacherRecipe, TrainRecipe
-from .scoring import Scores, score_reference
-from .selection import Selection, select
+Names are imported on first use (PEP 562), so the numpy-only parts
+(``plada_train.selection``) work where torch is not installed.
+"""
 
-__all__ = [
-    "ImageSet", "Miniature", "load_folder", "load_miniature", "load_npz",
-    "Context", "pick_device", "evaluate", "seed_everything", "train_classifier", "DataError",
-    "SmallCNN", "create_model",
-    "ConsumeRequest", "Consumed", "ProduceRequest", "Produced", "consume", "make_payload", "produce",
-    "train_student", "train_teacher",
-    "StudentRecipe", "TeacherRecipe", "TrainRecipe", "Scores", "score_reference", "Selection", "select",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "data": ["ImageSet", "Miniature", "load_folder", "load_miniature", "load_npz"],
+    "distributed": ["Context", "pick_device"],
+    "engine": ["evaluate", "seed_everything", "train_classifier"],
+    "errors": ["DataError"],
+    "models": ["SmallCNN", "create_model"],
+    "pipeline": ["ConsumeRequest", "Consumed", "ProduceRequest", "Produced", "consume", "make_payload", "produce",
+                 "train_student", "train_teacher"],
+    "recipes": ["StudentRecipe", "TeacherRecipe", "TrainRecipe"],
+    "scoring": ["Scores", "score_reference"],
+    "selection": ["Selection", "select"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'plada_train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -52,3 +52,12 @@ def test_unknown_backend_argument_is_a_payload_error_and_a_value_error():
             assert "auto, c, python" in str(exc)
         else:
             raise AssertionError("an unknown backend was accepted")
+
+
+def test_selection_rules_import_without_torch():
+    # The codec-only environment (scripts/setup.sh --codec) has no torch; the numpy-only
+    # selection rules and their tests must still load there.
+    code = ("import sys; sys.modules['torch'] = None; import plada_train.selection as s; "
+            "print(s.select(__import__('numpy').arange(4.0), [0, 1, 0, 1], n_classes=2, budget=2).indices.tolist())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[0, 1]", result.stderr
