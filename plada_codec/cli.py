@@ -221,8 +221,10 @@ def _cmd_decode(args) -> int:
     if fmt == "npz":
         if args.output == "-":
             raise UsageError("npz output needs a file name (-o FILE.npz)")
-        np.savez(args.output, indices=payload.indices, labels=payload.labels,
-                 n_ref=payload.n_ref, n_classes=payload.n_classes)
+        # A file object, so the file is named exactly -o (np.savez would append ".npz").
+        with open(args.output, "wb") as fh:
+            np.savez(fh, indices=payload.indices, labels=payload.labels,
+                     n_ref=payload.n_ref, n_classes=payload.n_classes)
         return EXIT_OK
     if fmt == "csv":
         buffer = io.StringIO()

@@ -381,3 +381,13 @@ def test_compare_and_inspect_an_empty_selection_and_a_huge_reference(tmp_path, c
     status, out, _ = _run(["compare", huge], capsys)
     assert status == EXIT_OK and "not computed" in out
 
+
+
+def test_decode_npz_writes_exactly_the_named_file(tmp_path):
+    payload = tmp_path / "p.plada"
+    payload.write_bytes(plada_codec.encode([2, 5], [1, 0], n_ref=8, n_classes=2))
+    out = tmp_path / "selection.bin"
+    assert main(["decode", str(payload), "-o", str(out), "--format", "npz"]) == EXIT_OK
+    assert out.exists() and not (tmp_path / "selection.bin.npz").exists()
+    with np.load(out) as data:
+        assert data["indices"].tolist() == [2, 5] and data["labels"].tolist() == [1, 0]
