@@ -82,6 +82,24 @@ class Writer:
         self.files[self.root / "invalid" / f"{stem}.bin"] = data
         self.files[self.root / "invalid" / f"{stem}.json"] = _json_dump(doc).encode()
 
+    def sync(self, check: bool) -> int:
+        """Write the vectors under root (removing stale ones), or with *check* only
+        report what would change; the exit status of the generator."""
+        changed = [p for p, data in self.files.items() if not p.exists() or p.read_bytes() != data]
+        stale = [p for p in self.root.rglob("*")
+                 if p.is_file() and p.suffix in (".bin", ".json") and p not in self.files]
+        if check:
+            for p in changed + stale:
+                print(f"would change: {p.relative_to(self.root)}")
+            return 1 if changed or stale else 0
+        for p in stale:
+            p.unlink()
+        for p, data in self.files.items():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        print(f"{self.valid_no} valid and {self.invalid_no} invalid vectors in {self.root}")
+        return 0
+
 
 def make_valid(w: Writer) -> None:
     w.valid("empty", "k = 0, N = 1, C = 1: both critical sections present and empty",
@@ -461,19 +479,7 @@ def main() -> int:
     if missing:
         print("registered format 1.0 codecs without a valid and a must-reject vector: " + ", ".join(missing))
         return 1
-    changed = [p for p, data in writer.files.items() if not p.exists() or p.read_bytes() != data]
-    stale = [p for p in OUT.rglob("*") if p.is_file() and p.suffix in (".bin", ".json") and p not in writer.files]
-    if args.check:
-        for p in changed + stale:
-            print(f"would change: {p.relative_to(OUT)}")
-        return 1 if changed or stale else 0
-    for p in stale:
-        p.unlink()
-    for p, data in writer.files.items():
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    print(f"{writer.valid_no} valid and {writer.invalid_no} invalid vectors in {OUT}")
-    return 0
+    return writer.sync(args.check)
 
 
 if __name__ == "__main__":

@@ -202,19 +202,7 @@ def main() -> int:
     if problems:
         print("invalid vectors not rejected as documented:\n  " + "\n  ".join(problems))
         return 1
-    changed = [p for p, data in writer.files.items() if not p.exists() or p.read_bytes() != data]
-    stale = [p for p in HERE.rglob("*") if p.is_file() and p.suffix in (".bin", ".json") and p not in writer.files]
-    if args.check:
-        for p in changed + stale:
-            print(f"would change: {p.relative_to(HERE)}")
-        return 1 if changed or stale else 0
-    for p in stale:
-        p.unlink()
-    for p, data in writer.files.items():
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    print(f"{writer.valid_no} valid and {writer.invalid_no} invalid vectors in {HERE}")
-    return 0
+    return writer.sync(args.check)
 
 
 if __name__ == "__main__":
