@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _backend, codecs
-from ._compression import COMPRESSION_NAMES, stored_to_raw
+from ._compression import COMPRESSION_NAMES, COMPRESSION_NONE, stored_to_raw
 from ._constants import (
     DEFAULT_MAX_ANCILLARY_BYTES,
     DEFAULT_MAX_COUNT,
@@ -74,6 +74,11 @@ def _resolve_codecs(sections: list[Section], header: Header, version: tuple[int,
             raise PayloadFormatError(
                 f"{section.where} uses codec {codec.name!r} of format {version_text(codec.introduced)}, "
                 f"but the header declares format {FORMAT_MAJOR}.{header.minor}"
+            )
+        if section.compression != COMPRESSION_NONE and not codec.allows_compression:
+            raise PayloadFormatError(
+                f"{section.where} uses codec {codec.name!r} with compression "
+                f"{COMPRESSION_NAMES[section.compression]!r}; this codec's body is stored uncompressed"
             )
         plan.append((section, codec))
     chosen = {section.type: codec for section, codec in plan}

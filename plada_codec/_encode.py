@@ -243,9 +243,12 @@ class PayloadEncoder:
         usable = {}
         for stype in CRITICAL_SECTIONS:
             allowed, forced = self._options[stype]
-            usable[stype] = [c for c in allowed if c.usable(selection, forced)]
+            usable[stype] = [c for c in allowed if c.usable(selection, forced) and self._storable(c, self._named(c))]
         raws = {(c.section_type, c.id): c.encode(selection, self._kernels)
                 for stype in CRITICAL_SECTIONS for c in usable[stype]}
+        for stype in CRITICAL_SECTIONS:
+            usable[stype] = [c for c in usable[stype]
+                             if self._dense_enough(c, selection, raws[(c.section_type, c.id)], self._named(c))]
         fast_frames = self._slow_zstd_cannot_win(usable, raws)
         candidates = {
             stype: [self._stored(c, selection, raws[(c.section_type, c.id)], fast_frames) for c in usable[stype]]
@@ -262,6 +265,38 @@ class PayloadEncoder:
         # Smallest total; ties by codec ids in section order (lists are already id-ordered).
         best = min(plans, key=lambda pair: sum(len(section[4]) for _, section in pair))
         return list(best)
+
+    def _named(self, codec: codecs.Codec) -> bool:
+        """Whether the options name *codec*, or name the joint codec whose partner it is."""
+        for allowed, forced in self._options.values():
+            if forced and (allowed[0] is codec or allowed[0].partner == (codec.section_type, codec.id)):
+                return True
+        return False
+
+    def _storable(self, codec: codecs.Codec, forced: bool) -> bool:
+        """False (EncodeError when *forced*) for a codec whose body must be stored
+        uncompressed (spec 15.1) under compression='zstd'."""
+        if codec.allows_compression or COMPRESSION_NONE in self._compressor.allowed:
+            return True
+        if forced:
+            raise EncodeError(f"the {codec.name} codec's body is stored uncompressed (spec 15.1); "
+                              f"use compression='none' or 'auto', or another codec")
+        return False
+
+    @staticmethod
+    def _dense_enough(codec: codecs.Codec, selection: codecs.Selection, raw: bytes, forced: bool) -> bool:
+        """False (EncodeError when *forced*) for a body below its codec's minimum
+        length, which the context model has where a selection codes in under
+        1 bit a pair (spec 15.1); "auto" then picks a 1.0 codec."""
+        low = codec.raw_length_bounds(selection)[0]
+        if len(raw) >= low:
+            return True
+        if forced:
+            raise EncodeError(
+                f"the {codec.name} codec codes these {selection.count} pairs in {len(raw)} bytes, under its "
+                f"minimum of 1 byte per 8 pairs ({low} bytes, spec 15.1); use a 1.0 codec or 'auto'"
+            )
+        return False
 
     # -- f2-cm (format 1.1): keep the Zstandard escape cheap -------------------
     # At level 19 the 1.0 candidates cost ~400 ms on 1% of ImageNet-21K (the

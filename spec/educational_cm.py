@@ -44,8 +44,8 @@ RATE = [131072 // (2 * n + 3) for n in range(256)]
 
 
 def raw_length_bounds(k: int, n_ref: int, c: int) -> tuple[int, int]:
-    """15.1: index / context-model carries 1 <= raw_length <= 5 + 136 k bytes."""
-    return 1, 5 + 136 * k
+    """15.1: index / context-model carries max(1, ceil(k / 8)) <= raw_length <= 5 + 136 k bytes."""
+    return max(1, (k + 7) // 8), 5 + 136 * k
 
 
 class Models:

@@ -264,6 +264,7 @@ CODECS = {
     (0x8003, 0): ("metadata", 0, ancillary_bounds, decode_metadata),
 }
 PARTNERS: dict = {}  # format 1.0 has no joint codecs
+UNCOMPRESSED: set = set()  # codecs whose body MUST have compression 0; none in format 1.0
 # -- format 1.1: the joint context-model codec (section 15, spec/educational_cm.py) --
 _cm_spec = importlib.util.spec_from_file_location(f"{__name__}_cm", Path(__file__).with_name("educational_cm.py"))
 educational_cm = importlib.util.module_from_spec(_cm_spec)
@@ -272,6 +273,7 @@ educational_cm.fail = fail  # its rejections carry this module's DecodeError
 CODECS[(0x0001, 2)] = (("indices", "labels"), 1, educational_cm.raw_length_bounds, educational_cm.decode_cm_body)
 CODECS[(0x0002, 2)] = ((), 1, lambda k, n_ref, c: exactly(0), lambda raw, k, n_ref, c: ())
 PARTNERS.update({(0x0001, 2): (0x0002, 2), (0x0002, 2): (0x0001, 2)})
+UNCOMPRESSED.add((0x0001, 2))  # 15.1: compression 0 only
 # -- end of format 1.1 --
 
 
@@ -355,6 +357,8 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
             fail("UnsupportedFeature", "unknown codec or compression")
         if known[1] > minor:
             fail("FormatError", "codec newer than the header's minor version")
+        if (stype, codec) in UNCOMPRESSED and compression != 0:
+            fail("FormatError", "this codec's body must be stored uncompressed")
         plan.append((stype, codec, compression, raw_length, body))
     chosen = {stype: codec for stype, codec, _, _, _ in plan}
     for stype, codec, _, _, _ in plan:

@@ -274,3 +274,43 @@ def test_twins_agree_on_random_bodies(body, count, n_classes):
     assert _outcome(_module("c"), body, count, n_ref, n_classes) == _outcome(
         _cm_py, body, count, n_ref, n_classes
     )
+
+
+# -- 15.1: at most 8 pairs per body byte, body stored uncompressed ---------------------------
+
+
+def test_dense_selection_falls_back_to_format_1_0(backend):
+    # k = N = 100,000 items of one class: a canonical context-model stream is the
+    # preset byte alone (1 byte), under the ceil(100000 / 8) = 12,500 bytes 15.1
+    # requires, so "auto" must write 1.0 codecs and a 1.0 header.
+    import plada_codec
+
+    indices, labels = np.arange(100_000), np.zeros(100_000, np.int64)
+    assert _cm_py.encode(indices, labels, 100_000, 1, 0) == b"\x00"
+    data = plada_codec.encode(indices, labels, n_ref=100_000, n_classes=1, backend=backend)
+    info = plada_codec.inspect(data)
+    assert info.version == (1, 0)
+    assert [s.codec_name for s in info.sections] != ["context-model", "joint"]
+    assert plada_codec.decode(data, backend=backend).indices.size == 100_000
+    with pytest.raises(plada_codec.EncodeError, match=r"12500 bytes, spec 15.1"):
+        plada_codec.encode(indices, labels, n_ref=100_000, n_classes=1, backend=backend,
+                           index_codec="context-model")
+    with pytest.raises(plada_codec.EncodeError, match=r"stored uncompressed \(spec 15.1\)"):
+        plada_codec.encode(indices[:5], labels[:5], n_ref=100_000, n_classes=1, backend=backend,
+                           label_codec="joint", compression="zstd")
+
+
+@pytest.mark.parametrize("count, accepted", [(8, True), (9, False), (2**20, False)])
+def test_decoder_refuses_more_than_8_pairs_per_byte(backend, count, accepted):
+    # The 1-byte body decodes to k = N items of class 0 for any k (15.4: bytes past
+    # the end read as zeros); 15.1 allows it for k <= 8 only, before any pair is decoded.
+    import plada_codec
+    from plada_codec import wire
+
+    data = wire.join(wire.RawPayload(n_classes=1, n_ref=count, count=count, minor=1, sections=[
+        wire.RawSection(0x0001, 2, 0, b"\x00"), wire.RawSection(0x0002, 2, 0, b"")]))
+    if accepted:
+        assert plada_codec.decode(data, backend=backend).indices.tolist() == list(range(count))
+    else:
+        with pytest.raises(PayloadFormatError, match=rf"raw_length 1 outside the {-(-count // 8)}\.\."):
+            plada_codec.decode(data, backend=backend)

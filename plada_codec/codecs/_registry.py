@@ -107,6 +107,9 @@ class Codec:
     partner: ClassVar[tuple[int, int] | None] = None
     # False where the body is already entropy coded and Zstandard cannot win.
     try_compression: ClassVar[bool] = True
+    # False where the spec requires compression 0, so that raw_length (which
+    # bounds the decoding work) is the body's real size on the wire.
+    allows_compression: ClassVar[bool] = True
     # The Limits field that bounds raw_length before decompression, if any.
     limit: ClassVar[str | None] = None
 

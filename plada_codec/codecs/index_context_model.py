@@ -14,6 +14,15 @@ from ._registry import Codec, register
 
 # Bytes one pair can take at most: 68 coding steps of at most 2 bytes each (spec 15.1).
 MAX_BYTES_PER_PAIR = 136
+# Pairs one body byte may carry at most (spec 15.1), the density of a bitmap:
+# decoding work stays proportional to the bytes on the wire, whatever k the
+# header declares. Denser selections (near 1 bit a pair) take a 1.0 codec.
+MAX_PAIRS_PER_BYTE = 8
+
+
+def min_raw_length(count: int) -> int:
+    """The shortest body the spec allows for *count* pairs: the preset byte, and 1 byte per 8 pairs."""
+    return max(1, -(-count // MAX_PAIRS_PER_BYTE))
 
 
 def cm_kernels(kernels):
@@ -36,9 +45,10 @@ class IndexContextModel(Codec):
     fields = ("indices", "labels")
     partner = (SECTION_LABELS, 2)
     try_compression = False  # a range-coded stream does not compress
+    allows_compression = False  # raw_length must be the size on the wire (spec 15.1)
 
     def raw_length_bounds(self, shape):
-        return 1, 5 + MAX_BYTES_PER_PAIR * shape.count
+        return min_raw_length(shape.count), 5 + MAX_BYTES_PER_PAIR * shape.count
 
     def encode(self, selection, kernels):
         cm = cm_kernels(kernels)

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import zstandard
 
 import plada_codec
 from plada_codec import _cm_py, wire
@@ -57,14 +58,18 @@ def make_valid(w: Writer) -> None:
     big = [0, 1, 2**32 - 1, 2**32, 2**32 + 5, 2**40, 2**47 + 3, 2**48 - 1]
     w.valid("cm-wide", "N = 2**48, C = 2**24: raw gap chunks of 16 bits, 16 raw label bits, label C - 1",
             big, [0, 2**24 - 1, 123456, 0, 2**24 - 1, 7, 7, 2**23], n_ref=2**48, n_classes=2**24, **CM)
+    # Labels drawn at random: labels in long runs code in under 1 bit a pair, which
+    # this codec may not carry (15.1).
     w.valid("cm-all-selected", "k = N = 300, C = 3: every gap 1, three list slots = C (last one implied)",
-            np.arange(300), (np.arange(300) // 7) % 3, n_ref=300, n_classes=3, **CM)
+            np.arange(300), np.random.default_rng(7).integers(0, 3, 300), n_ref=300, n_classes=3, **CM)
     w.valid("cm-one-class", "C = 1: no label decisions at all",
             [4, 5, 6, 90, 91, 400], [0] * 6, n_ref=1000, n_classes=1, **CM)
     idx, labels = clustered_selection(1_281_167, 12_811, 200, seed=11)
     w.valid("imagenet1k-1pct-auto", "realistic: 1% of an ImageNet-1K-sized set, 200 classes, clustered; "
             "auto codecs (the encoder picks the context model)",
             idx, labels, n_ref=1_281_167, n_classes=200, zstd_level=19, format_version=None)
+    w.valid("cm-densest", "k = N = 8, C = 1: the 1-byte body (preset 0, empty stream) at the limit of "
+            "8 pairs per byte (15.1)", np.arange(8), [0] * 8, n_ref=8, n_classes=1, **CM)
 
 
 def _payload(n_ref, n_classes, count, index_body, label_codec=2, label_body=b"", minor=1) -> bytes:
@@ -153,7 +158,7 @@ def make_invalid(w: Writer) -> None:
     w.invalid("cm-empty-body", "FormatError", "15.1 raw_length >= 1 (the preset byte)",
               _payload(300, 7, 100, b""), codec=INDEX)
     w.invalid("cm-stream-start", "FormatError", "15.4 init: the stream starts FF FF FF FF (code >= range)",
-              _payload(300, 7, 100, b"\x00\xff\xff\xff\xff"), codec=INDEX)
+              _payload(300, 7, 1, b"\x00\xff\xff\xff\xff"), codec=INDEX)
     w.invalid("cm-too-long", "FormatError", "15.1 raw_length <= 5 + 136 k",
               _payload(300, 7, 1, b"\x00" + b"\x01" * 141), codec=INDEX)
     w.invalid("cm-without-joint-labels", "FormatError", "15.1 index codec 2 needs label codec 2",
@@ -167,6 +172,18 @@ def make_invalid(w: Writer) -> None:
               joint_alone, codec=JOINT)
     w.invalid("joint-body-not-empty", "FormatError", "15.1 label codec 2: raw_length = 0",
               _payload(300, 7, 100, body, label_body=b"\x00"), codec=JOINT)
+    # A preset byte alone is the canonical stream of k = N items of one class, for any k.
+    w.invalid("cm-too-dense", "FormatError",
+              "15.1 raw_length >= ceil(k / 8): k = N = 9, C = 1 in the 1-byte body (a canonical stream)",
+              _payload(9, 1, 9, b"\x00"), codec=INDEX)
+    w.invalid("cm-too-dense-large", "FormatError",
+              "15.1 raw_length >= ceil(k / 8): a 137-byte payload declaring k = N = 2**20 pairs",
+              _payload(2**20, 1, 2**20, b"\x00"), codec=INDEX)
+    frame = zstandard.ZstdCompressor(write_content_size=True, write_checksum=False).compress(body)
+    w.invalid("cm-compressed", "FormatError", "15.1 the context-model body has compression 1 (must be 0)",
+              wire.join(wire.RawPayload(n_classes=7, n_ref=300, count=100, minor=1, sections=[
+                  wire.RawSection(0x0001, 2, 1, frame, raw_length=len(body)),
+                  wire.RawSection(0x0002, 2, 0, b"")])), codec=INDEX)
 
 
 def _check_invalid(w: Writer) -> list[str]:
