@@ -3,7 +3,10 @@
 Exit status: 0 success; 1 the payload is invalid, exceeds a limit or does not
 match the reference set; 2 bad usage: a bad option or input file, an invalid
 selection to encode, an unreadable or unwritable file, or a reference set that
-cannot be fingerprinted or changed since its manifest was written.
+cannot be fingerprinted or changed since its manifest was written; 141 the
+reader of standard output went away (``plada decode p -o - | head``), silently,
+as for a program SIGPIPE ended. ``inspect`` still prints the header and sections
+of a payload whose body does not decode, then exits 1.
 Every error is one line on standard error: ``plada <command>: error: ...``.
 """
 
@@ -32,10 +35,11 @@ from ._reference import ReferenceSet
 from ._results import Payload, PayloadInfo
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 _EPILOG = (
     "exit status: 0 success; 1 invalid payload, limit exceeded or reference mismatch; "
     "2 usage error, bad input file, invalid selection, or a reference set that cannot be "
-    "hashed or changed since its manifest"
+    "hashed or changed since its manifest; 141 the output pipe closed early (as after SIGPIPE)"
 )
 # Commands whose input is a payload: an unexpected ValueError there means the payload is bad.
 _PAYLOAD_COMMANDS = ("decode", "inspect", "verify", "compare")
@@ -244,7 +248,9 @@ def _bits(nbytes: float, count: int) -> str:
     return "-" if count == 0 else f"{8 * nbytes / count:.2f}"
 
 
-def _format_table(info: PayloadInfo, payload: Payload) -> str:
+def _format_table(info: PayloadInfo, payload: Payload | None) -> str:
+    """The inspect table; *payload* is None when a body did not decode (the
+    header and section framing, which ``inspect`` checks, are still shown)."""
     k = info.count
     lines = [
         f"PLADA payload, format {info.version[0]}.{info.version[1]}, {info.total_length} bytes, "
@@ -253,24 +259,26 @@ def _format_table(info: PayloadInfo, payload: Payload) -> str:
         + (info.fingerprint.hex() if info.fingerprint else "(unbound)"),
         f"  selection   k = {k} entries, C = {info.n_classes} classes",
     ]
-    if payload.task_name is not None:
+    if payload is None:
+        lines.append("  contents    not shown: a section body does not decode (error below)")
+    elif payload.task_name is not None:
         lines.append(f"  task        {_strict_json(payload.task_name)}")
-    if payload.class_names is not None:
+    if payload is not None and payload.class_names is not None:
         more = ", ..." if len(payload.class_names) > 8 else ""
         shown = ", ".join(_strict_json(n) for n in payload.class_names[:8]) + more
         lines.append(f"  classes     {shown}")
-    if payload.metadata:
+    if payload is not None and payload.metadata:
         lines.append("  metadata")
         for key, value in payload.metadata.items():
             lines.append(f"    {_strict_json(key)} = {_strict_json(value)}")
     lines += [
         "",
-        f"  {'section':<14}{'codec':<9}{'compr.':<7}{'raw B':>11}{'stored B':>11}{'offset':>9}{'bits/pair':>11}",
+        f"  {'section':<14}{'codec':<15}{'compr.':<7}{'raw B':>11}{'stored B':>11}{'offset':>9}{'bits/pair':>11}",
     ]
     for s in info.sections:
         name = s.name + ("" if s.understood else " (skipped)")
         lines.append(
-            f"  {name:<14}{s.codec_name:<9}{s.compression_name:<7}{s.raw_length:>11}"
+            f"  {name:<14}{s.codec_name:<14} {s.compression_name:<7}{s.raw_length:>11}"
             f"{s.stored_length:>11}{s.offset:>9}{_bits(s.stored_length, k):>11}"
         )
     lines.append("  (bits/pair: a section's stored body bytes x 8 / k; framing not included)")
@@ -280,18 +288,28 @@ def _format_table(info: PayloadInfo, payload: Payload) -> str:
 def _cmd_inspect(args) -> int:
     data = _read(args)
     info = inspect(data)
-    payload = _decode(args, data)  # for metadata, class names and task name
+    try:
+        payload: Payload | None = _decode(args, data)  # for metadata, class names and task name
+        problem = None
+    except PayloadError as exc:  # a damaged body: still show the framing inspect has checked
+        payload, problem = None, exc
     if args.json:
         out = info.to_dict()
         k = info.count
         out["bits_per_pair"] = None if k == 0 else 8 * info.total_length / k
         for section in out["sections"]:
             section["bits_per_pair"] = None if k == 0 else 8 * section["stored_length"] / k
-        out.update(class_names=None if payload.class_names is None else list(payload.class_names),
-                   task_name=payload.task_name, metadata=payload.metadata)
+        if payload is not None:
+            out.update(class_names=None if payload.class_names is None else list(payload.class_names),
+                       task_name=payload.task_name, metadata=payload.metadata)
+        else:
+            out.update(class_names=None, task_name=None, metadata=None,
+                       error=f"{type(problem).__name__}: {problem}")
         sys.stdout.buffer.write(_json_text(out))
     else:
-        print(_format_table(info, payload))
+        print(_format_table(info, payload), flush=True)
+    if problem is not None:
+        return _error("inspect", f"{type(problem).__name__}: {problem}", EXIT_INVALID)
     return EXIT_OK
 
 
@@ -458,10 +476,11 @@ def main(argv: list[str] | None = None) -> int:
     except PayloadError as exc:
         return _error(command, f"{type(exc).__name__}: {exc}", EXIT_INVALID)
     except BrokenPipeError:
-        # The reader went away (``plada decode p | head``): not an error worth a
-        # message, and stdout must not be flushed again at exit.
+        # The reader went away (``plada decode p | head``): no message, and stdout
+        # must not be flushed again at exit. 141 = 128 + SIGPIPE, the status of a
+        # program the signal ended, so `set -o pipefail` scripts see what they expect.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_INVALID
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _error(command, f"{where}{exc.strerror or exc}", EXIT_USAGE)

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -391,3 +392,34 @@ def test_decode_npz_writes_exactly_the_named_file(tmp_path):
     assert out.exists() and not (tmp_path / "selection.bin.npz").exists()
     with np.load(out) as data:
         assert data["indices"].tolist() == [2, 5] and data["labels"].tolist() == [1, 0]
+
+
+def test_inspect_shows_the_framing_of_a_payload_whose_body_does_not_decode(tmp_path, capsys):
+    # v1.1 invalid/000: the framing and CRCs are valid, the context-model stream
+    # has a trailing byte (FORMAT.md 15.7 rule 1), so only the body decode fails.
+    vector = (Path(__file__).resolve().parent.parent / "spec" / "vectors" / "v1.1" / "invalid"
+              / "000-cm-trailing-byte.bin")
+    assert main(["inspect", str(vector)]) == EXIT_INVALID
+    captured = capsys.readouterr()
+    assert "k = 100 entries, C = 7 classes" in captured.out
+    assert re.search(r"index\s+context-model\s+none", captured.out)
+    assert "contents    not shown" in captured.out
+    assert captured.err.startswith("plada inspect: error: PayloadFormatError")
+    assert main(["inspect", str(vector), "--json"]) == EXIT_INVALID
+    out = json.loads(capsys.readouterr().out)
+    assert out["count"] == 100 and out["metadata"] is None and out["error"].startswith("PayloadFormatError")
+
+
+def test_closed_output_pipe_exits_141_without_a_message(tmp_path):
+    # `plada decode p.plada -o - | head -c 0`: the reader is gone before plada
+    # writes; plada must end like a program SIGPIPE ended (128 + 13), silently.
+    payload = tmp_path / "p.plada"
+    payload.write_bytes(plada_codec.encode([1, 5], [0, 1], n_ref=10, n_classes=2))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "plada_codec.cli", "decode", str(payload), "--format", "csv",
+                               "-o", "-"], stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == b""
