@@ -315,7 +315,8 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
         "model": req.teacher,
         "checkpoint_sha256": file_digest(req.teacher_checkpoint) if req.teacher_checkpoint else None,
         "recipe": _result_recipe(req.teacher_recipe),
-        "target": {"spec": req.target, "n_train": len(target.train), "n_classes": n_classes},
+        "target": {"spec": req.target, "n_train": len(target.train), "n_classes": n_classes,
+                   "train_sha256": target.train.content_digest()},
         "reference": reference_set.hex,  # outlier exposure reads it
         "preprocess": preprocess.to_metadata(),
     }

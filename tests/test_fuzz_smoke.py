@@ -27,11 +27,11 @@ FUZZ = REPO / "fuzz"
 sys.path.insert(0, str(FUZZ))
 sys.path.insert(0, str(REPO / "spec"))
 
-from .conftest import BACKENDS  # noqa: E402  (PLADA_BACKEND=python runs the numpy path alone)
-
 import decode_oracle  # noqa: E402
 import educational_decoder  # noqa: E402  (its own CRC32C, written from the spec)
 import payload_mutator  # noqa: E402
+
+from .conftest import BACKENDS  # noqa: E402  (PLADA_BACKEND=python runs the numpy path alone)
 
 VECTORS = sorted((REPO / "spec" / "vectors").glob("v1.*/*.bin"))
 

@@ -140,6 +140,25 @@ def test_mismatched_scores_are_refused(server, digits, tmp_path, capsys):
     assert "reusing teacher" in printed and "reusing scores" in printed
 
 
+def test_teacher_is_not_reused_for_a_changed_target(tmp_path, capsys):
+    # Same file name, size and class count, other labels: the saved teacher was
+    # trained on other data, so produce must train a new one.
+    target, reference, _ = write_digits(tmp_path / "data")
+    quick = replace(TEACHER, epochs=1)
+    req = request((target, reference, None), tmp_path / "out", teacher_recipe=quick, rescore=True)
+    produce(request=req)
+    produce(request=req)
+    assert "reusing teacher" in capsys.readouterr().out
+    with np.load(target) as d:
+        arrays = dict(d)
+    arrays["y_train"] = (arrays["y_train"] + 1) % 10
+    np.savez(target, **arrays)
+    produce(request=req)
+    assert "reusing teacher" not in capsys.readouterr().out
+    saved = json.loads((tmp_path / "out" / "teacher.json").read_text())["request"]["target"]
+    assert saved["n_train"] == 900 and len(saved["train_sha256"]) == 64
+
+
 def test_payload_roundtrip_and_student(server, digits):
     target, reference, truth = digits
     out, result = server
