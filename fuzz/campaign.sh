@@ -4,12 +4,14 @@
 # (grown across campaigns), logs in fuzz/logs/<UTC time>/, findings in
 # fuzz/findings/.
 #   bash fuzz/campaign.sh [SECONDS]
+# CAMPAIGN_NICE=N sets the jobs' niceness (default 19, the lowest priority).
 # Python jobs run in --keep-going mode: each new kind of finding is saved
 # (input + traceback) and the run goes on. libFuzzer jobs stop at their first
 # crash and write it to fuzz/findings/crash-<sha1>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TOTAL="${1:-3600}"
+NICE="${CAMPAIGN_NICE:-19}"  # lower it when other work shares the machine: starved jobs hit -timeout
 PY="${PYTHON:-.venv/bin/python}"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 LOGS="fuzz/logs/$STAMP"
@@ -26,7 +28,7 @@ COMMON=(-max_total_time="$SECONDS_TOTAL" -print_final_stats=1 -artifact_prefix=f
 jobs_started=()
 start() {  # start NAME COMMAND...
     local name="$1"; shift
-    nice -n 19 "$@" >"$LOGS/$name.log" 2>&1 &
+    nice -n "$NICE" "$@" >"$LOGS/$name.log" 2>&1 &
     jobs_started+=("$name:$!")
     echo "started $name (pid $!) -> $LOGS/$name.log"
 }
