@@ -19,7 +19,7 @@ Options (each also read from the environment):
                    fuzz/findings/ (input + report) and go on, instead of
                    stopping at the first (libFuzzer's default, used in CI).
   --slow-seconds=S PLADA_FUZZ_SLOW_SECONDS: a decode slower than S seconds plus
-                   100 ns per declared byte or entry is a finding (default 5).
+                   100 ns per declared byte or entry, in CPU time, is a finding (default 5).
   --memory-ratio=R PLADA_FUZZ_MEMORY_RATIO: trace memory (tracemalloc) of decodes
                    declaring 1-4 MiB and flag a peak above R x (declared raw bytes
                    + 12 x count) + 4 MiB. Off (0) by default: tracing is slow.
