@@ -27,6 +27,11 @@ WHERE = "index section (context-model)"
 
 def raise_cm(status: int, position: int, expected: int, actual: int) -> NoReturn:
     """Raise the exception for a context-model kernel *status*."""
+    if status == ERR_CODED and expected == 0:  # the kernels' mark for the 15.4 init check
+        raise PayloadFormatError(
+            f"{WHERE}: the stream starts with code {actual:#010x}, not below the initial range "
+            "0xffffffff (spec 15.4; corrupt or not a context-model stream)"
+        )
     if status == ERR_CODED:
         raise PayloadFormatError(
             f"{WHERE}: pair {position}: a raw value decodes to {actual}, outside [0, {expected}) "

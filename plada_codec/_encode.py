@@ -136,7 +136,9 @@ class PayloadEncoder:
         With ``auto`` the critical sections take the pair of codecs and
         compressions whose stored bodies are smallest together (ties go to
         the lower index codec id, then label codec id, then no compression),
-        so output is deterministic.
+        so output is deterministic. ``zstd`` rules out the 1.1 context
+        model, whose body is always stored uncompressed (spec 15.1); so does a
+        selection it would code in under 1 byte per 8 pairs.
     zstd_level : int
         Zstandard level, 1..22.
     backend : {"auto", "c", "python"}
@@ -279,12 +281,18 @@ class PayloadEncoder:
         if codec.allows_compression or COMPRESSION_NONE in self._compressor.allowed:
             return True
         if forced:
-            raise EncodeError(f"the {codec.name} codec's body is stored uncompressed (spec 15.1); "
-                              f"use compression='none' or 'auto', or another codec")
+            raise EncodeError(f"the {codec.name} codec{self._implied(codec)} stores its body uncompressed "
+                              f"(spec 15.1); use compression='none' or 'auto', or another codec")
         return False
 
-    @staticmethod
-    def _dense_enough(codec: codecs.Codec, selection: codecs.Selection, raw: bytes, forced: bool) -> bool:
+    def _implied(self, codec: codecs.Codec) -> str:
+        """' (which label_codec='joint' implies)' when the options name *codec* only as a partner."""
+        for stype, (allowed, forced) in self._options.items():
+            if forced and stype != codec.section_type and allowed[0].partner == (codec.section_type, codec.id):
+                return f" (which {_OPTION_OF[stype]}={allowed[0].name!r} implies)"
+        return ""
+
+    def _dense_enough(self, codec: codecs.Codec, selection: codecs.Selection, raw: bytes, forced: bool) -> bool:
         """False (EncodeError when *forced*) for a body below its codec's minimum
         length, which the context model has where a selection codes in under
         1 bit a pair (spec 15.1); "auto" then picks a 1.0 codec."""
@@ -293,8 +301,9 @@ class PayloadEncoder:
             return True
         if forced:
             raise EncodeError(
-                f"the {codec.name} codec codes these {selection.count} pairs in {len(raw)} bytes, under its "
-                f"minimum of 1 byte per 8 pairs ({low} bytes, spec 15.1); use a 1.0 codec or 'auto'"
+                f"the {codec.name} codec{self._implied(codec)} codes these {selection.count} pairs in "
+                f"{len(raw)} byte{'s' if len(raw) != 1 else ''}, under its minimum of 1 byte per 8 pairs "
+                f"({low} bytes, spec 15.1); use a 1.0 codec or 'auto'"
             )
         return False
 

@@ -260,7 +260,7 @@ def _format_table(info: PayloadInfo, payload: Payload | None) -> str:
         f"  selection   k = {k} entries, C = {info.n_classes} classes",
     ]
     if payload is None:
-        lines.append("  contents    not shown: a section body does not decode (error below)")
+        lines.append("  contents    not shown: the payload does not decode (error below)")
     elif payload.task_name is not None:
         lines.append(f"  task        {_strict_json(payload.task_name)}")
     if payload is not None and payload.class_names is not None:
@@ -291,7 +291,7 @@ def _cmd_inspect(args) -> int:
     try:
         payload: Payload | None = _decode(args, data)  # for metadata, class names and task name
         problem = None
-    except PayloadError as exc:  # a damaged body: still show the framing inspect has checked
+    except PayloadError as exc:  # a damaged body or a decode limit: still show what inspect has checked
         payload, problem = None, exc
     if args.json:
         out = info.to_dict()

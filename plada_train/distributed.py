@@ -46,6 +46,14 @@ class Context:
         return tensor.tolist()
 
 
+    def from_main(self, compute):
+        """``compute()`` run on rank 0 alone, its (picklable) result sent to every rank."""
+        value = [compute() if self.is_main else None]
+        if self.distributed:
+            dist.broadcast_object_list(value, src=0)
+        return value[0]
+
+
 def pick_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
     """``auto`` (the GPU of this rank when CUDA is present), ``cpu`` or ``cuda``."""
     if preference not in ("auto", "cpu", "cuda") and not preference.startswith("cuda:"):

@@ -236,6 +236,13 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _target_digests(target) -> dict:
+    """What a saved teacher was trained and evaluated on: content, not paths.
+    One read of the target (a fraction of one training epoch)."""
+    return {"train_sha256": target.train.content_digest(),
+            "test_sha256": None if target.test is None else target.test.content_digest()}
+
+
 def _teacher(req: ProduceRequest, context: Context, out: Path, n_classes: int, channels: int, target, reference,
              teacher_request: dict) -> tuple[nn.Module, float | None]:
     """Reuse OUT/teacher.pt when it answers the same request, else train
@@ -316,7 +323,7 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
         "checkpoint_sha256": file_digest(req.teacher_checkpoint) if req.teacher_checkpoint else None,
         "recipe": _result_recipe(req.teacher_recipe),
         "target": {"spec": req.target, "n_train": len(target.train), "n_classes": n_classes,
-                   "train_sha256": target.train.content_digest()},
+                   **context.from_main(lambda: _target_digests(target))},
         "reference": reference_set.hex,  # outlier exposure reads it
         "preprocess": preprocess.to_metadata(),
     }

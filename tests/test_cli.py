@@ -403,7 +403,7 @@ def test_inspect_shows_the_framing_of_a_payload_whose_body_does_not_decode(tmp_p
     captured = capsys.readouterr()
     assert "k = 100 entries, C = 7 classes" in captured.out
     assert re.search(r"index\s+context-model\s+none", captured.out)
-    assert "contents    not shown" in captured.out
+    assert "contents    not shown: the payload does not decode" in captured.out
     assert captured.err.startswith("plada inspect: error: PayloadFormatError")
     assert main(["inspect", str(vector), "--json"]) == EXIT_INVALID
     out = json.loads(capsys.readouterr().out)

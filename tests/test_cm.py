@@ -115,7 +115,7 @@ def test_k_zero_body_is_the_preset_byte(cm):
 
 
 def test_start_beyond_the_initial_range(cm):
-    with pytest.raises(PayloadFormatError, match="raw value"):
+    with pytest.raises(PayloadFormatError, match=r"starts with code 0xffffffff, not below the initial range"):
         cm.decode(b"\x00\xff\xff\xff\xff", 1, 1000, 10)
 
 
@@ -295,7 +295,8 @@ def test_dense_selection_falls_back_to_format_1_0(backend):
     with pytest.raises(plada_codec.EncodeError, match=r"12500 bytes, spec 15.1"):
         plada_codec.encode(indices, labels, n_ref=100_000, n_classes=1, backend=backend,
                            index_codec="context-model")
-    with pytest.raises(plada_codec.EncodeError, match=r"stored uncompressed \(spec 15.1\)"):
+    with pytest.raises(plada_codec.EncodeError, match=r"\(which label_codec='joint' implies\) stores its body "
+                                                      r"uncompressed \(spec 15.1\)"):
         plada_codec.encode(indices[:5], labels[:5], n_ref=100_000, n_classes=1, backend=backend,
                            label_codec="joint", compression="zstd")
 
@@ -314,3 +315,46 @@ def test_decoder_refuses_more_than_8_pairs_per_byte(backend, count, accepted):
     else:
         with pytest.raises(PayloadFormatError, match=rf"raw_length 1 outside the {-(-count // 8)}\.\."):
             plada_codec.decode(data, backend=backend)
+
+
+def test_compression_rule_is_checked_before_the_partner_and_the_bounds(backend):
+    # Step 8a (spec 9): a compressed context-model body is refused by name before
+    # the partner check (labels codec 0 here) and before 8b's raw_length bounds
+    # (k = 4000 needs 500 bytes; the body holds a few).
+    import zstandard
+
+    import plada_codec
+    from plada_codec import wire
+
+    raw = wire.split(plada_codec.encode([3, 4, 5, 40], [2, 2, 2, 0], n_ref=5000, n_classes=3,
+                                        index_codec="context-model", compression="none"))
+    index = raw.sections[0]
+    index.raw_length, index.compression = len(index.body), 1
+    index.body = zstandard.ZstdCompressor(write_content_size=True).compress(index.body)
+    raw.sections[1].codec = 0
+    raw.count = 4000
+    with pytest.raises(PayloadFormatError, match="uses codec 'context-model' with compression 'zstd'"):
+        plada_codec.decode(wire.join(raw), backend=backend)
+
+
+def test_encoder_keeps_the_smaller_preset_that_meets_the_bound(backend):
+    # N = 286, k = 232, C = 2 (helper-found): preset 1 codes in 28 bytes, under
+    # ceil(232 / 8) = 29; preset 0 in 30. 15.9: keep preset 0, not the 1.0 codecs.
+    import plada_codec
+
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        n_ref = int(rng.integers(50, 400))
+        k = int(rng.integers(n_ref // 2, n_ref + 1))
+        indices = np.sort(rng.choice(n_ref, k, replace=False))
+        labels = (rng.random(k) < 0.05).astype(np.int64)
+        sizes = {p: len(_cm_py.encode(indices, labels, n_ref, 2, p)) for p in _cm_py.PRESETS}
+        low = -(-k // 8)
+        if min(sizes.values()) < low <= max(sizes.values()):
+            break
+    else:
+        pytest.skip("no selection with one preset on each side of the bound")
+    data = plada_codec.encode(indices, labels, n_ref=n_ref, n_classes=2, backend=backend,
+                              index_codec="context-model", compression="none")
+    body = plada_codec.wire.split(data).sections[0].body
+    assert len(body) == min(size for size in sizes.values() if size >= low)

@@ -208,14 +208,15 @@ def test_long_selections_agree(backend, n_ref, count, n_classes):
 
 @needs_cm
 def test_encoder_of_15_8_gives_plada_codec_bytes():
-    """15.8: "an encoder MUST produce exactly these bytes"; 15.9: the smaller preset is kept."""
+    """15.8: "an encoder MUST produce exactly these bytes"; 15.9: the smaller allowed preset is kept."""
     for seed in range(150):
         indices, labels, n_ref, n_classes = _selection(seed)
         body = wire.split(plada_codec.encode(indices, labels, n_ref=n_ref, n_classes=n_classes,
                                              index_codec="context-model", compression="none")).sections[0].body
         mine = {preset: cm.encode_cm_body(indices, labels, n_ref, n_classes, preset) for preset in (0, 1)}
         assert body == mine[body[0]]
-        assert len(body) == min(len(mine[0]), len(mine[1]))
+        # 15.9: the smaller of the presets that meet 15.1's lower bound, ceil(k / 8) bytes
+        assert len(body) == min(len(b) for b in mine.values() if len(b) >= max(1, -(-len(indices) // 8)))
         for preset in (0, 1):
             assert cm.decode_cm_body(mine[preset], len(indices), n_ref, n_classes) == (indices, labels)
 
@@ -293,7 +294,21 @@ def _header(**fields):
 
 # Where the rules of 15.1 and 15.10 sit in the order of section 9: each case
 # pits two failing checks (or an unusual but valid form) against each other.
+def _compress_index(raw):
+    """The index body inside a Zstandard frame (compression 1, raw_length kept)."""
+    index = raw.sections[0]
+    index.raw_length = len(index.body)
+    index.body = zstandard.ZstdCompressor(write_content_size=True).compress(index.body)
+    index.compression = 1
+
+
 ORDER_CASES = {
+    # 15.1's compression rule is checked in step 8a, before any body and before the partner check.
+    "index-compressed-and-unknown-preset": [_preset(7), _compress_index],
+    "index-compressed-and-labels-compression-2": [_compress_index, _set(1, compression=2)],
+    "index-compressed-and-count-beyond-8-per-byte": [_compress_index, _header(count=4000)],
+    # 15.1's lower bound is a raw_length bound (8b), before the body's preset is read.
+    "count-beyond-8-per-byte-and-unknown-preset": [_preset(7), _header(count=4000, n_ref=5000)],
     "labels-compression-2-and-no-partner": [_set(1, compression=2), _set(0, codec=0)],
     "index-compression-2-and-no-partner": [_set(0, compression=2), _set(1, codec=0)],
     "unknown-preset-and-labels-body": [_preset(7), _set(1, body=b"\x01", raw_length=None)],

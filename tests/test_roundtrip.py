@@ -18,8 +18,8 @@ def _context_model_refused(indices, labels, n_ref, n_classes, options) -> bool:
         return False
     if options["compression"] == "zstd":
         return True
-    shortest = min(len(_cm_py.encode(indices, labels, n_ref, n_classes, preset)) for preset in _cm_py.PRESETS)
-    return shortest < max(1, -(-len(indices) // 8))
+    longest = max(len(_cm_py.encode(indices, labels, n_ref, n_classes, preset)) for preset in _cm_py.PRESETS)
+    return longest < max(1, -(-len(indices) // 8))  # no preset meets the bound
 
 
 @given(selections(), encode_options())

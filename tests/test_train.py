@@ -156,7 +156,7 @@ def test_teacher_is_not_reused_for_a_changed_target(tmp_path, capsys):
     produce(request=req)
     assert "reusing teacher" not in capsys.readouterr().out
     saved = json.loads((tmp_path / "out" / "teacher.json").read_text())["request"]["target"]
-    assert saved["n_train"] == 900 and len(saved["train_sha256"]) == 64
+    assert saved["n_train"] == 900 and len(saved["train_sha256"]) == len(saved["test_sha256"]) == 64
 
 
 def test_payload_roundtrip_and_student(server, digits):

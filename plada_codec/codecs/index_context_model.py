@@ -51,13 +51,16 @@ class IndexContextModel(Codec):
         return min_raw_length(shape.count), 5 + MAX_BYTES_PER_PAIR * shape.count
 
     def encode(self, selection, kernels):
+        """The shortest preset's body of at least min_raw_length(k) bytes, else the
+        longest body (which the encoder then refuses: the selection is too dense)."""
         cm = cm_kernels(kernels)
-        best = None
-        for preset in sorted(PRESETS):
-            body = cm.encode(selection.indices, selection.labels, selection.n_ref, selection.n_classes, preset)
-            if best is None or len(body) < len(best):
-                best = body
-        return best
+        low = min_raw_length(selection.count)
+        bodies = [cm.encode(selection.indices, selection.labels, selection.n_ref, selection.n_classes, preset)
+                  for preset in sorted(PRESETS)]
+        allowed = [body for body in bodies if len(body) >= low]
+        if not allowed:
+            return max(bodies, key=len)
+        return min(allowed, key=len)  # ties: the lower preset id, listed first
 
     def decode(self, raw, shape, kernels, where):
         indices, labels = cm_kernels(kernels).decode(raw, shape.count, shape.n_ref, shape.n_classes)
