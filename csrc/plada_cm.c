@@ -55,17 +55,6 @@ typedef struct cm_state {
     uint32_t average;
 } cm_state;
 
-static int cm_fail(plada_error *err, int status, uint64_t position, uint64_t expected,
-                   uint64_t actual)
-{
-    if (err) {
-        err->position = position;
-        err->expected = expected;
-        err->actual = actual;
-    }
-    return status;
-}
-
 static unsigned bit_length64(uint64_t v)
 {
     return v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
@@ -282,14 +271,14 @@ int plada_cm_encode(const int64_t *indices, const int32_t *labels, size_t count,
 {
     cm_state s;
     if (!cm_init(&s, params, n_ref, count, n_classes))
-        return cm_fail(err, PLADA_ERR_ARG, 0, 0, 0);
+        return plada_fail(err, PLADA_ERR_ARG, 0, 0, 0);
     rc_encoder e = {0, 0xFFFFFFFFu, 0, 1, out, out_cap, 0, 0};
     int64_t prev = -1;
     for (size_t i = 0; i < count; i++) {
         int64_t index = indices[i];
         uint32_t label = (uint32_t)labels[i];
         if (index <= prev || (uint64_t)index >= n_ref || labels[i] < 0 || label >= n_classes)
-            return cm_fail(err, PLADA_ERR_ARG, i, 0, 0);
+            return plada_fail(err, PLADA_ERR_ARG, i, 0, 0);
         uint64_t v = (uint64_t)(index - prev);
         prev = index;
         unsigned length = bit_length64(v);
@@ -351,11 +340,11 @@ int plada_cm_encode(const int64_t *indices, const int32_t *labels, size_t count,
         }
         after_label(&s, label, slot);
         if (e.overflow)
-            return cm_fail(err, PLADA_ERR_LENGTH, 0, plada_cm_bound(count), out_cap);
+            return plada_fail(err, PLADA_ERR_LENGTH, 0, plada_cm_bound(count), out_cap);
     }
     enc_finish(&e);
     if (e.overflow)
-        return cm_fail(err, PLADA_ERR_LENGTH, 0, plada_cm_bound(count), out_cap);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, plada_cm_bound(count), out_cap);
     size_t n = e.pos - 1;
     while (n > 0 && out[n - 1] == 0)
         n--;
@@ -457,12 +446,12 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
 {
     cm_state s;
     if (!cm_init(&s, params, n_ref, count, n_classes))
-        return cm_fail(err, PLADA_ERR_ARG, 0, 0, 0);
+        return plada_fail(err, PLADA_ERR_ARG, 0, 0, 0);
     rc_decoder d = {src, src_len, 0, 0, 0xFFFFFFFFu};
     for (unsigned i = 0; i < 4; i++)
         d.code = (d.code << 8) | dec_byte(&d);
     if (d.code >= d.range)
-        return cm_fail(err, PLADA_ERR_CODED, 0, 0, d.code);
+        return plada_fail(err, PLADA_ERR_CODED, 0, 0, d.code);
     uint64_t prev = UINT64_MAX; /* index -1: prev + v wraps to v - 1 */
     uint32_t bad_n, bad_value;
     for (size_t i = 0; i < count; i++) {
@@ -486,12 +475,12 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
             node = 2 * node + dec_bit(&d, &s, mant + node);
         uint64_t low = 0;
         if (rest && dec_raw(&d, rest, &low, &bad_n, &bad_value))
-            return cm_fail(err, PLADA_ERR_CODED, i, bad_n, bad_value);
+            return plada_fail(err, PLADA_ERR_CODED, i, bad_n, bad_value);
         uint64_t v = (node << rest) | low;
         /* prev < n_ref <= 2**48 (or -1) and v < 2**49: no wrap past the check. */
         uint64_t index = prev + v;
         if (index >= n_ref)
-            return cm_fail(err, PLADA_ERR_RANGE, i, n_ref, index);
+            return plada_fail(err, PLADA_ERR_RANGE, i, n_ref, index);
         indices[i] = (int64_t)index;
         prev = index;
         after_gap(&s, length);
@@ -517,14 +506,14 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
                 tnode = 2 * tnode + dec_bit(&d, &s, s.tree + tnode);
             uint64_t lo = 0;
             if (low_bits && dec_raw(&d, low_bits, &lo, &bad_n, &bad_value))
-                return cm_fail(err, PLADA_ERR_CODED, i, bad_n, bad_value);
+                return plada_fail(err, PLADA_ERR_CODED, i, bad_n, bad_value);
             uint64_t full = ((uint64_t)(tnode - (1u << s.tree_bits)) << low_bits) | lo;
             if (full >= n_classes)
-                return cm_fail(err, PLADA_ERR_LABEL, i, n_classes, full);
+                return plada_fail(err, PLADA_ERR_LABEL, i, n_classes, full);
             label = (uint32_t)full;
             for (unsigned j = 0; j < s.slots_used; j++)
                 if (s.list[j] == label)
-                    return cm_fail(err, PLADA_ERR_CANONICAL, i, 1, label);
+                    return plada_fail(err, PLADA_ERR_CANONICAL, i, 1, label);
             slot = s.slots_used ? s.slots_used - 1 : 0;
         } else {
             label = s.list[slot];
@@ -535,16 +524,16 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
     /* Termination (spec 15.7): every byte read, the last one non-zero, and the
      * value the bytes spell is the canonical one of the final interval. */
     if (src_len > d.pos)
-        return cm_fail(err, PLADA_ERR_TRAILING, count, d.pos, src_len);
+        return plada_fail(err, PLADA_ERR_TRAILING, count, d.pos, src_len);
     if (src_len > 0) {
         unsigned last = src[src_len - 1];
         uint64_t shift = d.pos - src_len;
         if (last == 0)
-            return cm_fail(err, PLADA_ERR_CANONICAL, count, 0, 0);
+            return plada_fail(err, PLADA_ERR_CANONICAL, count, 0, 0);
         if (shift < 4) {
             uint64_t unit = UINT64_C(1) << (8 * shift);
             if (d.code >= unit || d.code + (256 - last) * unit < d.range)
-                return cm_fail(err, PLADA_ERR_CANONICAL, count, 0, 0);
+                return plada_fail(err, PLADA_ERR_CANONICAL, count, 0, 0);
         }
     }
     return PLADA_OK;

@@ -13,17 +13,6 @@
 #define PLADA_INLINE static inline
 #endif
 
-static int fail(plada_error *err, int status, uint64_t position, uint64_t expected,
-                uint64_t actual)
-{
-    if (err) {
-        err->position = position;
-        err->expected = expected;
-        err->actual = actual;
-    }
-    return status;
-}
-
 PLADA_INLINE uint64_t load_le64(const uint8_t *p)
 {
     uint64_t v;
@@ -129,10 +118,10 @@ int plada_unpack_bits(const uint8_t *src, size_t src_len, size_t count, unsigned
                       uint64_t *out, plada_error *err)
 {
     if (width > 64)
-        return fail(err, PLADA_ERR_ARG, 0, 64, width);
+        return plada_fail(err, PLADA_ERR_ARG, 0, 64, width);
     size_t need = packed_size(count, width);
     if (src_len < need)
-        return fail(err, PLADA_ERR_LENGTH, 0, need, src_len);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, need, src_len);
     unpack_any(src, src_len, count, width, out);
     return PLADA_OK;
 }
@@ -184,14 +173,14 @@ int plada_pack_bits(const uint64_t *values, size_t count, unsigned width, uint8_
                     size_t out_len, plada_error *err)
 {
     if (width > 64)
-        return fail(err, PLADA_ERR_ARG, 0, 64, width);
+        return plada_fail(err, PLADA_ERR_ARG, 0, 64, width);
     size_t need = packed_size(count, width);
     if (out_len < need)
-        return fail(err, PLADA_ERR_LENGTH, 0, need, out_len);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, need, out_len);
     if (width < 64) {
         for (size_t i = 0; i < count; i++)
             if (values[i] >> width)
-                return fail(err, PLADA_ERR_VALUE, i, width, 0);
+                return plada_fail(err, PLADA_ERR_VALUE, i, width, 0);
     }
     if (need)
         memset(out, 0, need);
@@ -214,7 +203,7 @@ int plada_delta_encode(const int64_t *indices, size_t count, uint8_t *out, size_
 {
     size_t n_blocks = (count + PLADA_BLOCK - 1) / PLADA_BLOCK;
     if (out_cap < n_blocks)
-        return fail(err, PLADA_ERR_LENGTH, 0, n_blocks, out_cap);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, n_blocks, out_cap);
     uint64_t gaps[PLADA_BLOCK];
     size_t pos = n_blocks;
     int64_t prev = -1;
@@ -225,7 +214,7 @@ int plada_delta_encode(const int64_t *indices, size_t count, uint8_t *out, size_
         for (size_t j = 0; j < n; j++) {
             int64_t idx = indices[start + j];
             if (idx <= prev)
-                return fail(err, PLADA_ERR_ARG, start + j, 0, 0);
+                return plada_fail(err, PLADA_ERR_ARG, start + j, 0, 0);
             /* unsigned: prev = -1 wraps to UINT64_MAX, so the first gap is idx itself */
             gaps[j] = (uint64_t)idx - (uint64_t)prev - 1u;
             any |= gaps[j];
@@ -234,7 +223,7 @@ int plada_delta_encode(const int64_t *indices, size_t count, uint8_t *out, size_
         unsigned width = bit_length(any);
         size_t size = packed_size(n, width);
         if (pos + size > out_cap)
-            return fail(err, PLADA_ERR_LENGTH, 0, pos + size, out_cap);
+            return plada_fail(err, PLADA_ERR_LENGTH, 0, pos + size, out_cap);
         out[b] = (uint8_t)width;
         memset(out + pos, 0, size);
         pack_unchecked(gaps, n, width, out + pos);
@@ -250,21 +239,21 @@ int plada_delta_decode(const uint8_t *src, size_t src_len, size_t count, uint64_
     size_t n_full = count / PLADA_BLOCK, n_last = count % PLADA_BLOCK;
     size_t n_blocks = n_full + (n_last ? 1 : 0);
     if (src_len < n_blocks)
-        return fail(err, PLADA_ERR_LENGTH, 0, n_blocks, src_len);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, n_blocks, src_len);
     uint64_t expected = n_blocks;
     for (size_t b = 0; b < n_blocks; b++) {
         unsigned width = src[b];
         if (width > 64)
-            return fail(err, PLADA_ERR_WIDTH, b, 64, width);
+            return plada_fail(err, PLADA_ERR_WIDTH, b, 64, width);
         expected += b < n_full ? (uint64_t)width * (PLADA_BLOCK / 8) : packed_size(n_last, width);
     }
     if (expected != src_len)
-        return fail(err, PLADA_ERR_LENGTH, 0, expected, src_len);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, expected, src_len);
     if (n_last) {
         unsigned width = src[n_full];
         unsigned used = (unsigned)((n_last * width) % 8);
         if (used && (src[src_len - 1] >> used))
-            return fail(err, PLADA_ERR_PADDING, n_full, 0, 0);
+            return plada_fail(err, PLADA_ERR_PADDING, n_full, 0, 0);
     }
     uint64_t gaps[PLADA_BLOCK];
     uint64_t prev = UINT64_MAX; /* prev + 1 + gap wraps to gap for the first entry */
@@ -280,10 +269,10 @@ int plada_delta_decode(const uint8_t *src, size_t src_len, size_t count, uint64_
             uint64_t gap = gaps[j];
             /* prev < n_ref <= 2**48 and gap < n_ref, so the sum cannot wrap. */
             if (gap >= n_ref)
-                return fail(err, PLADA_ERR_RANGE, b * PLADA_BLOCK + j, n_ref, 0);
+                return plada_fail(err, PLADA_ERR_RANGE, b * PLADA_BLOCK + j, n_ref, 0);
             uint64_t idx = prev + 1 + gap;
             if (idx >= n_ref)
-                return fail(err, PLADA_ERR_RANGE, b * PLADA_BLOCK + j, n_ref, 0);
+                return plada_fail(err, PLADA_ERR_RANGE, b * PLADA_BLOCK + j, n_ref, 0);
             dst[j] = (int64_t)idx;
             prev = idx;
         }
@@ -296,12 +285,12 @@ int plada_bitmap_encode(const int64_t *indices, size_t count, uint64_t n_ref, ui
 {
     uint64_t need = (n_ref + 7) / 8;
     if (out_len != need)
-        return fail(err, PLADA_ERR_LENGTH, 0, need, out_len);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, need, out_len);
     memset(out, 0, out_len);
     for (size_t i = 0; i < count; i++) {
         int64_t idx = indices[i];
         if (idx < 0 || (uint64_t)idx >= n_ref)
-            return fail(err, PLADA_ERR_ARG, i, n_ref, 0);
+            return plada_fail(err, PLADA_ERR_ARG, i, n_ref, 0);
         out[idx >> 3] |= (uint8_t)(1u << (idx & 7));
     }
     return PLADA_OK;
@@ -312,10 +301,10 @@ int plada_bitmap_decode(const uint8_t *src, size_t src_len, size_t count, uint64
 {
     uint64_t need = (n_ref + 7) / 8;
     if (src_len != need)
-        return fail(err, PLADA_ERR_LENGTH, 0, need, src_len);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, need, src_len);
     unsigned used = (unsigned)(n_ref % 8);
     if (used && (src[src_len - 1] >> used))
-        return fail(err, PLADA_ERR_PADDING, 0, 0, 0);
+        return plada_fail(err, PLADA_ERR_PADDING, 0, 0, 0);
     size_t words = src_len / 8;
     uint64_t total = 0;
     for (size_t w = 0; w < words; w++)
@@ -323,7 +312,7 @@ int plada_bitmap_decode(const uint8_t *src, size_t src_len, size_t count, uint64
     for (size_t b = words * 8; b < src_len; b++)
         total += (uint64_t)__builtin_popcount(src[b]);
     if (total != count)
-        return fail(err, PLADA_ERR_COUNT, 0, count, total);
+        return plada_fail(err, PLADA_ERR_COUNT, 0, count, total);
     size_t o = 0;
     for (size_t w = 0; w < words; w++) {
         uint64_t bits = load_le64(src + 8 * w);
@@ -382,13 +371,13 @@ int plada_labels_decode(const uint8_t *src, size_t src_len, size_t count, unsign
                         uint32_t n_classes, int32_t *out, plada_error *err)
 {
     if (width > 32)
-        return fail(err, PLADA_ERR_ARG, 0, 32, width);
+        return plada_fail(err, PLADA_ERR_ARG, 0, 32, width);
     size_t need = packed_size(count, width);
     if (src_len != need)
-        return fail(err, PLADA_ERR_LENGTH, 0, need, src_len);
+        return plada_fail(err, PLADA_ERR_LENGTH, 0, need, src_len);
     unsigned used = (unsigned)(((uint64_t)count * width) % 8);
     if (used && (src[src_len - 1] >> used))
-        return fail(err, PLADA_ERR_PADDING, 0, 0, 0);
+        return plada_fail(err, PLADA_ERR_PADDING, 0, 0, 0);
     size_t bad = 0;
     int found = 0;
     switch (width) {
@@ -407,6 +396,6 @@ int plada_labels_decode(const uint8_t *src, size_t src_len, size_t count, unsign
         break;
     }
     if (found)
-        return fail(err, PLADA_ERR_LABEL, bad, n_classes, (uint64_t)(uint32_t)out[bad]);
+        return plada_fail(err, PLADA_ERR_LABEL, bad, n_classes, (uint64_t)(uint32_t)out[bad]);
     return PLADA_OK;
 }

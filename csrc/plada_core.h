@@ -131,4 +131,17 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
                     int32_t *labels, plada_error *err);
 /* CDEF END */
 
+/* Internal to the C sources (outside the CDEF block, so cffi never sees it):
+ * fill *err (when given) and return status, the one error path of every kernel. */
+static inline int plada_fail(plada_error *err, int status, uint64_t position, uint64_t expected,
+                             uint64_t actual)
+{
+    if (err) {
+        err->position = position;
+        err->expected = expected;
+        err->actual = actual;
+    }
+    return status;
+}
+
 #endif /* PLADA_CORE_H */
