@@ -2,7 +2,7 @@
 
 Two recipes:
 
-- ``smallcnn`` (the built-in CNN): no resize unless asked, uint8 -> float by
+- ``smallcnn``, ``smallcnn_w32`` (the built-in CNNs): no resize unless asked, uint8 -> float by
   ``x * (2/255) - 1`` (the numerics the demo's figures were measured with);
 - a timm model: timm's own ``resolve_data_config`` / ``create_transform``, so a
   pretrained checkpoint sees the inputs it was trained on (resize to
@@ -246,7 +246,9 @@ def preprocess_for(model: torch.nn.Module | None, model_name: str, in_chans: int
         raise ValueError(f"models take 1 (grayscale) or 3 (RGB) input channels, got {in_chans}")
     if image_size is not None and image_size < 1:
         raise ValueError(f"image size must be positive, got {image_size}")
-    if model_name == "smallcnn":
+    from .models import BUILTIN
+
+    if model_name in BUILTIN:
         size = (image_size, image_size) if image_size else (tuple(native_size) if native_size else None)
         return Preprocess("smallcnn", model_name, in_chans, size, resize=bool(image_size),
                           mean=(_SMALLCNN_MEAN,) * in_chans, std=(_SMALLCNN_STD,) * in_chans,

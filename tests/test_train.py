@@ -226,6 +226,18 @@ def test_training_is_repeatable_and_resumes_to_the_same_weights(digits, tmp_path
                          checkpoint_dir=tmp_path)
 
 
+def test_builtin_cnn_widths_and_their_checkpoints(tmp_path):
+    # smallcnn: blocks of 16, 32, 64 channels; smallcnn_w32: 32, 64, 128.
+    narrow, wide = create_model("smallcnn", 10, 1), create_model("smallcnn_w32", 10, 3)
+    assert narrow.head.in_features == 64 and wide.head.in_features == 128
+    assert wide.features[0].weight.shape == (32, 3, 3, 3)
+    assert preprocess_for(None, "smallcnn_w32", 1, None).kind == "smallcnn"  # the same input recipe
+    path = tmp_path / "narrow.pt"
+    torch.save(narrow.state_dict(), path)
+    with pytest.raises(DataError, match="does not fit smallcnn_w32"):
+        create_model("smallcnn_w32", 10, 1, checkpoint=path)
+
+
 def test_timm_model_forward_backward_on_cpu():
     model = create_model("test_resnet", num_classes=10, in_chans=1)
     x = torch.randn(2, 1, 28, 28, requires_grad=True)
