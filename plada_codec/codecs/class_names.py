@@ -10,6 +10,8 @@ from .._errors import EncodeError, PayloadFormatError
 from ._registry import Codec, register
 from ._text import utf8_bytes
 
+_LENGTH = struct.Struct("<I")
+
 
 @register
 class ClassNamesPlain(Codec):
@@ -40,21 +42,24 @@ class ClassNamesPlain(Codec):
 
     def decode(self, raw, context, kernels, where):
         raw = bytes(raw)
+        end = len(raw)
+        unpack = _LENGTH.unpack_from  # bound once: up to 2**20 names reach this loop (4 MiB of lengths)
         names = []
+        append = names.append
         pos = 0
-        for number in range(context.n_classes):
-            if pos + 4 > len(raw):
-                raise PayloadFormatError(f"{where}: name {number} length runs past the section")
-            (length,) = struct.unpack_from("<I", raw, pos)
-            pos += 4
-            if pos + length > len(raw):
-                raise PayloadFormatError(f"{where}: name {number} runs past the section")
-            try:
-                names.append(raw[pos : pos + length].decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise PayloadFormatError(f"{where}: name {number} is not UTF-8 ({exc.reason})") from None
-            pos += length
-        if pos != len(raw):
-            raise PayloadFormatError(f"{where}: {len(raw) - pos} bytes follow the last class name")
+        number = 0
+        try:
+            for number in range(context.n_classes):
+                if pos + 4 > end:
+                    raise PayloadFormatError(f"{where}: name {number} length runs past the section")
+                stop = pos + 4 + unpack(raw, pos)[0]
+                if stop > end:
+                    raise PayloadFormatError(f"{where}: name {number} runs past the section")
+                append(raw[pos + 4 : stop].decode("utf-8"))
+                pos = stop
+        except UnicodeDecodeError as exc:
+            raise PayloadFormatError(f"{where}: name {number} is not UTF-8 ({exc.reason})") from None
+        if pos != end:
+            raise PayloadFormatError(f"{where}: {end - pos} bytes follow the last class name")
         return {"class_names": tuple(names)}
 
