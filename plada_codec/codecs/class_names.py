@@ -44,7 +44,7 @@ class ClassNamesPlain(Codec):
         raw = bytes(raw)
         end = len(raw)
         unpack = _LENGTH.unpack_from  # bound once: up to 2**20 names reach this loop (4 MiB of lengths)
-        names = []
+        names: list[str] = []
         append = names.append
         pos = 0
         number = 0
