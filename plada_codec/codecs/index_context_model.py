@@ -14,7 +14,7 @@ from ._registry import Codec, register
 
 # Bytes one pair can take at most: 68 coding steps of at most 2 bytes each (spec 15.1).
 MAX_BYTES_PER_PAIR = 136
-# Pairs one body byte may carry at most (spec 15.1), the density of a bitmap:
+# Pairs one body byte may carry at most (spec 15.1), a raw bitmap's density:
 # decoding work stays proportional to the bytes on the wire, whatever k the
 # header declares. Denser selections (near 1 bit a pair) take a 1.0 codec.
 MAX_PAIRS_PER_BYTE = 8
