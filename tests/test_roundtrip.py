@@ -145,3 +145,32 @@ def test_accepts_uint64_and_python_ints(backend):
     data = plada_codec.encode(np.array([1, 2**40], dtype=np.uint64), np.array([1, 0], dtype=np.uint8),
                               n_ref=2**41, n_classes=2, backend=backend)
     assert plada_codec.decode(data).indices.tolist() == [1, 2**40]
+
+
+def test_most_class_names_a_payload_may_carry_decode_within_their_own_size(backend):
+    # Fuzz finding memory-python-class-names0 (fuzz/findings/README.md): 2**20 empty
+    # names, a 4 MiB raw section (max_ancillary_bytes) from a ~300-byte payload. The
+    # names tuple holds 8 bytes a name (the empty str is shared), so the peak is the
+    # raw body + 8 MiB + working memory; a list built beside the tuple made it 20 MiB.
+    import tracemalloc
+
+    import zstandard
+
+    from plada_codec import wire
+
+    count = 1 << 20
+    raw = bytes(4 * count)
+    frame = zstandard.ZstdCompressor(write_content_size=True).compress(raw)
+    empty = plada_codec.encode([], [], n_ref=1, n_classes=count, compression="none")
+    payload = wire.split(empty)
+    payload.sections.append(wire.RawSection(0x8001, 0, 1, frame, raw_length=len(raw)))
+    data = wire.join(payload)
+    assert len(data) < 1024
+    tracemalloc.start()
+    try:
+        names = plada_codec.decode(data, backend=backend).class_names
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(names) == count and names[0] == names[-1] == ""
+    assert peak <= len(raw) + 8 * count + (1 << 20), f"peak {peak / 2**20:.1f} MiB"

@@ -4,6 +4,7 @@ byte length and that many bytes of UTF-8."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 from .._constants import ANCILLARY_MAX_RAW, SECTION_CLASS_NAMES
 from .._errors import EncodeError, PayloadFormatError
@@ -42,24 +43,27 @@ class ClassNamesPlain(Codec):
 
     def decode(self, raw, context, kernels, where):
         raw = bytes(raw)
-        end = len(raw)
-        unpack = _LENGTH.unpack_from  # bound once: up to 2**20 names reach this loop (4 MiB of lengths)
-        names: list[str] = []
-        append = names.append
-        pos = 0
-        number = 0
+        # tuple() of a generator grows the tuple in place: no list beside it, so
+        # 2**20 names (4 MiB of lengths) cost one 8 MiB array of pointers, not two.
+        names = tuple(_names(raw, context.n_classes, where))
+        return {"class_names": names}
+
+
+def _names(raw: bytes, count: int, where: str) -> Iterator[str]:
+    """The *count* names of a class-names body (spec 5.6), checked as they are read."""
+    end = len(raw)
+    unpack = _LENGTH.unpack_from  # bound once: this loop runs up to 2**20 times
+    pos = 0
+    for number in range(count):
+        if pos + 4 > end:
+            raise PayloadFormatError(f"{where}: name {number} length runs past the section")
+        stop = pos + 4 + unpack(raw, pos)[0]
+        if stop > end:
+            raise PayloadFormatError(f"{where}: name {number} runs past the section")
         try:
-            for number in range(context.n_classes):
-                if pos + 4 > end:
-                    raise PayloadFormatError(f"{where}: name {number} length runs past the section")
-                stop = pos + 4 + unpack(raw, pos)[0]
-                if stop > end:
-                    raise PayloadFormatError(f"{where}: name {number} runs past the section")
-                append(raw[pos + 4 : stop].decode("utf-8"))
-                pos = stop
+            yield raw[pos + 4 : stop].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PayloadFormatError(f"{where}: name {number} is not UTF-8 ({exc.reason})") from None
-        if pos != end:
-            raise PayloadFormatError(f"{where}: {end - pos} bytes follow the last class name")
-        return {"class_names": tuple(names)}
-
+        pos = stop
+    if pos != end:
+        raise PayloadFormatError(f"{where}: {end - pos} bytes follow the last class name")
