@@ -270,10 +270,8 @@ class PayloadEncoder:
 
     def _named(self, codec: codecs.Codec) -> bool:
         """Whether the options name *codec*, or name the joint codec whose partner it is."""
-        for allowed, forced in self._options.values():
-            if forced and (allowed[0] is codec or allowed[0].partner == (codec.section_type, codec.id)):
-                return True
-        return False
+        allowed, forced = self._options[codec.section_type]
+        return (forced and allowed[0] is codec) or bool(self._implied(codec))
 
     def _storable(self, codec: codecs.Codec, forced: bool) -> bool:
         """False (EncodeError when *forced*) for a codec whose body must be stored
