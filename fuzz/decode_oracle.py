@@ -75,13 +75,14 @@ class Header:
     section_count: int
     raw_lengths: int  # sum of the sections' declared raw lengths that fit the input
     largest: str  # name of the section declaring the most raw bytes ("" if none)
+    metadata_raw: int = 0  # declared raw lengths of metadata sections
 
 
 def read_header(data: bytes) -> Header:
     n_classes, n_ref, count = struct.unpack_from("<IQQ", data, 12)
     (total,) = struct.unpack_from("<Q", data, 64)
     (n_sections,) = struct.unpack_from("<H", data, 72)
-    raw, offset, largest = 0, 80, (0, "")
+    raw, offset, largest, metadata_raw = 0, 80, (0, ""), 0
     for _ in range(n_sections):
         if offset + 24 > len(data):
             break
@@ -89,9 +90,11 @@ def read_header(data: bytes) -> Header:
         codec = data[offset + 2]
         raw_length, stored = struct.unpack_from("<QQ", data, offset + 8)
         raw += raw_length
+        if SECTION_NAMES.get(stype) == "metadata":
+            metadata_raw += raw_length
         largest = max(largest, (raw_length, f"{SECTION_NAMES.get(stype, 'unknown')}{codec}"))
         offset += 28 + stored
-    return Header(n_classes, n_ref, count, total, data[9], n_sections, raw, largest[1])
+    return Header(n_classes, n_ref, count, total, data[9], n_sections, raw, largest[1], metadata_raw)
 
 
 def _outcome(call):
@@ -234,7 +237,10 @@ def _bounded_decode(data: bytes, backend: str, limits: dict, header: Header, bud
     """decode() under the time and, for large declared sections, memory
     budget: time within ``budget['seconds']`` plus 100 ns per declared byte
     or entry; traced peak memory within ``budget['memory_ratio']`` times the
-    declared raw bytes plus the output arrays (12 bytes per entry), plus 4 MiB.
+    declared raw bytes plus the output arrays (12 bytes per entry), plus 4 MiB,
+    plus 48 bytes per metadata item the header allows (one Python object per
+    JSON value is the parsed output itself: an empty dict is 64 bytes for 2
+    bytes of text; spec/FORMAT.md 13, "Ancillary blowups").
     Only decodes declaring 1..4 MiB are traced, and those are not timed
     (tracing slows every allocation many times over). Time is this process's
     CPU time, so a campaign sharing a loaded machine does not report slowness
@@ -261,7 +267,8 @@ def _bounded_decode(data: bytes, backend: str, limits: dict, header: Header, bud
                       f"for {len(data)} bytes declaring {declared} raw bytes, k = {header.count}; "
                       f"outcome {_describe(outcome)}")
     if trace:
-        bound = int(budget["memory_ratio"] * (declared + output)) + (4 << 20)
+        items = min(header.metadata_raw, limits.get("max_metadata_items", 1 << 16))
+        bound = int(budget["memory_ratio"] * (declared + output)) + (4 << 20) + 48 * items
         if peak > bound:
             raise Finding(f"memory-{backend}-{header.largest}", f"{backend} decode peaked at {peak >> 20} MiB (allowed "
                           f"{bound >> 20} MiB) for {len(data)} bytes declaring {declared} raw "

@@ -46,42 +46,77 @@ def canonical_json(metadata: Mapping[str, Any]) -> bytes:
     ).encode("utf-8")
 
 
-def _short(path: str) -> str:
+def _path(keys: list) -> str:
+    """'metadata[...][...]' for an error message, at most 80 characters."""
+    path = "metadata" + "".join(f"[{key!r}]" for key in keys)
     return path if len(path) <= 80 else path[:77] + "..."
 
 
+def _check_scalar(item: Any, keys: list) -> None:
+    if isinstance(item, str):
+        if _SURROGATE.search(item):
+            raise EncodeError(f"{_path(keys)} holds a lone surrogate, which UTF-8 cannot write")
+    elif isinstance(item, bool) or item is None:
+        pass
+    elif isinstance(item, int):
+        if abs(item) > MAX_SAFE_INTEGER:
+            shown = item if item.bit_length() <= 64 else f"an integer of {item.bit_length()} bits"
+            raise EncodeError(f"{_path(keys)} = {shown} is outside +-(2**53 - 1); write it as a string")
+    elif isinstance(item, float):
+        if not math.isfinite(item):
+            raise EncodeError(f"{_path(keys)} = {item} is not a finite number (JSON has no NaN or Infinity)")
+    else:
+        raise EncodeError(f"{_path(keys)} is {type(item).__name__}, which is not JSON-serialisable")
+
+
 def _check_value(value: Any) -> None:
-    """Walk *value* without recursion; EncodeError for anything the format refuses."""
-    stack = [(value, 1, "metadata")]
-    while stack:
-        item, depth, path = stack.pop()
-        path = _short(path)
-        if isinstance(item, (dict, list, tuple)) and depth > METADATA_MAX_DEPTH:
-            raise EncodeError(f"metadata is nested deeper than {METADATA_MAX_DEPTH} (at {path})")
+    """Walk *value* depth first without recursion; EncodeError for anything
+    the format refuses.
+
+    The walk holds one iterator per open container (at most 64) and builds a
+    path string only for an error: a list of 65,536 values costs no memory
+    beyond the value itself (a path and a stack entry per element cost ~150
+    bytes each, 60x the element's JSON text; fuzz finding metadata-62k-zeros)."""
+    keys: list = []  # keys[i]: where the container of frames[i + 1] sits in frames[i]
+    frames: list = []  # one (is_dict, iterator over (key, child)) per open container
+
+    def enter(item: Any) -> bool:
+        """Check *item*; open a frame and return True if it is a container."""
+        if not isinstance(item, (dict, list, tuple)):
+            _check_scalar(item, keys)
+            return False
+        if len(frames) + 1 > METADATA_MAX_DEPTH:
+            raise EncodeError(f"metadata is nested deeper than {METADATA_MAX_DEPTH} (at {_path(keys)})")
         if isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    raise EncodeError(f"{path}: key {_short(repr(key))} is {type(key).__name__}; JSON keys are str")
-                if _SURROGATE.search(key):
-                    raise EncodeError(f"{path}: key {_short(ascii(key))} holds a lone surrogate, "
-                                      "which UTF-8 cannot write")
-                stack.append((child, depth + 1, f"{path}[{key!r}]"))
-        elif isinstance(item, (list, tuple)):
-            stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(item))
-        elif isinstance(item, str):
-            if _SURROGATE.search(item):
-                raise EncodeError(f"{path} holds a lone surrogate, which UTF-8 cannot write")
-        elif isinstance(item, bool) or item is None:
-            pass
-        elif isinstance(item, int):
-            if abs(item) > MAX_SAFE_INTEGER:
-                shown = item if item.bit_length() <= 64 else f"an integer of {item.bit_length()} bits"
-                raise EncodeError(f"{path} = {shown} is outside +-(2**53 - 1); write it as a string")
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise EncodeError(f"{path} = {item} is not a finite number (JSON has no NaN or Infinity)")
+            frames.append((True, iter(item.items())))
         else:
-            raise EncodeError(f"{path} is {type(item).__name__}, which is not JSON-serialisable")
+            frames.append((False, enumerate(item)))
+        return True
+
+    enter(value)
+    while frames:
+        is_dict, children = frames[-1]
+        for key, child in children:
+            if is_dict:
+                if not isinstance(key, str):
+                    raise EncodeError(f"{_path(keys)}: key {_short_repr(key)} is {type(key).__name__}; "
+                                      "JSON keys are str")
+                if _SURROGATE.search(key):
+                    raise EncodeError(f"{_path(keys)}: key {ascii(key)[:80]} holds a lone surrogate, "
+                                      "which UTF-8 cannot write")
+            keys.append(key)
+            if enter(child):
+                break  # descend; this frame's iterator resumes after the child's frame closes
+            keys.pop()
+        else:
+            frames.pop()
+            if keys:
+                keys.pop()
+
+
+def _short_repr(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def encode_metadata(metadata: Mapping[str, Any], max_bytes: int, max_items: int) -> bytes:
@@ -115,10 +150,10 @@ def decode_metadata(raw, where: str, max_items: int) -> dict[str, Any]:
         raise PayloadFormatError(f"{where}: starts with a byte-order mark")
 
     def no_duplicates(pairs):
-        keys = {key for key, _ in pairs}
-        if len(keys) != len(pairs):
+        value = dict(pairs)  # a repeated key collapses, so the sizes differ
+        if len(value) != len(pairs):
             raise PayloadFormatError(f"{where}: duplicate key in a JSON object")
-        return dict(pairs)
+        return value
 
     def no_constants(name):
         raise PayloadFormatError(f"{where}: {name} is not JSON (RFC 8259)")

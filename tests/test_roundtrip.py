@@ -174,3 +174,40 @@ def test_most_class_names_a_payload_may_carry_decode_within_their_own_size(backe
         tracemalloc.stop()
     assert len(names) == count and names[0] == names[-1] == ""
     assert peak <= len(raw) + 8 * count + (1 << 20), f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize(
+    "value_text, bytes_per_value",
+    [
+        (b"0", 8),  # a list slot; small ints are shared objects
+        (b"{}", 8 + 64),  # a list slot and an empty dict (sys.getsizeof({}) == 64)
+    ],
+)
+def test_metadata_at_the_item_limit_decodes_within_the_parsed_value(backend, value_text, bytes_per_value):
+    # Fuzz finding metadata-62k-zeros (fuzz/findings/README.md): 124,771 bytes of
+    # {"a":[0,0,...]} in a 276-byte payload peaked at 9-11 MiB, ~150 bytes a value,
+    # because the 5.7 check built a path string and a work-list entry per value.
+    # The parsed list itself costs `bytes_per_value` per value (hand count above),
+    # so the peak may be that, the raw text twice (bytes and str) and 1 MiB.
+    import tracemalloc
+
+    import zstandard
+
+    from plada_codec import wire
+
+    count = 32000  # 2 counted items per "{}," so 64,000 <= max_metadata_items = 65,536
+    raw = b'{"a":[' + b",".join([value_text] * count) + b"]}"
+    frame = zstandard.ZstdCompressor(write_content_size=True).compress(raw)
+    empty = plada_codec.encode([], [], n_ref=1, n_classes=1, compression="none")
+    payload = wire.split(empty)
+    payload.sections.append(wire.RawSection(0x8003, 0, 1, frame, raw_length=len(raw)))
+    data = wire.join(payload)
+    assert len(data) < 1024
+    tracemalloc.start()
+    try:
+        metadata = plada_codec.decode(data, backend=backend).metadata
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(metadata["a"]) == count
+    assert peak <= bytes_per_value * count + 2 * len(raw) + (1 << 20), f"peak {peak / 2**20:.2f} MiB"
