@@ -59,6 +59,7 @@ def _cmd_produce(args) -> int:
     request = ProduceRequest(
         target=args.target, reference=args.reference, out=args.out, keep=tuple(args.keep), mode=args.mode,
         score=args.score, temperature=args.temperature, safety_share=args.safety_share, alpha=args.alpha,
+        spread=args.spread,
         seed=args.seed, n_classes=args.n_classes, class_names=_read_class_names(args.class_names),
         task_name=args.task_name, teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
         teacher_recipe=_teacher_recipe(args), image_size=args.image_size, channels=args.channels,
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=P.temperature)
     p.add_argument("--safety-share", type=float, default=P.safety_share, help="Safety-Net share s (0 = off)")
     p.add_argument("--alpha", type=float, default=P.alpha, help="Safety-Net exponent α")
+    p.add_argument("--spread", type=float, default=P.spread,
+                   help="keep the budget spread evenly over the best SPREAD x budget images "
+                        "instead of the most typical ones (1 = the paper's rule)")
     p.add_argument("--teacher", default=P.teacher, help="smallcnn, smallcnn_w32 or a timm model name")
     p.add_argument("--teacher-checkpoint", help="local state-dict file (e.g. pretrained timm weights) to start from")
     p.add_argument("--teacher-epochs", type=float, help=f"default {T.epochs}; 0 = use the checkpoint as it is")

@@ -55,6 +55,7 @@ class ProduceRequest:
     temperature: float = 1.0
     safety_share: float = 0.0
     alpha: float = -0.2
+    spread: float = 1.0  # >= 1: keep B images spread over the best spread * B (selection rule 2)
     seed: int = 0  # for random selection
     n_classes: int | None = None
     class_names: tuple[str, ...] | None = None
@@ -152,6 +153,7 @@ def validate_produce(req: ProduceRequest) -> None:
            f"temperature must be positive, got {req.temperature}")
     _check(0 <= req.safety_share <= 1, f"safety share must be in [0, 1], got {req.safety_share}")
     _check(math.isfinite(req.alpha), f"alpha must be finite, got {req.alpha}")
+    _check(math.isfinite(req.spread) and req.spread >= 1, f"spread must be a finite number >= 1, got {req.spread}")
     _check(req.n_classes is None or 1 <= req.n_classes <= 2**31, f"n_classes must be >= 1, got {req.n_classes}")
     _check(req.batch_size >= 1 and req.shard_size >= 1, "batch size and shard size must be >= 1")
     _validate_common(req.image_size, req.channels, req.workers)
@@ -206,7 +208,8 @@ def train_student(model: nn.Module, virtual, context: Context, *, recipe: TrainR
 
 def make_payload(scores: Scores, *, n_classes: int, reference: plada_codec.ReferenceSet, keep: float | None = None,
                  budget: int | None = None, mode: str = "low", score: str = "energy", safety_share: float = 0.0,
-                 alpha: float = -0.2, seed: int = 0, class_names=None, task_name: str | None = None,
+                 alpha: float = -0.2, seed: int = 0, spread: float = 1.0, class_names=None,
+                 task_name: str | None = None,
                  extra_metadata: dict | None = None, zstd_level: int = plada_codec.DEFAULT_ZSTD_LEVEL) -> Produced:
     """Server steps 3-4: select from saved scores and encode the payload, bound
     to *reference* and carrying how the selection was made."""
@@ -214,7 +217,7 @@ def make_payload(scores: Scores, *, n_classes: int, reference: plada_codec.Refer
         raise DataError(f"{len(scores.labels)} scores for a reference set of {reference.n_ref}: "
                         "score this reference set")
     selection = select(scores.get(score), scores.labels, n_classes=n_classes, keep=keep, budget=budget, mode=mode,
-                       safety_share=safety_share, alpha=alpha, seed=seed)
+                       safety_share=safety_share, alpha=alpha, seed=seed, spread=spread)
     metadata = {"method": "plada", "score": score, "temperature": scores.temperature, **selection.params,
                 **(extra_metadata or {})}
     metadata["mode"] = MODE_NAMES[mode]
@@ -377,6 +380,7 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
     for keep in req.keep:
         produced = make_payload(scores, n_classes=n_classes, reference=reference_set, keep=keep, mode=req.mode,
                                 score=req.score, safety_share=req.safety_share, alpha=req.alpha, seed=req.seed,
+                                spread=req.spread,
                                 class_names=class_names, task_name=req.task_name, extra_metadata=extra)
         produced.path = out / payload_name(req.mode, req.safety_share, keep)
         _write_atomic(produced.path, produced.payload)

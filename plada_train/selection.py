@@ -11,6 +11,11 @@ Rules
 2. Order: ``low`` keeps the lowest scores first (low energy = confident,
    in-domain), ``high`` the highest (far-OOD), ``random`` a seeded permutation.
    Ties break by lower index, so selection is deterministic.
+   Spread ``s >= 1`` (default 1, the paper's rule) thins the order for
+   coverage: the ranks ``floor(i * s)`` for i = 0, 1, ... come first, in that
+   order, then every other rank in order. The first B images of the thinned
+   order are spread evenly over the best ``s * B`` instead of being the B
+   most typical ones; stages 1 and 2 use the thinned order.
 3. Safety-Net reserve: ``R = floor(share * B)`` slots are set aside for
    per-class quotas. ``N_c`` is the number of reference images whose pseudo
    label is c. Classes with ``N_c = 0`` have no candidates and get no quota
@@ -51,6 +56,19 @@ def budget_for(n: int, keep: float | None = None, budget: int | None = None) -> 
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
     return int(np.floor(keep * n + 1e-9))
+
+
+def spread_order(order: np.ndarray, spread: float) -> np.ndarray:
+    """*order* thinned by *spread* (rule 2): ranks floor(i * spread) first."""
+    if not (spread >= 1.0 and np.isfinite(spread)):
+        raise ValueError(f"spread must be a finite number >= 1, got {spread}")
+    if spread == 1.0 or order.size == 0:
+        return order
+    first = np.unique(np.floor(np.arange(int(np.ceil(order.size / spread))) * spread).astype(np.int64))
+    first = first[first < order.size]
+    rest = np.ones(order.size, dtype=bool)
+    rest[first] = False
+    return np.concatenate([order[first], order[rest]])
 
 
 def order_for(scores: np.ndarray, mode: str, seed: int = 0) -> np.ndarray:
@@ -98,6 +116,7 @@ def select(
     safety_share: float = 0.0,
     alpha: float = 0.0,
     seed: int = 0,
+    spread: float = 1.0,
 ) -> Selection:
     """Choose the images to keep (rules in the module docstring)."""
     scores = np.asarray(scores)
@@ -110,7 +129,7 @@ def select(
     if not 0.0 <= safety_share <= 1.0:
         raise ValueError(f"safety_share must be in [0, 1], got {safety_share}")
     total = budget_for(n, keep, budget)
-    order = order_for(scores, mode, seed)
+    order = spread_order(order_for(scores, mode, seed), float(spread))
     counts = np.bincount(labels, minlength=n_classes)
     reserve = int(np.floor(safety_share * total + 1e-9))
     weights = np.zeros(n_classes)
@@ -132,4 +151,6 @@ def select(
         taken[candidates[:rest]] = True
     params = {"keep_fraction": keep, "budget": total, "mode": mode,
               "safety_net": {"share": safety_share, "alpha": alpha} if safety_share else None}
+    if spread != 1.0:
+        params["spread"] = float(spread)
     return Selection(np.flatnonzero(taken).astype(np.int64), quotas, params)

@@ -111,3 +111,51 @@ def test_bad_arguments():
         select(np.zeros(3), np.zeros(3, int), n_classes=1, keep=0.5, mode="median")
     with pytest.raises(ValueError, match="labels must lie"):
         select(np.zeros(3), np.array([0, 1, 2]), n_classes=2, keep=0.5)
+
+
+def test_spread_keeps_evenly_spaced_ranks_of_the_order():
+    # Hand-computed: scores are their own ranks, so rank r is index r.
+    scores = np.arange(10, dtype=np.float64)
+    labels = np.zeros(10, dtype=np.int64)
+    assert select(scores, labels, n_classes=1, budget=3, spread=2.0).indices.tolist() == [0, 2, 4]
+    # floor(i * 1.5) for i = 0..3 is 0, 1, 3, 4
+    assert select(scores, labels, n_classes=1, budget=4, spread=1.5).indices.tolist() == [0, 1, 3, 4]
+    # 6 of 10 at spread 3: ranks 0, 3, 6, 9 first, then the best of the rest, 1 and 2
+    assert select(scores, labels, n_classes=1, budget=6, spread=3.0).indices.tolist() == [0, 1, 2, 3, 6, 9]
+    # "high" thins its own order: ranks 0, 2, 4 of 9, 8, 7, ... are 9, 7, 5
+    assert select(scores, labels, n_classes=1, budget=3, mode="high", spread=2.0).indices.tolist() == [5, 7, 9]
+    assert select(scores, labels, n_classes=1, budget=3, spread=2.0).params["spread"] == 2.0
+    assert "spread" not in select(scores, labels, n_classes=1, budget=3).params
+
+
+def test_spread_with_safety_net_thins_within_each_class():
+    # Class 0 holds indices 0-7 (scores 0-7), class 1 indices 8-9 (scores 8, 9).
+    # Thinned order: 0, 2, 4, 6, 8 (ranks 0, 2, ...), then 1, 3, 5, 7, 9.
+    scores = np.arange(10, dtype=np.float64)
+    labels = np.array([0] * 8 + [1] * 2)
+    net = select(scores, labels, n_classes=2, budget=4, spread=2.0, safety_share=1.0, alpha=0.0)
+    assert net.quotas.tolist() == [2, 2]
+    assert net.indices.tolist() == [0, 2, 8, 9]  # class 0's first two in the thinned order
+
+
+@given(scored(), st.floats(0.001, 1.0), st.sampled_from(["low", "high", "random"]), st.floats(0.0, 1.0),
+       st.floats(1.0, 4.0))
+def test_spread_keeps_the_budget_and_the_safety_net_invariants(case, keep, mode, share, spread):
+    scores, labels, n_classes = case
+    result = select(scores, labels, n_classes=n_classes, keep=keep, mode=mode, safety_share=share, spread=spread)
+    budget = int(np.floor(keep * scores.size + 1e-9))
+    assert result.indices.size == budget and np.all(np.diff(result.indices) > 0)
+    kept = np.bincount(labels[result.indices], minlength=n_classes)
+    assert np.all(kept >= result.quotas)
+    if share == 0.0 and mode != "random":
+        # Without a net the kept set is ranks floor(i * spread), then the best remaining ranks.
+        order = _expected_order(scores, mode)
+        first = sorted({int(np.floor(i * spread)) for i in range(scores.size) if np.floor(i * spread) < scores.size})
+        ranks = first[:budget] + [r for r in range(scores.size) if r not in set(first)][: max(0, budget - len(first))]
+        assert sorted(order[ranks].tolist()) == result.indices.tolist()
+
+
+def test_spread_below_one_is_refused():
+    for bad in (0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="spread"):
+            select(np.zeros(3), np.zeros(3, int), n_classes=1, keep=0.5, spread=bad)

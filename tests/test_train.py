@@ -303,6 +303,7 @@ def test_api_and_cli_share_defaults():
     (["produce", "--teacher-checkpoint", "/nonexistent.pth"], "teacher checkpoint /nonexistent.pth not found"),
     (["produce", "--teacher-epochs", "0"], "needs --teacher-checkpoint"),
     (["produce", "--temperature", "0"], "temperature must be positive"),
+    (["produce", "--spread", "0.5"], "spread must be a finite number >= 1, got 0.5"),
     (["produce", "--class-names", "/nonexistent.txt"], "class names file /nonexistent.txt not found"),
     (["produce", "--target", "nothing.npz"], "target 'nothing.npz' not found"),
     (["consume", "/nonexistent.plada"], "payload /nonexistent.plada not found"),
