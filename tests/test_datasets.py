@@ -478,3 +478,41 @@ def test_tar_shards_with_one_file_name_are_refused(tar_set, tmp_path):
     shutil.copy(root / "shard-000.tar", tmp_path / "copy" / "shard-000.tar")
     with pytest.raises(DataError, match="same file name"):
         open_reference([root / "shard-000.tar", tmp_path / "copy" / "shard-000.tar"])
+
+
+def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
+    # The spawned-process path of the header scan gives the archive order written
+    # by the fixture, across shard boundaries, and the same pixels.
+    import concurrent.futures
+
+    from plada_train.datasets import TarImages
+
+    pools = []
+
+    class CountedPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs["max_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
+    root, written = tar_set
+    shards = sorted(str(p) for p in root.glob("*.tar"))
+    empty = tmp_path / "shard-zzz-empty.tar"
+    with tarfile.open(empty, "w", format=tarfile.USTAR_FORMAT):
+        pass  # an empty shard is allowed in a set
+    reference = TarImages(shards + [str(empty)], index_workers=2)
+    assert pools == [2]
+    assert [reference.item_id(i) for i in range(len(reference))] == [f"{s}/{k}" for s, k, _, _ in written]
+    for i in (0, 79, 80, 161, N_IMAGES - 1):
+        assert np.array_equal(np.asarray(reference.raw(i)), written[i][3])
+
+
+def test_tar_index_workers_report_a_damaged_shard_in_one_line(tar_set, tmp_path):
+    from plada_train.datasets import TarImages
+
+    root, _ = tar_set
+    bad = tmp_path / "shard-bad.tar"
+    bad.write_bytes(b"not a tar file" * 100)
+    with pytest.raises(DataError, match="shard-bad.tar.*fix the shard or leave it out") as caught:
+        TarImages([str(root / "shard-000.tar"), str(bad)], index_workers=2)
+    _one_line(caught)
