@@ -1,9 +1,9 @@
 """The member index of one tar shard as flat arrays.
 
-Kept free of torch so that the processes which list shards in parallel
-(``TarImages(index_workers=...)``) import only this module, numpy and
-plada_codec: listing is pure-Python ``tarfile`` work (about 70 us a member),
-which threads cannot overlap.
+Listing is pure-Python ``tarfile`` work (about 70 us a member), which threads
+cannot overlap, so ``TarImages(index_workers=...)`` runs this function in
+worker processes; it returns flat arrays, cheap to send back, and needs
+nothing from torch.
 """
 
 from __future__ import annotations

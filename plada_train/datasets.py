@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -110,6 +111,12 @@ class _Strings:
         joined._offsets = np.zeros(len(lengths) + 1, np.int64)
         np.cumsum(lengths, out=joined._offsets[1:])
         return joined
+
+    @classmethod
+    def from_packed(cls, blob: bytes, offsets: np.ndarray) -> _Strings:
+        strings = cls(())
+        strings._blob, strings._offsets = bytes(blob), np.asarray(offsets, np.int64)
+        return strings
 
     @classmethod
     def from_arrays(cls, blob: np.ndarray, offsets: np.ndarray) -> _Strings:
@@ -344,20 +351,65 @@ def _tar_shards(spec: str | os.PathLike | Sequence) -> list[str] | None:
     return None
 
 
+def _listing_workers() -> int:
+    """Processes for listing tar headers: up to 8, the usable CPUs shared by
+    torchrun's local ranks (each rank builds its own index)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, min(8, cpus // local_ranks))
+
+
+def _in_daemon() -> bool:
+    """True in a DataLoader worker or any daemonic process: it may not start children."""
+    import multiprocessing
+
+    return multiprocessing.current_process().daemon
+
+
+def _list_in_processes(func, shards: list[str], workers: int) -> list | None:
+    """``[func(shard) for shard in shards]`` on *workers* processes, in shard
+    order; None if the pool cannot run here (the caller then lists in-process).
+
+    Linux forks, as torch's DataLoader does, so a worker costs milliseconds and
+    re-imports nothing; elsewhere the platform's default (spawn) is used, which
+    re-imports the main script. A shard's ReferenceSetError propagates."""
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    try:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(shards)), mp_context=context)
+        try:
+            return list(pool.map(func, shards))
+        finally:  # a bad shard stops the listing: the shards not yet started are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
+    except (BrokenProcessPool, OSError) as exc:  # a worker could not start or was killed
+        warnings.warn(f"listing tar shards in {workers} processes failed ({exc!r}); listing them here",
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
 class TarImages(ReferenceImages):
     """WebDataset-style tar shards; item i is read by offset from its shard."""
 
     kind = "tar"
 
-    # Listing a shard in another process pays off once the set is large: a spawned
-    # worker costs ~0.3 s to start, a 64 MiB shard of small images ~2 s to list.
+    # Listing shards in other processes pays off once the set is large: a forked
+    # worker starts in milliseconds, a 64 MiB shard of small images takes ~2 s to list.
     PARALLEL_INDEX_BYTES = 64 << 20
 
     def __init__(self, shards: Sequence[str], source: str | os.PathLike | Sequence | None = None,
                  index_cache: str | os.PathLike | None = None, index_workers: int | None = None) -> None:
         """*index_workers*: processes that list the shards' tar headers when
-        there is no valid index cache (None: up to 8, one per CPU, once the
-        shards hold more than PARALLEL_INDEX_BYTES together; 1: this process)."""
+        there is no valid index cache (None: up to 8, one per usable CPU
+        divided among torchrun's local ranks, once the shards hold more than
+        PARALLEL_INDEX_BYTES together; 1: this process). A DataLoader worker
+        or other daemonic process always lists in-process."""
         self._spec = list(shards) if source is None or isinstance(source, (list, tuple)) else os.fspath(source)
         super().__init__(self._spec if isinstance(self._spec, str) else
                          (shards[0] if len(shards) == 1 else os.path.dirname(shards[0])))
@@ -375,7 +427,7 @@ class TarImages(ReferenceImages):
         if not (self.index_cache and self._load_index(stats)):
             if index_workers is None:
                 large = sum(size for _, size, _ in stats) > self.PARALLEL_INDEX_BYTES
-                index_workers = min(8, os.cpu_count() or 1, len(self.shards)) if large else 1
+                index_workers = _listing_workers() if large else 1
             self._build_index(int(index_workers))
             if self.index_cache:
                 self._save_index(stats)
@@ -388,32 +440,22 @@ class TarImages(ReferenceImages):
 
     def _build_index(self, workers: int) -> None:
         # Each shard comes back as flat arrays, so the transient per-member objects
-        # stay bounded by a shard (per worker); shards are listed by *workers*
-        # spawned processes (torch is not imported there), results in shard order.
+        # stay bounded by a shard (per worker); results arrive in shard order.
         from ._tar_index import shard_index
 
         shard_ids, offsets, sizes, ids, members = [], [], [], [], []
         try:
-            if workers <= 1 or len(self.shards) <= 1:
+            listed = None
+            if workers > 1 and len(self.shards) > 1 and not _in_daemon():
+                listed = _list_in_processes(shard_index, self.shards, workers)
+            if listed is None:
                 listed = map(shard_index, self.shards)
-                pool = None
-            else:
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
-
-                pool = ProcessPoolExecutor(max_workers=min(workers, len(self.shards)),
-                                           mp_context=multiprocessing.get_context("spawn"))
-                listed = pool.map(shard_index, self.shards)
-            try:
-                for number, (offset, size, ids_blob, ids_offsets, members_blob, members_offsets) in enumerate(listed):
-                    shard_ids.append(np.full(len(offset), number, np.int32))
-                    offsets.append(offset)
-                    sizes.append(size)
-                    ids.append(_Strings.from_arrays(np.frombuffer(ids_blob, np.uint8), ids_offsets))
-                    members.append(_Strings.from_arrays(np.frombuffer(members_blob, np.uint8), members_offsets))
-            finally:
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
+            for number, (offset, size, ids_blob, ids_offsets, members_blob, members_offsets) in enumerate(listed):
+                shard_ids.append(np.full(len(offset), number, np.int32))
+                offsets.append(offset)
+                sizes.append(size)
+                ids.append(_Strings.from_packed(ids_blob, ids_offsets))
+                members.append(_Strings.from_packed(members_blob, members_offsets))
         except plada_codec.ReferenceSetError as exc:
             raise DataError(f"{exc}; fix the shard or leave it out") from None
         self._shard = np.concatenate(shard_ids)

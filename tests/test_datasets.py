@@ -507,12 +507,78 @@ def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
         assert np.array_equal(np.asarray(reference.raw(i)), written[i][3])
 
 
-def test_tar_index_workers_report_a_damaged_shard_in_one_line(tar_set, tmp_path):
+def test_tar_index_workers_report_a_damaged_shard_in_one_line(tar_set, tmp_path, monkeypatch):
+    import concurrent.futures
+
     from plada_train.datasets import TarImages
 
+    pools = []
+
+    class CountedPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs["max_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
     root, _ = tar_set
     bad = tmp_path / "shard-bad.tar"
     bad.write_bytes(b"not a tar file" * 100)
     with pytest.raises(DataError, match="shard-bad.tar.*fix the shard or leave it out") as caught:
         TarImages([str(root / "shard-000.tar"), str(bad)], index_workers=2)
     _one_line(caught)
+    assert pools == [2]  # the error came back from a worker process
+
+
+def test_tar_index_falls_back_to_this_process_when_workers_cannot_run(tar_set, monkeypatch):
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    from plada_train.datasets import TarImages
+
+    class BrokenPool(concurrent.futures.ProcessPoolExecutor):
+        def map(self, *args, **kwargs):
+            raise BrokenProcessPool("a child process terminated abruptly")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", BrokenPool)
+    root, written = tar_set
+    with pytest.warns(RuntimeWarning, match="listing them here"):
+        reference = TarImages(sorted(str(p) for p in root.glob("*.tar")), index_workers=2)
+    assert [reference.item_id(i) for i in range(len(reference))] == [f"{s}/{k}" for s, k, _, _ in written]
+
+
+def _index_in_a_daemon(shards, queue):
+    from plada_train.datasets import TarImages
+
+    try:
+        queue.put(len(TarImages(shards, index_workers=2)))
+    except BaseException as exc:  # report anything, so the test shows it
+        queue.put(repr(exc))
+
+
+def test_tar_index_in_a_daemonic_process_lists_in_process(tar_set):
+    # A DataLoader worker is daemonic and may not start children: it must list itself.
+    import multiprocessing
+
+    root, _ = tar_set
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_index_in_a_daemon, args=(sorted(str(p) for p in root.glob("*.tar")), queue),
+                             daemon=True)
+    worker.start()
+    result = queue.get(timeout=120)
+    worker.join(timeout=30)
+    assert result == N_IMAGES
+
+
+def test_listing_workers_share_the_cpus_among_local_ranks(monkeypatch):
+    import os
+
+    from plada_train.datasets import _listing_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert _listing_workers() == 8  # at most 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert _listing_workers() == 4  # 16 CPUs / 4 ranks
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert _listing_workers() == 1
