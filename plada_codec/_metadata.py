@@ -99,10 +99,10 @@ def _check_value(value: Any) -> None:
         for key, child in children:
             if is_dict:
                 if not isinstance(key, str):
-                    raise EncodeError(f"{_path(keys)}: key {_short_repr(key)} is {type(key).__name__}; "
+                    raise EncodeError(f"{_path(keys)}: key {_shorten(repr(key))} is {type(key).__name__}; "
                                       "JSON keys are str")
                 if _SURROGATE.search(key):
-                    raise EncodeError(f"{_path(keys)}: key {ascii(key)[:80]} holds a lone surrogate, "
+                    raise EncodeError(f"{_path(keys)}: key {_shorten(ascii(key))} holds a lone surrogate, "
                                       "which UTF-8 cannot write")
             keys.append(key)
             if enter(child):
@@ -114,8 +114,7 @@ def _check_value(value: Any) -> None:
                 keys.pop()
 
 
-def _short_repr(key: Any) -> str:
-    text = repr(key)
+def _shorten(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 

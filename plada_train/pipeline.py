@@ -154,6 +154,8 @@ def validate_produce(req: ProduceRequest) -> None:
     _check(0 <= req.safety_share <= 1, f"safety share must be in [0, 1], got {req.safety_share}")
     _check(math.isfinite(req.alpha), f"alpha must be finite, got {req.alpha}")
     _check(math.isfinite(req.spread) and req.spread >= 1, f"spread must be a finite number >= 1, got {req.spread}")
+    _check(req.spread == 1 or req.mode != "random", "--spread thins the low and high orders; use it without "
+           "--mode random")
     _check(req.n_classes is None or 1 <= req.n_classes <= 2**31, f"n_classes must be >= 1, got {req.n_classes}")
     _check(req.batch_size >= 1 and req.shard_size >= 1, "batch size and shard size must be >= 1")
     _validate_common(req.image_size, req.channels, req.workers)
@@ -382,16 +384,18 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
                                 score=req.score, safety_share=req.safety_share, alpha=req.alpha, seed=req.seed,
                                 spread=req.spread,
                                 class_names=class_names, task_name=req.task_name, extra_metadata=extra)
-        produced.path = out / payload_name(req.mode, req.safety_share, keep)
+        produced.path = out / payload_name(req.mode, req.safety_share, keep, req.spread)
         _write_atomic(produced.path, produced.payload)
         print(f"{produced.path}: {len(produced.selection.indices)} images, {len(produced.payload)} bytes")
         results.append(produced)
     return ProduceResult(results, scores_path, out / TEACHER_FILE, accuracy, saved is not None)
 
 
-def payload_name(mode: str, safety_share: float, keep: float) -> str:
-    """``payload-<mode>[-safety]-<keep>.plada``, e.g. ``payload-low-0.05.plada``."""
-    return f"payload-{mode}{'-safety' if safety_share else ''}-{keep:g}.plada"
+def payload_name(mode: str, safety_share: float, keep: float, spread: float = 1.0) -> str:
+    """``payload-<mode>[-safety][-spread<s>]-<keep>.plada``, e.g. ``payload-low-0.05.plada``
+    or ``payload-low-safety-spread2-0.05.plada``."""
+    return (f"payload-{mode}{'-safety' if safety_share else ''}{f'-spread{spread:g}' if spread != 1 else ''}"
+            f"-{keep:g}.plada")
 
 
 def _refuse_mismatch(path: Path, found: dict, wanted: dict) -> None:

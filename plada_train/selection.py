@@ -11,11 +11,13 @@ Rules
 2. Order: ``low`` keeps the lowest scores first (low energy = confident,
    in-domain), ``high`` the highest (far-OOD), ``random`` a seeded permutation.
    Ties break by lower index, so selection is deterministic.
-   Spread ``s >= 1`` (default 1, the paper's rule) thins the order for
-   coverage: the ranks ``floor(i * s)`` for i = 0, 1, ... come first, in that
-   order, then every other rank in order. The first B images of the thinned
-   order are spread evenly over the best ``s * B`` instead of being the B
-   most typical ones; stages 1 and 2 use the thinned order.
+   Spread ``s >= 1`` (default 1, the paper's rule; ``low`` and ``high``
+   only) thins the order for coverage: with ``s' = min(s, n / B)``, the ranks
+   ``floor(i * s')`` for i = 0, 1, ... come first, in that order, then every
+   other rank in order. The first B images of the thinned order are spread
+   evenly over the best ``s' * B <= n`` instead of being the B most typical
+   ones. Stages 1 and 2 use the thinned order, so a class's quota takes the
+   class's first images in it (not its best ones), and ``s'`` is recorded.
 3. Safety-Net reserve: ``R = floor(share * B)`` slots are set aside for
    per-class quotas. ``N_c`` is the number of reference images whose pseudo
    label is c. Classes with ``N_c = 0`` have no candidates and get no quota
@@ -58,14 +60,17 @@ def budget_for(n: int, keep: float | None = None, budget: int | None = None) -> 
     return int(np.floor(keep * n + 1e-9))
 
 
-def spread_order(order: np.ndarray, spread: float) -> np.ndarray:
-    """*order* thinned by *spread* (rule 2): ranks floor(i * spread) first."""
-    if not (spread >= 1.0 and np.isfinite(spread)):
-        raise ValueError(f"spread must be a finite number >= 1, got {spread}")
-    if spread == 1.0 or order.size == 0:
+def spread_order(order: np.ndarray, spread: float, budget: int) -> np.ndarray:
+    """*order* thinned by *spread* for a *budget* (rule 2): ranks
+    floor(i * s') first, s' = min(spread, n / budget)."""
+    n = order.size
+    if spread == 1.0 or n == 0 or budget == 0 or budget == n:
         return order
-    first = np.unique(np.floor(np.arange(int(np.ceil(order.size / spread))) * spread).astype(np.int64))
-    first = first[first < order.size]
+    if spread >= n / budget:  # s' = n / B exactly, in integers: floor(i * n / B)
+        first = np.arange(budget, dtype=np.int64) * n // budget
+    else:  # one grid point more than n / spread: ceil() of a float quotient can land one short
+        first = np.floor(np.arange(int(np.ceil(n / spread)) + 1) * spread).astype(np.int64)
+        first = first[first < n]  # strictly increasing for spread >= 1
     rest = np.ones(order.size, dtype=bool)
     rest[first] = False
     return np.concatenate([order[first], order[rest]])
@@ -129,7 +134,14 @@ def select(
     if not 0.0 <= safety_share <= 1.0:
         raise ValueError(f"safety_share must be in [0, 1], got {safety_share}")
     total = budget_for(n, keep, budget)
-    order = spread_order(order_for(scores, mode, seed), float(spread))
+    spread = float(spread)
+    if not (spread >= 1.0 and np.isfinite(spread)):
+        raise ValueError(f"spread must be a finite number >= 1, got {spread}")
+    if spread != 1.0 and mode == "random":
+        raise ValueError("spread thins the low and high orders; a random order needs none")
+    order = spread_order(order_for(scores, mode, seed), spread, total)
+    if total:
+        spread = min(spread, n / total)  # past n / B the grid would run out of ranks (rule 2)
     counts = np.bincount(labels, minlength=n_classes)
     reserve = int(np.floor(safety_share * total + 1e-9))
     weights = np.zeros(n_classes)

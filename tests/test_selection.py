@@ -120,15 +120,19 @@ def test_spread_keeps_evenly_spaced_ranks_of_the_order():
     assert select(scores, labels, n_classes=1, budget=3, spread=2.0).indices.tolist() == [0, 2, 4]
     # floor(i * 1.5) for i = 0..3 is 0, 1, 3, 4
     assert select(scores, labels, n_classes=1, budget=4, spread=1.5).indices.tolist() == [0, 1, 3, 4]
-    # 6 of 10 at spread 3: ranks 0, 3, 6, 9 first, then the best of the rest, 1 and 2
-    assert select(scores, labels, n_classes=1, budget=6, spread=3.0).indices.tolist() == [0, 1, 2, 3, 6, 9]
+    # 6 of 10 at spread 3: 3 * 6 > 10, so s' = 10 / 6 and the ranks are floor(i * 10 / 6), i < 6
+    capped = select(scores, labels, n_classes=1, budget=6, spread=3.0)
+    assert capped.indices.tolist() == [0, 1, 3, 5, 6, 8] and capped.params["spread"] == 10 / 6
+    assert select(scores, labels, n_classes=1, budget=6, spread=100.0).indices.tolist() == [0, 1, 3, 5, 6, 8]
+    # 8 of 8 at any spread: everything
+    assert select(scores[:8], labels[:8], n_classes=1, budget=8, spread=2.0).indices.tolist() == list(range(8))
     # "high" thins its own order: ranks 0, 2, 4 of 9, 8, 7, ... are 9, 7, 5
     assert select(scores, labels, n_classes=1, budget=3, mode="high", spread=2.0).indices.tolist() == [5, 7, 9]
     assert select(scores, labels, n_classes=1, budget=3, spread=2.0).params["spread"] == 2.0
     assert "spread" not in select(scores, labels, n_classes=1, budget=3).params
 
 
-def test_spread_with_safety_net_thins_within_each_class():
+def test_spread_with_safety_net_takes_each_class_first_images_in_the_thinned_order():
     # Class 0 holds indices 0-7 (scores 0-7), class 1 indices 8-9 (scores 8, 9).
     # Thinned order: 0, 2, 4, 6, 8 (ranks 0, 2, ...), then 1, 3, 5, 7, 9.
     scores = np.arange(10, dtype=np.float64)
@@ -138,7 +142,7 @@ def test_spread_with_safety_net_thins_within_each_class():
     assert net.indices.tolist() == [0, 2, 8, 9]  # class 0's first two in the thinned order
 
 
-@given(scored(), st.floats(0.001, 1.0), st.sampled_from(["low", "high", "random"]), st.floats(0.0, 1.0),
+@given(scored(), st.floats(0.001, 1.0), st.sampled_from(["low", "high"]), st.floats(0.0, 1.0),
        st.floats(1.0, 4.0))
 def test_spread_keeps_the_budget_and_the_safety_net_invariants(case, keep, mode, share, spread):
     scores, labels, n_classes = case
@@ -147,15 +151,32 @@ def test_spread_keeps_the_budget_and_the_safety_net_invariants(case, keep, mode,
     assert result.indices.size == budget and np.all(np.diff(result.indices) > 0)
     kept = np.bincount(labels[result.indices], minlength=n_classes)
     assert np.all(kept >= result.quotas)
-    if share == 0.0 and mode != "random":
+    if share == 0.0:
         # Without a net the kept set is ranks floor(i * spread), then the best remaining ranks.
+        n = scores.size
         order = _expected_order(scores, mode)
-        first = sorted({int(np.floor(i * spread)) for i in range(scores.size) if np.floor(i * spread) < scores.size})
-        ranks = first[:budget] + [r for r in range(scores.size) if r not in set(first)][: max(0, budget - len(first))]
+        if budget and spread * budget >= n:  # capped at n / B: floor(i * n / B), exactly
+            ranks = [i * n // budget for i in range(budget)]
+        else:
+            ranks = [r for r in (int(np.floor(i * spread)) for i in range(n + 1)) if r < n][:budget]
         assert sorted(order[ranks].tolist()) == result.indices.tolist()
 
 
-def test_spread_below_one_is_refused():
+def test_spread_below_one_or_with_a_random_order_is_refused():
     for bad in (0.5, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="spread"):
+        with pytest.raises(ValueError, match="spread must be"):
             select(np.zeros(3), np.zeros(3, int), n_classes=1, keep=0.5, spread=bad)
+    with pytest.raises(ValueError, match="random order"):
+        select(np.zeros(3), np.zeros(3, int), n_classes=1, keep=0.5, mode="random", spread=2.0)
+
+
+def test_spread_grid_does_not_lose_its_last_rank_to_rounding():
+    # n / spread is 5.0000000000000004, which rounds to 5.0, so ceil() gives 5 grid points where
+    # floor(i * s) for i = 0..5 has 6 below n = 8: 0, 1, 3, 4, 6, 7.
+    scores = np.arange(8, dtype=np.float64)
+    spread = 1.5999999999999999
+    result = select(scores, np.zeros(8, int), n_classes=1, budget=5, spread=spread)
+    assert result.indices.tolist() == [0, 1, 3, 4, 6]
+    from plada_train.selection import spread_order
+
+    assert spread_order(np.arange(8), spread, 5).tolist()[:6] == [0, 1, 3, 4, 6, 7]

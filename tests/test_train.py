@@ -304,6 +304,7 @@ def test_api_and_cli_share_defaults():
     (["produce", "--teacher-epochs", "0"], "needs --teacher-checkpoint"),
     (["produce", "--temperature", "0"], "temperature must be positive"),
     (["produce", "--spread", "0.5"], "spread must be a finite number >= 1, got 0.5"),
+    (["produce", "--spread", "2", "--mode", "random"], "use it without --mode random"),
     (["produce", "--class-names", "/nonexistent.txt"], "class names file /nonexistent.txt not found"),
     (["produce", "--target", "nothing.npz"], "target 'nothing.npz' not found"),
     (["consume", "/nonexistent.plada"], "payload /nonexistent.plada not found"),
@@ -388,3 +389,12 @@ def test_demo_quick_runs(tmp_path):
         assert plada_codec.decode(data).metadata["teacher"]["model"] == "smallcnn"
         assert len(data) == row["payload_bytes"]
     assert os.path.exists(tmp_path / "server" / "teacher.pt")
+
+
+def test_payload_names_tell_the_selections_apart():
+    from plada_train.pipeline import payload_name
+
+    assert payload_name("low", 0.0, 0.05) == "payload-low-0.05.plada"
+    assert payload_name("low", 0.5, 0.05) == "payload-low-safety-0.05.plada"
+    assert payload_name("low", 0.5, 0.05, 2.0) == "payload-low-safety-spread2-0.05.plada"
+    assert payload_name("high", 0.0, 0.1, 1.5) == "payload-high-spread1.5-0.1.plada"
