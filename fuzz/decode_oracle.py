@@ -238,9 +238,10 @@ def _bounded_decode(data: bytes, backend: str, limits: dict, header: Header, bud
     budget: time within ``budget['seconds']`` plus 100 ns per declared byte
     or entry; traced peak memory within ``budget['memory_ratio']`` times the
     declared raw bytes plus the output arrays (12 bytes per entry), plus 4 MiB,
-    plus 5 more bytes per declared metadata byte: the body, its decoded text
-    and the parsed strings are alive together, and Python holds text with one
-    character outside Latin-1 at 4 bytes a character (9x the body;
+    plus 8 more bytes per declared metadata byte: the body, its decoded text
+    and the parsed strings are alive together, Python holds text with one
+    character outside Latin-1 at 4 bytes a character, and json's string
+    builder copies a string with an escape once more (measured 11.25x the body;
     spec/FORMAT.md 13, "Ancillary blowups").
     Only decodes declaring 1..4 MiB are traced, and those are not timed
     (tracing slows every allocation many times over). Time is this process's
@@ -268,7 +269,7 @@ def _bounded_decode(data: bytes, backend: str, limits: dict, header: Header, bud
                       f"for {len(data)} bytes declaring {declared} raw bytes, k = {header.count}; "
                       f"outcome {_describe(outcome)}")
     if trace:
-        bound = int(budget["memory_ratio"] * (declared + output)) + (4 << 20) + 5 * header.metadata_raw
+        bound = int(budget["memory_ratio"] * (declared + output)) + (4 << 20) + 8 * min(header.metadata_raw, declared)
         if peak > bound:
             raise Finding(f"memory-{backend}-{header.largest}", f"{backend} decode peaked at {peak >> 20} MiB (allowed "
                           f"{bound >> 20} MiB) for {len(data)} bytes declaring {declared} raw "

@@ -384,7 +384,8 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
                                 score=req.score, safety_share=req.safety_share, alpha=req.alpha, seed=req.seed,
                                 spread=req.spread,
                                 class_names=class_names, task_name=req.task_name, extra_metadata=extra)
-        produced.path = out / payload_name(req.mode, req.safety_share, keep, req.spread)
+        produced.path = out / payload_name(req.mode, req.safety_share, keep,
+                                           produced.selection.params.get("spread", 1.0))
         _write_atomic(produced.path, produced.payload)
         print(f"{produced.path}: {len(produced.selection.indices)} images, {len(produced.payload)} bytes")
         results.append(produced)
@@ -393,9 +394,16 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
 
 def payload_name(mode: str, safety_share: float, keep: float, spread: float = 1.0) -> str:
     """``payload-<mode>[-safety][-spread<s>]-<keep>.plada``, e.g. ``payload-low-0.05.plada``
-    or ``payload-low-safety-spread2-0.05.plada``."""
-    return (f"payload-{mode}{'-safety' if safety_share else ''}{f'-spread{spread:g}' if spread != 1 else ''}"
-            f"-{keep:g}.plada")
+    or ``payload-low-safety-spread2-0.05.plada`` (*spread*: the effective one, as recorded)."""
+    safety = "-safety" if safety_share else ""
+    thinned = f"-spread{_short_number(spread)}" if spread != 1 else ""
+    return f"payload-{mode}{safety}{thinned}-{_short_number(keep)}.plada"
+
+
+def _short_number(value: float) -> str:
+    """``2`` for 2.0, ``0.05``; the shortest round-trip form when ``:g`` would lose digits."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
 
 
 def _refuse_mismatch(path: Path, found: dict, wanted: dict) -> None:

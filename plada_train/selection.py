@@ -17,7 +17,10 @@ Rules
    other rank in order. The first B images of the thinned order are spread
    evenly over the best ``s' * B <= n`` instead of being the B most typical
    ones. Stages 1 and 2 use the thinned order, so a class's quota takes the
-   class's first images in it (not its best ones), and ``s'`` is recorded.
+   class's first images in it (not its best ones). ``s' >= n / B`` is decided
+   exactly (as rationals), and then the ranks are ``floor(i * n / B)`` in
+   integers. ``s'`` is recorded, as 1 (omitted) when nothing is thinned:
+   B = 0 or B = n.
 3. Safety-Net reserve: ``R = floor(share * B)`` slots are set aside for
    per-class quotas. ``N_c`` is the number of reference images whose pseudo
    label is c. Classes with ``N_c = 0`` have no candidates and get no quota
@@ -35,6 +38,7 @@ Rules
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -60,13 +64,26 @@ def budget_for(n: int, keep: float | None = None, budget: int | None = None) -> 
     return int(np.floor(keep * n + 1e-9))
 
 
+def effective_spread(spread: float, n: int, budget: int) -> float:
+    """s' of rule 2: min(spread, n / budget), and 1 when nothing is thinned
+    (an empty budget or order, or a budget of all n)."""
+    if n == 0 or budget == 0 or budget == n:
+        return 1.0
+    return n / budget if _capped(spread, n, budget) else spread
+
+
+def _capped(spread: float, n: int, budget: int) -> bool:
+    # Exact rational comparison: the float n / budget can round either way.
+    return Fraction(spread) >= Fraction(n, budget)
+
+
 def spread_order(order: np.ndarray, spread: float, budget: int) -> np.ndarray:
     """*order* thinned by *spread* for a *budget* (rule 2): ranks
     floor(i * s') first, s' = min(spread, n / budget)."""
     n = order.size
-    if spread == 1.0 or n == 0 or budget == 0 or budget == n:
+    if spread == 1.0 or effective_spread(spread, n, budget) == 1.0:
         return order
-    if spread >= n / budget:  # s' = n / B exactly, in integers: floor(i * n / B)
+    if _capped(spread, n, budget):  # s' = n / B exactly, in integers: floor(i * n / B)
         first = np.arange(budget, dtype=np.int64) * n // budget
     else:  # one grid point more than n / spread: ceil() of a float quotient can land one short
         first = np.floor(np.arange(int(np.ceil(n / spread)) + 1) * spread).astype(np.int64)
@@ -140,8 +157,7 @@ def select(
     if spread != 1.0 and mode == "random":
         raise ValueError("spread thins the low and high orders; a random order needs none")
     order = spread_order(order_for(scores, mode, seed), spread, total)
-    if total:
-        spread = min(spread, n / total)  # past n / B the grid would run out of ranks (rule 2)
+    spread = effective_spread(spread, n, total)  # past n / B the grid would run out of ranks (rule 2)
     counts = np.bincount(labels, minlength=n_classes)
     reserve = int(np.floor(safety_share * total + 1e-9))
     weights = np.zeros(n_classes)

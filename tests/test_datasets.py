@@ -480,8 +480,9 @@ def test_tar_shards_with_one_file_name_are_refused(tar_set, tmp_path):
         open_reference([root / "shard-000.tar", tmp_path / "copy" / "shard-000.tar"])
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no silent fallback to listing in-process
 def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
-    # The spawned-process path of the header scan gives the archive order written
+    # The worker-process path of the header scan gives the archive order written
     # by the fixture, across shard boundaries, and the same pixels.
     import concurrent.futures
 
@@ -507,6 +508,7 @@ def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
         assert np.array_equal(np.asarray(reference.raw(i)), written[i][3])
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no silent fallback to listing in-process
 def test_tar_index_workers_report_a_damaged_shard_in_one_line(tar_set, tmp_path, monkeypatch):
     import concurrent.futures
 
@@ -546,6 +548,56 @@ def test_tar_index_falls_back_to_this_process_when_workers_cannot_run(tar_set, m
     assert [reference.item_id(i) for i in range(len(reference))] == [f"{s}/{k}" for s, k, _, _ in written]
 
 
+def test_tar_index_cleans_up_when_a_worker_cannot_be_forked(tar_set, monkeypatch):
+    # The second fork fails (EAGAIN): the first worker must not be left waiting for
+    # work, which would block the interpreter's exit, and the index is still built.
+    import errno
+    import multiprocessing
+    import os
+
+    from plada_train.datasets import TarImages
+
+    real_fork, calls = os.fork, []
+
+    def flaky_fork():
+        calls.append(1)
+        if len(calls) >= 2:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    root, written = tar_set
+    monkeypatch.setattr(os, "fork", flaky_fork)
+    with pytest.warns(RuntimeWarning, match="listing them here"):
+        reference = TarImages(sorted(str(p) for p in root.glob("*.tar")), index_workers=2)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert [reference.item_id(i) for i in range(len(reference))] == [f"{s}/{k}" for s, k, _, _ in written]
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_tar_index_uses_workers_by_itself_for_large_sets(tar_set, monkeypatch):
+    import concurrent.futures
+
+    import plada_train.datasets as datasets
+
+    pools = []
+
+    class CountedPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs["max_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(datasets, "_listing_workers", lambda: 2)
+    shards = sorted(str(p) for p in tar_set[0].glob("*.tar"))
+    datasets.TarImages(shards)  # three small shards: below PARALLEL_INDEX_BYTES
+    assert pools == []
+    monkeypatch.setattr(datasets.TarImages, "PARALLEL_INDEX_BYTES", 0)
+    assert len(datasets.TarImages(shards)) == N_IMAGES
+    assert pools == [2]
+
+
 def _index_in_a_daemon(shards, queue):
     from plada_train.datasets import TarImages
 
@@ -582,3 +634,6 @@ def test_listing_workers_share_the_cpus_among_local_ranks(monkeypatch):
     assert _listing_workers() == 4  # 16 CPUs / 4 ranks
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert _listing_workers() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "not-a-number")
+    assert _listing_workers() == 8

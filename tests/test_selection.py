@@ -124,8 +124,16 @@ def test_spread_keeps_evenly_spaced_ranks_of_the_order():
     capped = select(scores, labels, n_classes=1, budget=6, spread=3.0)
     assert capped.indices.tolist() == [0, 1, 3, 5, 6, 8] and capped.params["spread"] == 10 / 6
     assert select(scores, labels, n_classes=1, budget=6, spread=100.0).indices.tolist() == [0, 1, 3, 5, 6, 8]
-    # 8 of 8 at any spread: everything
-    assert select(scores[:8], labels[:8], n_classes=1, budget=8, spread=2.0).indices.tolist() == list(range(8))
+    # 8 of 8 at any spread: everything, and nothing was thinned
+    everything = select(scores[:8], labels[:8], n_classes=1, budget=8, spread=2.0)
+    assert everything.indices.tolist() == list(range(8)) and "spread" not in everything.params
+    assert "spread" not in select(scores, labels, n_classes=1, budget=0, spread=2.0).params
+    # 22 of 30 at spread 2, capped at 30 / 22: the exact grid floor(i * 30 / 22) has 15 at
+    # i = 11 (330 / 22 = 15), where a float grid 11 * (30 / 22) can floor to 14.
+    many = np.arange(30, dtype=np.float64)
+    capped = select(many, np.zeros(30, int), n_classes=1, budget=22, spread=2.0)
+    assert capped.indices.tolist() == [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 15, 16, 17, 19, 20, 21, 23, 24, 25,
+                                       27, 28]
     # "high" thins its own order: ranks 0, 2, 4 of 9, 8, 7, ... are 9, 7, 5
     assert select(scores, labels, n_classes=1, budget=3, mode="high", spread=2.0).indices.tolist() == [5, 7, 9]
     assert select(scores, labels, n_classes=1, budget=3, spread=2.0).params["spread"] == 2.0
@@ -153,9 +161,11 @@ def test_spread_keeps_the_budget_and_the_safety_net_invariants(case, keep, mode,
     assert np.all(kept >= result.quotas)
     if share == 0.0:
         # Without a net the kept set is ranks floor(i * spread), then the best remaining ranks.
+        from fractions import Fraction
+
         n = scores.size
         order = _expected_order(scores, mode)
-        if budget and spread * budget >= n:  # capped at n / B: floor(i * n / B), exactly
+        if budget and Fraction(spread) >= Fraction(n, budget):  # capped at n / B: floor(i * n / B), exactly
             ranks = [i * n // budget for i in range(budget)]
         else:
             ranks = [r for r in (int(np.floor(i * spread)) for i in range(n + 1)) if r < n][:budget]

@@ -398,3 +398,5 @@ def test_payload_names_tell_the_selections_apart():
     assert payload_name("low", 0.5, 0.05) == "payload-low-safety-0.05.plada"
     assert payload_name("low", 0.5, 0.05, 2.0) == "payload-low-safety-spread2-0.05.plada"
     assert payload_name("high", 0.0, 0.1, 1.5) == "payload-high-spread1.5-0.1.plada"
+    assert payload_name("low", 0.0, 0.05, 10 / 6) == "payload-low-spread1.6666666666666667-0.05.plada"
+    assert payload_name("low", 0.0, 0.05, 2.0000001) == "payload-low-spread2.0000001-0.05.plada"
