@@ -7,8 +7,11 @@ the main process and of its workers. For comparison, the old path (every image
 decoded into one in-memory uint8 array first) is measured at both sizes too.
 Last, a client opens the reference and reads a k-item LabelledSubset: the
 files it opens and the image bytes it reads are counted (folder and tar).
+With ``--index-only``, it times building a tar set's member index (the tar
+header scan, no cache) with 1 and more listing processes instead.
 
     python benchmarks/bench_data_memory.py [--sizes 50000 100000] [--k 500] [--dir DIR]
+    python benchmarks/bench_data_memory.py --index-only [--index-workers 1 2]
 
 Prints a table; not a unit test (a run takes minutes on 2 cores).
 """
@@ -214,6 +217,28 @@ def client_table(base: Path, sizes, k: int) -> None:
               f"{r['opens']} | {r['bytes']} | {r['selected_image_bytes']} | {r['distinct_shards'] or '-'} |")
 
 
+def index_table(base: Path, sizes, workers_list) -> None:
+    from plada_train.datasets import TarImages
+
+    print("\nTar member index without a cache (TarImages(index_workers=w)): best of 2 runs")
+    print("| N | shards | listing processes | seconds | members/s | speed-up vs 1 |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for n in sizes:
+        shards = sorted(str(p) for p in (base / f"tar-{n}").glob("*.tar"))
+        TarImages(shards, index_workers=1)  # page cache and imports
+        base_seconds = None
+        for workers in workers_list:
+            times = []
+            for _ in range(2):
+                start = time.perf_counter()
+                TarImages(shards, index_workers=workers)
+                times.append(time.perf_counter() - start)
+            seconds = min(times)
+            base_seconds = base_seconds or seconds
+            print(f"| {n} | {len(shards)} | {workers} | {seconds:.2f} | {n / seconds:,.0f} | "
+                  f"{base_seconds / seconds:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=(50_000, 100_000))
@@ -225,6 +250,8 @@ def main() -> None:
     parser.add_argument("--fixed-mmap-threshold", action="store_true",
                         help="run the scoring processes with glibc's MALLOC_MMAP_THRESHOLD_=131072: freed batch "
                              "buffers go back to the system at once, so peaks show data, not allocator retention")
+    parser.add_argument("--index-only", action="store_true", help="only time the tar member index build")
+    parser.add_argument("--index-workers", type=int, nargs="+", default=(1, 2))
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -239,6 +266,12 @@ def main() -> None:
     base = args.dir or Path(tempfile.mkdtemp(prefix="plada-bench-data-"))
     if args.fixed_mmap_threshold:
         CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    if args.index_only:
+        for n in args.sizes:
+            if not (base / f"tar-{n}").exists():
+                write_tar_set(base / f"tar-{n}", n)
+        index_table(base, args.sizes, args.index_workers)
+        return
     if args.client_only:
         for n in args.sizes:
             if not (base / f"tar-{n}").exists():

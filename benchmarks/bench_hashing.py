@@ -7,9 +7,7 @@ Builds, in a temporary folder, a reference folder of SMALL files of 2-8 KiB
 small images as tar shards of 5,000 samples; then times a full content
 fingerprint (ReferenceSet.from_folder / from_tar_shards, cold and warm page
 cache can't be told apart here: the files were just written, so this measures
-hashing and file-system calls, not the disk), the training side's tar member
-index (plada_train.datasets.TarImages, headers listed by worker processes,
-when plada_train is installed) and the cached check
+hashing and file-system calls, not the disk) and the cached check
 (ReferenceSet.open with a manifest: one stat per file). Prints a markdown
 table; ratios are to the 1-worker run of the same set in the same process.
 """
@@ -79,14 +77,6 @@ def main() -> None:
              small_bytes),
             ("folder, large files", lambda w: ReferenceSet.from_folder(large, workers=w), args.large, large_bytes),
         ]
-        try:  # the training side's member index (tar headers only), listed by worker processes
-            from plada_train.datasets import TarImages
-
-            shard_list = sorted(str(p) for p in shards.iterdir())
-            cases.insert(2, ("tar shards, member index (TarImages, processes)",
-                             lambda w: TarImages(shard_list, index_workers=w), args.small, small_bytes))
-        except ImportError:
-            pass
         print("| set | workers | seconds | files/s | MB/s | speed-up vs 1 worker |")
         print("|---|---:|---:|---:|---:|---:|")
         for name, run, count, nbytes in cases:
