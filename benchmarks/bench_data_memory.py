@@ -266,17 +266,14 @@ def main() -> None:
     base = args.dir or Path(tempfile.mkdtemp(prefix="plada-bench-data-"))
     if args.fixed_mmap_threshold:
         CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] = "131072"
-    if args.index_only:
+    if args.index_only or args.client_only:
         for n in args.sizes:
             if not (base / f"tar-{n}").exists():
                 write_tar_set(base / f"tar-{n}", n)
-        index_table(base, args.sizes, args.index_workers)
-        return
-    if args.client_only:
-        for n in args.sizes:
-            if not (base / f"tar-{n}").exists():
-                write_tar_set(base / f"tar-{n}", n)
-        client_table(base, args.sizes, args.k)
+        if args.index_only:
+            index_table(base, args.sizes, args.index_workers)
+        else:
+            client_table(base, args.sizes, args.k)
         return
     rows = []
     for n in args.sizes:

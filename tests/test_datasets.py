@@ -480,15 +480,11 @@ def test_tar_shards_with_one_file_name_are_refused(tar_set, tmp_path):
         open_reference([root / "shard-000.tar", tmp_path / "copy" / "shard-000.tar"])
 
 
-@pytest.mark.filterwarnings("error::RuntimeWarning")  # no silent fallback to listing in-process
-def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
-    # The worker-process path of the header scan gives the archive order written
-    # by the fixture, across shard boundaries, and the same pixels.
+def _count_pools(monkeypatch) -> list:
+    """The max_workers of every ProcessPoolExecutor created from now on."""
     import concurrent.futures
 
-    from plada_train.datasets import TarImages
-
-    pools = []
+    pools: list = []
 
     class CountedPool(concurrent.futures.ProcessPoolExecutor):
         def __init__(self, *args, **kwargs):
@@ -496,6 +492,17 @@ def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
+    return pools
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no silent fallback to listing in-process
+def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
+    # The worker-process path of the header scan gives the archive order written
+    # by the fixture, across shard boundaries, and the same pixels.
+
+    from plada_train.datasets import TarImages
+
+    pools = _count_pools(monkeypatch)
     root, written = tar_set
     shards = sorted(str(p) for p in root.glob("*.tar"))
     empty = tmp_path / "shard-zzz-empty.tar"
@@ -510,18 +517,10 @@ def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # no silent fallback to listing in-process
 def test_tar_index_workers_report_a_damaged_shard_in_one_line(tar_set, tmp_path, monkeypatch):
-    import concurrent.futures
 
     from plada_train.datasets import TarImages
 
-    pools = []
-
-    class CountedPool(concurrent.futures.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            pools.append(kwargs["max_workers"])
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
+    pools = _count_pools(monkeypatch)
     root, _ = tar_set
     bad = tmp_path / "shard-bad.tar"
     bad.write_bytes(b"not a tar file" * 100)
@@ -577,18 +576,10 @@ def test_tar_index_cleans_up_when_a_worker_cannot_be_forked(tar_set, monkeypatch
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_tar_index_uses_workers_by_itself_for_large_sets(tar_set, monkeypatch):
-    import concurrent.futures
 
     import plada_train.datasets as datasets
 
-    pools = []
-
-    class CountedPool(concurrent.futures.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            pools.append(kwargs["max_workers"])
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
+    pools = _count_pools(monkeypatch)
     monkeypatch.setattr(datasets, "_listing_workers", lambda: 2)
     shards = sorted(str(p) for p in tar_set[0].glob("*.tar"))
     datasets.TarImages(shards)  # three small shards: below PARALLEL_INDEX_BYTES

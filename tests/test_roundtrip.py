@@ -147,31 +147,43 @@ def test_accepts_uint64_and_python_ints(backend):
     assert plada_codec.decode(data).indices.tolist() == [1, 2**40]
 
 
+def _empty_payload_with_zstd_section(section_type: int, raw: bytes, *, n_classes: int) -> bytes:
+    """A payload with k = 0 and one ancillary section: *raw* as a Zstandard frame
+    (a small payload that declares a large section, as a fuzzer builds one)."""
+    import zstandard
+
+    from plada_codec import wire
+
+    frame = zstandard.ZstdCompressor(write_content_size=True).compress(raw)
+    payload = wire.split(plada_codec.encode([], [], n_ref=1, n_classes=n_classes, compression="none"))
+    payload.sections.append(wire.RawSection(section_type, 0, 1, frame, raw_length=len(raw)))
+    data = wire.join(payload)
+    assert len(data) < 1024
+    return data
+
+
+def _decode_traced(data: bytes, backend: str):
+    """decode() and its tracemalloc peak in bytes."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        decoded = plada_codec.decode(data, backend=backend)
+        return decoded, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_most_class_names_a_payload_may_carry_decode_within_their_own_size(backend):
     # Fuzz finding memory-python-class-names0 (fuzz/findings/README.md): 2**20 empty
     # names, a 4 MiB raw section (max_ancillary_bytes) from a ~300-byte payload. The
     # names tuple holds 8 bytes a name (the empty str is shared), so the peak is the
     # raw body + 8 MiB + working memory; a list built beside the tuple made it 20 MiB.
-    import tracemalloc
-
-    import zstandard
-
-    from plada_codec import wire
-
     count = 1 << 20
     raw = bytes(4 * count)
-    frame = zstandard.ZstdCompressor(write_content_size=True).compress(raw)
-    empty = plada_codec.encode([], [], n_ref=1, n_classes=count, compression="none")
-    payload = wire.split(empty)
-    payload.sections.append(wire.RawSection(0x8001, 0, 1, frame, raw_length=len(raw)))
-    data = wire.join(payload)
-    assert len(data) < 1024
-    tracemalloc.start()
-    try:
-        names = plada_codec.decode(data, backend=backend).class_names
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    data = _empty_payload_with_zstd_section(0x8001, raw, n_classes=count)
+    decoded, peak = _decode_traced(data, backend)
+    names = decoded.class_names
     assert len(names) == count and names[0] == names[-1] == ""
     assert peak <= len(raw) + 8 * count + (1 << 20), f"peak {peak / 2**20:.1f} MiB"
 
@@ -189,25 +201,10 @@ def test_metadata_at_the_item_limit_decodes_within_the_parsed_value(backend, val
     # because the 5.7 check built a path string and a work-list entry per value.
     # The parsed list itself costs `bytes_per_value` per value (hand count above),
     # so the peak may be that, the raw text twice (bytes and str) and 1 MiB.
-    import tracemalloc
-
-    import zstandard
-
-    from plada_codec import wire
-
     count = 32000  # 2 counted items per "{}," so 64,000 <= max_metadata_items = 65,536
     raw = b'{"a":[' + b",".join([value_text] * count) + b"]}"
-    frame = zstandard.ZstdCompressor(write_content_size=True).compress(raw)
-    empty = plada_codec.encode([], [], n_ref=1, n_classes=1, compression="none")
-    payload = wire.split(empty)
-    payload.sections.append(wire.RawSection(0x8003, 0, 1, frame, raw_length=len(raw)))
-    data = wire.join(payload)
-    assert len(data) < 1024
-    tracemalloc.start()
-    try:
-        metadata = plada_codec.decode(data, backend=backend).metadata
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    data = _empty_payload_with_zstd_section(0x8003, raw, n_classes=1)
+    decoded, peak = _decode_traced(data, backend)
+    metadata = decoded.metadata
     assert len(metadata["a"]) == count
     assert peak <= bytes_per_value * count + 2 * len(raw) + (1 << 20), f"peak {peak / 2**20:.2f} MiB"
