@@ -48,8 +48,7 @@ def canonical_json(metadata: Mapping[str, Any]) -> bytes:
 
 def _path(keys: list) -> str:
     """'metadata[...][...]' for an error message, at most 80 characters."""
-    path = "metadata" + "".join(f"[{key!r}]" for key in keys)
-    return path if len(path) <= 80 else path[:77] + "..."
+    return _shorten("metadata" + "".join(f"[{key!r}]" for key in keys))
 
 
 def _check_scalar(item: Any, keys: list) -> None:

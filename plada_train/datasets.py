@@ -46,7 +46,7 @@ import io
 import os
 import warnings
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from torch.utils.data import Dataset
 import plada_codec
 from plada_codec import ReferenceSet
 
+from ._tar_index import _Strings
 from .preprocess import ImageSizeError, Preprocess
 
 __all__ = [
@@ -92,49 +93,6 @@ class DataError(_PackageDataError):
 def _extension(name: str) -> str:
     base = name.rsplit("/", 1)[-1]
     return base.rsplit(".", 1)[-1].lower() if "." in base else ""
-
-
-class _Strings:
-    """N strings in one UTF-8 blob + an offsets array: two objects instead of N."""
-
-    def __init__(self, strings: Iterable[str]) -> None:
-        encoded = [s.encode("utf-8") for s in strings]
-        self._offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum([len(b) for b in encoded], out=self._offsets[1:])
-        self._blob = b"".join(encoded)
-
-    @classmethod
-    def concatenate(cls, parts: Sequence[_Strings]) -> _Strings:
-        joined = cls(())
-        joined._blob = b"".join(p._blob for p in parts)
-        lengths = np.concatenate([np.diff(p._offsets) for p in parts]) if parts else np.zeros(0, np.int64)
-        joined._offsets = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=joined._offsets[1:])
-        return joined
-
-    @classmethod
-    def from_packed(cls, blob: bytes, offsets: np.ndarray) -> _Strings:
-        strings = cls(())
-        strings._blob, strings._offsets = bytes(blob), np.asarray(offsets, np.int64)
-        return strings
-
-    @classmethod
-    def from_arrays(cls, blob: np.ndarray, offsets: np.ndarray) -> _Strings:
-        strings = cls(())
-        strings._blob, strings._offsets = blob.tobytes(), np.asarray(offsets, np.int64)
-        return strings
-
-    def __len__(self) -> int:
-        return len(self._offsets) - 1
-
-    def nbytes(self) -> int:
-        return len(self._blob) + self._offsets.nbytes
-
-    def __getitem__(self, i: int) -> str:
-        return self._blob[self._offsets[i] : self._offsets[i + 1]].decode("utf-8")
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
 
 
 def _decode(data: bytes, where: str):
@@ -465,12 +423,12 @@ class TarImages(ReferenceImages):
                 listed = _list_in_processes(shard_index, self.shards, workers)
             if listed is None:
                 listed = map(shard_index, self.shards)
-            for number, (offset, size, ids_blob, ids_offsets, members_blob, members_offsets) in enumerate(listed):
+            for number, (offset, size, shard_ids_, shard_members) in enumerate(listed):
                 shard_ids.append(np.full(len(offset), number, np.int32))
                 offsets.append(offset)
                 sizes.append(size)
-                ids.append(_Strings.from_packed(ids_blob, ids_offsets))
-                members.append(_Strings.from_packed(members_blob, members_offsets))
+                ids.append(shard_ids_)
+                members.append(shard_members)
         except plada_codec.ReferenceSetError as exc:
             raise DataError(f"{exc}; fix the shard or leave it out") from None
         self._shard = np.concatenate(shard_ids)
