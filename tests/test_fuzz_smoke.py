@@ -13,6 +13,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -182,13 +183,42 @@ def test_oracle_flags_backends_that_disagree(monkeypatch):
 
 
 # -- the harnesses, a few seconds each ---------------------------------------------
+# Each run is bounded by its work, never by a short wall clock (a busy machine
+# stretches wall time, not work): a fixed number of executions (-runs=N) and a
+# CPU-time limit on the child (RLIMIT_CPU). The wall-clock guard is only there
+# to stop a hung child, far above any run on a loaded machine.
+
+CPU_SECONDS = 900  # per child process; the smoke runs take a few CPU seconds each
+HANG_GUARD_S = 1800
+# Per-input limit inside libFuzzer/atheris (wall clock there): as large as the guard.
+PER_INPUT = f"-timeout={HANG_GUARD_S}"
 
 
-def _run(cmd: list[str], timeout: float = 60, **env) -> subprocess.CompletedProcess:
+def _limit_cpu(seconds: int):
+    def apply() -> None:
+        import resource
+
+        # soft limit: SIGXCPU; hard limit a little later: SIGKILL
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+
+    return apply
+
+
+def _run(cmd: list[str], cpu_seconds: int = CPU_SECONDS, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONHASHSEED": "0", **env},
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG_GUARD_S,
+        preexec_fn=_limit_cpu(cpu_seconds), env={**os.environ, "PYTHONHASHSEED": "0", **env},
     )
+
+
+def test_runs_are_bounded_by_cpu_time_not_wall_time():
+    """A child that computes past its CPU limit is stopped; one that only
+    waits (as on a busy machine, where it gets little CPU) is not."""
+    spin = ("import time\nwhile time.process_time() < 4: pass\nprint('unbounded')")
+    spun = _run([sys.executable, "-c", spin], cpu_seconds=1)
+    assert spun.returncode in (-signal.SIGXCPU, -signal.SIGKILL), (spun.returncode, spun.stdout)
+    waited = _run([sys.executable, "-c", "import time; time.sleep(2.5); print('done')"], cpu_seconds=1)
+    assert waited.returncode == 0 and waited.stdout.strip() == "done"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -196,7 +226,7 @@ def test_atheris_harness_smoke(tmp_path, backend):
     pytest.importorskip("atheris")
     runs = 600
     result = _run([sys.executable, str(FUZZ / "fuzz_decode.py"), f"--backend={backend}",
-                   "--spec-oracle", f"-runs={runs}", "-seed=1",
+                   "--spec-oracle", f"-runs={runs}", "-seed=1", PER_INPUT,
                    f"-artifact_prefix={tmp_path}/", str(tmp_path / "corpus")])
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"^Done \d+ runs", result.stderr, re.M), result.stderr[-3000:]
@@ -210,7 +240,7 @@ def kernel_fuzzer(tmp_path_factory):
     if shutil.which(os.environ.get("CC", "clang")) is None:
         pytest.skip("clang is not installed (Debian: apt-get install -y clang)")
     out = tmp_path_factory.mktemp("libfuzzer")
-    build = _run(["bash", str(FUZZ / "build_libfuzzer.sh")], timeout=240, OUT=str(out))
+    build = _run(["bash", str(FUZZ / "build_libfuzzer.sh")], OUT=str(out))
     if build.returncode == 2:
         pytest.skip(build.stderr.strip())
     assert build.returncode == 0, build.stderr[-3000:]
@@ -227,7 +257,7 @@ def test_libfuzzer_harness_smoke(kernel_fuzzer, tmp_path, harness, runs):
     made = _run([sys.executable, str(FUZZ / "make_kernel_seeds.py"), harness, str(seeds)])
     assert made.returncode == 0, made.stderr
     assert len(list(seeds.iterdir())) >= 10
-    result = _run([str(binary), f"-runs={runs}", "-seed=1", f"-artifact_prefix={tmp_path}/",
+    result = _run([str(binary), f"-runs={runs}", "-seed=1", PER_INPUT, f"-artifact_prefix={tmp_path}/",
                    str(seeds)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"^Done \d+ runs", result.stderr, re.M), result.stderr[-3000:]
@@ -241,7 +271,7 @@ def test_cm_twin_fuzzer_smoke(tmp_path):
     made = _run([sys.executable, str(FUZZ / "make_kernel_seeds.py"), "cm", str(seeds)])
     assert made.returncode == 0, made.stderr
     runs = 150
-    result = _run([sys.executable, str(FUZZ / "fuzz_cm.py"), f"-runs={runs}", "-seed=1",
+    result = _run([sys.executable, str(FUZZ / "fuzz_cm.py"), f"-runs={runs}", "-seed=1", PER_INPUT,
                    f"-artifact_prefix={tmp_path}/", str(seeds)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"^Done \d+ runs", result.stderr, re.M), result.stderr[-3000:]
