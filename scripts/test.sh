@@ -1,39 +1,86 @@
 #!/usr/bin/env bash
-# The README's test command, which .ci/run calls. In order:
-#   1. set-up (scripts/setup.sh), then lint: ruff and mypy (the package ships py.typed);
+# The README's test command, which .ci/run calls. Stages, in order:
+#   1. set-up (scripts/setup.sh); lint: ruff; types: mypy (the package ships py.typed);
 #   2. the whole suite on the C backend (every codec test also runs on the numpy twins),
 #      including the torchrun tests and a short fuzzing smoke run;
 #   3. the codec's tests in a second environment without torch, timm or root (.venv-codec,
 #      scripts/setup.sh --codec), with the numpy backend forced;
 #   4. the codec tests and a mutation run under AddressSanitizer + UBSan.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export PLADA_REQUIRE_C=1  # the C core must build here; users without a compiler still install
-bash scripts/setup.sh
+# Every stage runs even when an earlier one failed (a stage stops at its own first failing
+# command); one table at the end gives each stage's result and duration, and the script exits
+# non-zero when any stage failed. Sourcing this file defines the functions without running them.
+set -uo pipefail  # no -e at the top: a failed stage must not stop the next ones
+
+STAGE_NAMES=()
+STAGE_RESULTS=()
+STAGE_SECONDS=()
+
+stage() {
+    # stage NAME COMMAND [ARGS...]: run COMMAND (a function or program) under `set -e` in a
+    # subshell, so it stops at its first failing command, and record the outcome.
+    local name="$1"; shift
+    echo "== $name"
+    local start=$SECONDS rc
+    (set -e; "$@")  # a plain statement: `if`, `||` or `&&` here would switch set -e off inside
+    rc=$?
+    STAGE_NAMES+=("$name")
+    STAGE_SECONDS+=("$((SECONDS - start))")
+    if [ "$rc" -eq 0 ]; then STAGE_RESULTS+=("ok"); else STAGE_RESULTS+=("FAILED (exit $rc)"); fi
+    return 0
+}
+
+summary() {
+    # Print one table of every recorded stage; return 1 when any failed, 0 otherwise.
+    local i failed=0 width=5
+    for i in "${!STAGE_NAMES[@]}"; do
+        [ "${#STAGE_NAMES[$i]}" -gt "$width" ] && width=${#STAGE_NAMES[$i]}
+    done
+    echo
+    echo "== summary"
+    printf "%-${width}s  %-16s  %8s\n" stage result duration
+    for i in "${!STAGE_NAMES[@]}"; do
+        printf "%-${width}s  %-16s  %7ss\n" "${STAGE_NAMES[$i]}" "${STAGE_RESULTS[$i]}" "${STAGE_SECONDS[$i]}"
+        [ "${STAGE_RESULTS[$i]}" = ok ] || failed=$((failed + 1))
+    done
+    if [ "$failed" -gt 0 ]; then
+        echo "$failed of ${#STAGE_NAMES[@]} stages failed"
+        return 1
+    fi
+    echo "all ${#STAGE_NAMES[@]} stages passed"
+}
 
 run_pytest() {
     # pytest exits 5 when it collected no test: that is a failure for us too.
     local python="$1"; shift
-    set +e
-    "$python" -m pytest "$@"
-    local rc=$?
-    set -e
+    local rc=0
+    "$python" -m pytest "$@" || rc=$?
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests" >&2; return 1; fi
     return "$rc"
 }
 
-echo "== lint: ruff, mypy"
-.venv/bin/ruff check .
-.venv/bin/mypy
+full_suite() {
+    .venv/bin/python -c "import plada_codec; assert plada_codec.backend == 'c', plada_codec.backend"
+    run_pytest .venv/bin/python -q -p no:cacheprovider
+}
 
-echo "== full suite (auto backend: C, with numpy twins)"
-.venv/bin/python -c "import plada_codec; assert plada_codec.backend == 'c', plada_codec.backend"
-run_pytest .venv/bin/python -q -p no:cacheprovider
+codec_suite() {
+    .venv-codec/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch leaked into the codec env'"
+    PLADA_BACKEND=python run_pytest .venv-codec/bin/python -q -p no:cacheprovider
+}
 
-echo "== codec suite without the training extras, numpy backend forced"
-bash scripts/setup.sh --codec
-.venv-codec/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch leaked into the codec env'"
-PLADA_BACKEND=python run_pytest .venv-codec/bin/python -q -p no:cacheprovider
+main() {
+    cd "$(dirname "${BASH_SOURCE[0]}")/.." || return 1
+    export PLADA_REQUIRE_C=1  # the C core must build here; users without a compiler still install
+    stage "set-up" bash scripts/setup.sh
+    stage "lint: ruff" .venv/bin/ruff check .
+    stage "types: mypy" .venv/bin/mypy
+    stage "full suite (C + numpy twins)" full_suite
+    stage "set-up: codec env" bash scripts/setup.sh --codec
+    stage "codec suite (numpy, no torch)" codec_suite
+    stage "ASan + UBSan" bash scripts/sanitize.sh
+    summary
+}
 
-echo "== C core under AddressSanitizer + UndefinedBehaviorSanitizer"
-bash scripts/sanitize.sh
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi
