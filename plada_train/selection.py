@@ -10,7 +10,8 @@ Rules
    Exactly B distinct indices are returned, sorted ascending.
 2. Order: ``low`` keeps the lowest scores first (low energy = confident,
    in-domain), ``high`` the highest (far-OOD), ``random`` a seeded permutation.
-   Ties break by lower index, so selection is deterministic.
+   Ties break by lower index, so selection is deterministic. NaN scores
+   come last in both ``low`` and ``high``, by index; -0.0 ties with 0.0.
    Spread ``s >= 1`` (default 1, the paper's rule; ``low`` and ``high``
    only) thins the order for coverage: with ``s' = min(s, n / B)``, the ranks
    ``floor(i * s')`` for i = 0, 1, ... come first, in that order, then every
@@ -33,6 +34,17 @@ Rules
 6. Stage 2: the remaining ``B - sum K_c`` slots take the best images in the
    mode's order among those not yet taken (no duplicates by construction).
    Every class with candidates therefore keeps at least ``K_c``.
+
+Cost
+----
+At the paper's scale (N = 14.2M, C = 21,841) no step holds more than a few
+arrays of N small items. For float32 scores (what scoring writes) the order
+is one in-place sort of N uint64 keys (the score's order-preserving bits
+above the index, so ties break by index without a stable sort), kept as
+uint32 indices; without a Safety-Net or spread only the B best are needed,
+so a partition replaces the sort. Stages 1 and 2 walk the order in chunks
+and stop once their slots are filled; labels stay in their own (small)
+integer type. Other score types take one stable argsort.
 """
 
 from __future__ import annotations
@@ -127,6 +139,121 @@ def apportion(total: int, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
     return quotas
 
 
+def label_dtype(n_classes: int) -> np.dtype:
+    """The smallest unsigned integer type holding the labels 0..n_classes-1
+    (uint8, uint16, else uint32; n_classes is at most 2**24 in a payload)."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if n_classes - 1 <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+_CHUNK = 1 << 20  # items per step of the chunked passes: a few MiB of temporaries
+
+
+def _chunks(n: int):
+    for start in range(0, n, _CHUNK):
+        yield start, min(n, start + _CHUNK)
+
+
+def _keys(scores: np.ndarray, mode: str) -> np.ndarray | None:
+    """uint64 keys whose ascending order is rule 2's order for *mode*: the
+    float32 score's order-preserving bits (inverted for ``high``; every NaN
+    last) in the high word, the index in the low word, so keys are distinct
+    and ties break by index in any sort. None when the scores are not float32
+    or too many for a 32-bit index."""
+    n = scores.size
+    if scores.dtype != np.float32 or n >= 1 << 32:
+        return None
+    keys = np.empty(n, dtype=np.uint64)
+    for a, b in _chunks(n):
+        s = scores[a:b] + np.float32(0.0)  # -0.0 + 0.0 = +0.0: the two zeros tie, as they compare
+        bits = s.view(np.uint32)
+        # negative floats: all bits flipped; positive: the sign bit set. Then unsigned order = float order.
+        u = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000))
+        if mode == "high":
+            u = ~u
+        u[np.isnan(s)] = 0xFFFFFFFF  # above every number, in both modes (argsort puts NaN last)
+        k = keys[a:b]
+        k[:] = u
+        k <<= np.uint64(32)
+        k |= np.arange(a, b, dtype=np.uint64)
+    return keys
+
+
+def _low_words(keys: np.ndarray) -> np.ndarray:
+    """The index (low 32 bits) of each key, as uint32, copied chunk by chunk."""
+    out = np.empty(keys.size, dtype=np.uint32)
+    for a, b in _chunks(keys.size):
+        out[a:b] = keys[a:b] & np.uint64(0xFFFFFFFF)
+    return out
+
+
+def _order(scores: np.ndarray, mode: str, seed: int) -> np.ndarray:
+    """order_for(), in the smallest index type at hand (uint32 for float32 scores)."""
+    keys = _keys(scores, mode) if mode != "random" else None
+    if keys is None:
+        return order_for(scores, mode, seed)
+    keys.sort()  # in place; keys are distinct, so any sort gives the one order
+    return _low_words(keys)
+
+
+def _best(scores: np.ndarray, mode: str, seed: int, total: int) -> np.ndarray:
+    """The first *total* of the mode's order, as a sorted int64 set."""
+    n = scores.size
+    if total == 0 or total == n:
+        return np.arange(total, dtype=np.int64)
+    keys = _keys(scores, mode) if mode != "random" else None
+    if keys is None:
+        return np.sort(order_for(scores, mode, seed)[:total]).astype(np.int64)
+    keys.partition(total - 1)  # the total smallest (distinct) keys, in any order, come first
+    return np.sort(_low_words(keys[:total])).astype(np.int64)
+
+
+def _class_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """N_c; bincount in chunks, since it copies its input to intp."""
+    counts = np.zeros(n_classes, dtype=np.int64)
+    for a, b in _chunks(labels.size):
+        counts += np.bincount(labels[a:b], minlength=n_classes)
+    return counts
+
+
+def _take_quotas(order: np.ndarray, labels: np.ndarray, quotas: np.ndarray, taken: np.ndarray) -> None:
+    """Stage 1 (rule 5): mark each class's first quotas[c] images of *order*."""
+    need = quotas.astype(np.int64)  # what each class still takes
+    left = int(need.sum())
+    small = label_dtype(quotas.size)
+    for a, b in _chunks(order.size):
+        if left == 0:
+            return
+        index = order[a:b]
+        lab = labels[index].astype(small, copy=False)  # 8/16-bit labels sort by radix
+        by_class = np.argsort(lab, kind="stable")  # the chunk grouped by class, order kept in a class
+        grouped = lab[by_class]
+        m = grouped.size
+        run_start = np.zeros(m, dtype=np.int64)
+        changes = np.flatnonzero(grouped[1:] != grouped[:-1]) + 1
+        run_start[changes] = changes
+        np.maximum.accumulate(run_start, out=run_start)
+        hit = (np.arange(m) - run_start) < need[grouped]  # rank within the chunk's class run < need
+        chosen = by_class[hit]
+        taken[index[chosen]] = True
+        np.subtract.at(need, lab[chosen], 1)
+        left -= int(chosen.size)
+
+
+def _take_first_free(order: np.ndarray, taken: np.ndarray, count: int) -> None:
+    """Stage 2 (rule 6): mark the first *count* images of *order* not yet taken."""
+    for a, b in _chunks(order.size):
+        index = order[a:b]
+        free = index[~taken[index]]
+        if free.size >= count:
+            taken[free[:count]] = True
+            return
+        taken[free] = True
+        count -= free.size
+
+
 def select(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -142,7 +269,9 @@ def select(
 ) -> Selection:
     """Choose the images to keep (rules in the module docstring)."""
     scores = np.asarray(scores)
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        labels = labels.astype(np.int64)
     n = scores.size
     if labels.shape != (n,):
         raise ValueError(f"{labels.size} labels for {n} scores")
@@ -156,29 +285,30 @@ def select(
         raise ValueError(f"spread must be a finite number >= 1, got {spread}")
     if spread != 1.0 and mode == "random":
         raise ValueError("spread thins the low and high orders; a random order needs none")
-    order = spread_order(order_for(scores, mode, seed), spread, total)
-    spread = effective_spread(spread, n, total)  # past n / B the grid would run out of ranks (rule 2)
-    counts = np.bincount(labels, minlength=n_classes)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    counts = _class_counts(labels, n_classes)
     reserve = int(np.floor(safety_share * total + 1e-9))
     weights = np.zeros(n_classes)
     present = counts > 0
     weights[present] = counts[present].astype(np.float64) ** alpha
     quotas = apportion(reserve, weights, counts) if reserve else np.zeros(n_classes, np.int64)
-    taken = np.zeros(n, dtype=bool)
-    if reserve:
-        ordered_labels = labels[order]
-        # rank of each image within its class, in the mode's order
-        by_class = np.argsort(ordered_labels, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rank = np.empty(n, dtype=np.int64)
-        rank[by_class] = np.arange(n) - np.repeat(starts, counts)
-        taken[order[rank < quotas[ordered_labels]]] = True
-    rest = total - int(taken.sum())
-    if rest:
-        candidates = order[~taken[order]]
-        taken[candidates[:rest]] = True
+    thinned = effective_spread(spread, n, total) != 1.0
+    if not reserve and not thinned:
+        chosen = _best(scores, mode, seed, total)  # the first B of the order: no order needed among them
+    else:
+        order = spread_order(_order(scores, mode, seed), spread, total)
+        taken = np.zeros(n, dtype=bool)
+        if reserve:
+            _take_quotas(order, labels, quotas, taken)
+        rest = total - int(np.count_nonzero(taken))
+        if rest:
+            _take_first_free(order, taken, rest)
+        del order
+        chosen = np.flatnonzero(taken).astype(np.int64)
+    spread = effective_spread(spread, n, total)  # past n / B the grid would run out of ranks (rule 2)
     params = {"keep_fraction": keep, "budget": total, "mode": mode,
               "safety_net": {"share": safety_share, "alpha": alpha} if safety_share else None}
     if spread != 1.0:
         params["spread"] = float(spread)
-    return Selection(np.flatnonzero(taken).astype(np.int64), quotas, params)
+    return Selection(chosen, quotas, params)
