@@ -8,8 +8,9 @@ reference set; encode, decode, inspect, verify and reference fingerprints.
 ([3, 17, 90], [1, 0, 1])
 """
 
-from . import codecs
+from . import codecs, kinds
 from ._backend import available_backends, backend
+from ._catalog import Catalog, Resolution
 from ._constants import (
     DEFAULT_MAX_ANCILLARY_BYTES,
     DEFAULT_MAX_COUNT,
@@ -47,7 +48,7 @@ FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 __all__ = [
     "encode", "decode", "inspect", "verify", "read_payload",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
-    "ReferenceSet", "codecs",
+    "ReferenceSet", "Catalog", "Resolution", "codecs", "kinds",
     "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError", "InvalidOptionError",
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import bandwidth, codecs
+from . import _cli_catalog, bandwidth, codecs
 from ._constants import COMPRESSION_NAMES, DEFAULT_MAX_COUNT, DEFAULT_MAX_SECTION_BYTES, DEFAULT_ZSTD_LEVEL
 from ._decode import decode, inspect, verify
 from ._encode import encode
@@ -123,7 +123,16 @@ def _read_selection(path: Path) -> dict:
 
 
 def _reference_from(args) -> ReferenceSet | None:
-    """The set named by --reference, verified through --manifest's cache when given."""
+    """The set named by --catalog (a copy named by --reference is resolved
+    against it), or by --reference, verified through --manifest's cache."""
+    if getattr(args, "catalog", None):
+        if getattr(args, "manifest", None) or getattr(args, "rehash", False):
+            raise UsageError("--manifest and --rehash describe a reference set's layout; with --catalog, "
+                             "--reference LOCAL is resolved against the catalog instead")
+        catalog = _cli_catalog.open_catalog(args.catalog)
+        if getattr(args, "reference", None):
+            args.resolution = _cli_catalog.resolve_local(catalog, args)
+        return catalog.reference
     if not getattr(args, "reference", None):
         if getattr(args, "manifest", None) or getattr(args, "rehash", False):
             raise UsageError("--manifest and --rehash need --reference PATH (the reference set they describe)")
@@ -221,6 +230,8 @@ def _json_text(value: Any) -> bytes:
 def _cmd_decode(args) -> int:
     data = _read(args)
     payload = _decode(args, data, _reference_from(args))
+    if getattr(args, "resolution", None) is not None:
+        _cli_catalog.report_selected(args.resolution, payload.indices)
     fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() if args.output != "-" else "json")
     if fmt == "npz":
         if args.output == "-":
@@ -318,6 +329,10 @@ def _cmd_verify(args) -> int:
     info = verify(_read(args), reference=reference, max_count=args.max_count,
                           max_section_bytes=args.max_section_bytes)
     checked = "checksums and content" + (" and reference fingerprint" if reference else "")
+    if getattr(args, "resolution", None) is not None:
+        _cli_catalog.report_selected(args.resolution, decode(_read(args), max_count=args.max_count,
+                                                            max_section_bytes=args.max_section_bytes).indices,
+                                     stream=sys.stdout)
     print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
     return EXIT_OK
 
@@ -382,6 +397,7 @@ def _add_hashing(parser) -> None:
     parser.add_argument("--reference-kind", choices=["auto", "folder", "tar"], default="auto",
                         help="how to read PATH: a folder of files, or tar shards (auto: a .tar file, or a "
                              "folder holding only .tar files, is a tar set)")
+    _cli_catalog.add_catalog_option(parser)
 
 
 def _add_reference(parser) -> None:
@@ -456,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hashing(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_ref_hash)
+
+    _cli_catalog.add_catalog_command(sub, _EPILOG)
     return parser
 
 

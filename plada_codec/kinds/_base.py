@@ -1,0 +1,198 @@
+"""The parts every reference kind shares: the :class:`Listing` it returns and
+the :class:`Kind` interface."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Union
+
+import numpy as np
+
+from .._errors import ReferenceSetError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def stem_of(name: str) -> str:
+    """The base name of *name* (after its last ``/``) up to its first ``.``:
+    ``train/n01/n01_10026.JPEG`` -> ``n01_10026``. The same rule as a
+    WebDataset sample key, so a file and the tar sample made from it agree."""
+    return name.rpartition("/")[2].partition(".")[0]
+
+
+def key_of(name: str) -> str:
+    """*name* up to the first ``.`` of its base name, folders kept:
+    ``train/n01/n01_10026.JPEG`` -> ``train/n01/n01_10026``."""
+    folder, slash, base = name.rpartition("/")
+    return folder + slash + base.partition(".")[0]
+
+
+class PackedStrings:
+    """N strings as one UTF-8 blob plus N+1 offsets: two objects, not N."""
+
+    __slots__ = ("blob", "offsets")
+
+    def __init__(self, blob: bytes, offsets: np.ndarray) -> None:
+        self.blob = blob
+        self.offsets = np.asarray(offsets, np.int64)
+
+    @classmethod
+    def pack(cls, strings: Iterable[str]) -> PackedStrings:
+        encoded = [s.encode("utf-8", "surrogateescape") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+        return cls(b"".join(encoded), offsets)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[PackedStrings]) -> PackedStrings:
+        lengths = [np.diff(p.offsets) for p in parts]
+        flat = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        offsets = np.zeros(len(flat) + 1, np.int64)
+        np.cumsum(flat, out=offsets[1:])
+        return cls(b"".join(p.blob for p in parts), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return self.blob[self.offsets[i] : self.offsets[i + 1]].decode("utf-8", "surrogateescape")
+
+    def __iter__(self) -> Iterator[str]:
+        blob, offsets = self.blob, self.offsets.tolist()
+        return (blob[a:b].decode("utf-8", "surrogateescape") for a, b in zip(offsets, offsets[1:]))
+
+    def nbytes(self) -> int:
+        return len(self.blob) + self.offsets.nbytes
+
+
+class Listing:
+    """The items of one local copy, in the kind's listing order, as arrays.
+
+    ``names[i]`` is what the id rules read (a folder's relative path, a tar
+    sample's key, a parquet row's ``image.path``); item i's bytes are
+    ``read(i)``: in ``sources[source[i]]`` at ``offset[i]`` (a tar member's
+    data offset, a parquet row number; 0 for a file) with ``size[i]`` bytes
+    (-1 where unknown before reading). ``signature`` lists ``(name, size,
+    mtime_ns)`` of every file the listing came from: a cached resolution stays
+    valid while it is unchanged. Handles open lazily, again after a fork.
+    """
+
+    def __init__(self, kind: type[Kind], root: str, sources: list[str], names: PackedStrings,
+                 source: np.ndarray, offset: np.ndarray, size: np.ndarray,
+                 signature: list[tuple[str, int, int]], extra: dict[str, Any] | None = None) -> None:
+        self.kind, self.root, self.sources, self.names = kind, root, sources, names
+        self.source = np.asarray(source, np.int32)
+        self.offset = np.asarray(offset, np.int64)
+        self.size = np.asarray(size, np.int64)
+        self.signature = signature
+        self.extra = extra or {}
+        self._handles: dict[int, Any] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def handles(self) -> dict[int, Any]:
+        """This process's open handles (a forked worker gets its own)."""
+        if self._pid != os.getpid():
+            self._handles, self._pid = {}, os.getpid()
+        return self._handles
+
+    def read(self, i: int) -> bytes:
+        """The bytes of item *i* (an image file's or member's bytes)."""
+        return self.kind.read(self, int(i))
+
+    def digest(self, i: int) -> str:
+        """hex(SHA-256) of item *i*'s content (what a catalog's ``sha256`` field holds)."""
+        return self.kind.digest(self, int(i))
+
+    def where(self, i: int) -> str:
+        """Where item *i* is held, for messages."""
+        return self.kind.where(self, int(i))
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            close = getattr(handle, "close", None)
+            if close is not None:
+                close()
+        self._handles = {}
+
+
+class Kind:
+    """One storage layout of a reference set. Subclasses are stateless."""
+
+    name: ClassVar[str] = ""
+    #: the id rules this kind supports, the first being its default
+    id_rules: ClassVar[tuple[str, ...]] = ("stem", "key")
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def scan(cls, path: str) -> Listing:
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls, listing: Listing, i: int) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def signature(cls, path: str) -> list[tuple[str, int, int]]:
+        """What a listing's ``signature`` would be now, as cheaply as the
+        layout allows (a stat per shard; a folder tree is walked again)."""
+        return cls.scan(path).signature
+
+    @classmethod
+    def restore(cls, listing: Listing) -> None:
+        """Rebuild what a cached listing does not store (nothing, by default)."""
+
+    @classmethod
+    def where(cls, listing: Listing, i: int) -> str:
+        return f"{listing.sources[listing.source[i]]}"
+
+    @classmethod
+    def digest(cls, listing: Listing, i: int) -> str:
+        """hex(SHA-256) of item *i*'s content: of its bytes, for files and members."""
+        return hashlib.sha256(cls.read(listing, i)).hexdigest()
+
+    @classmethod
+    def item_names(cls, listing: Listing, rule: str) -> Iterator[str]:
+        """Each item's id under *rule* (``stem``, ``key`` or ``column:NAME``)."""
+        if rule == "stem":
+            return map(stem_of, listing.names)
+        if rule == "key":
+            return map(key_of, listing.names)
+        raise ReferenceSetError(
+            f"id rule {rule!r} does not apply to a {cls.name} reference; use one of {', '.join(cls.id_rules)}"
+        )
+
+
+def file_signature(files: Sequence[str]) -> list[tuple[str, int, int]]:
+    """(file name, size, mtime_ns) of each file."""
+    rows = []
+    for file in files:
+        try:
+            st = os.stat(file)
+        except OSError as exc:
+            raise ReferenceSetError(f"{file}: cannot stat ({exc.strerror or exc})") from None
+        rows.append((os.path.basename(file), st.st_size, st.st_mtime_ns))
+    return rows
+
+
+def read_exactly(fh: Any, offset: int, size: int, where: str) -> bytes:
+    """*size* bytes at *offset* of an open file, or ReferenceSetError naming *where*."""
+    fh.seek(offset)
+    data = fh.read(size)
+    if len(data) != size:
+        raise ReferenceSetError(f"{where}: truncated ({len(data)} of {size} bytes at offset {offset}); "
+                                "the file changed since it was listed")
+    return data

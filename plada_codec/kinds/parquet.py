@@ -1,0 +1,182 @@
+"""Hugging Face-style parquet files: rows with an ``image`` column.
+
+The image column is a struct of ``bytes`` and ``path`` (the hub's image
+feature) or plain binary. Item names are ``image.path`` (the original file
+name), so the ``stem`` rule gives the same ids as the folder tree the files
+were made from; ``column:NAME`` takes the ids from another column instead.
+Rows are read a row group at a time (the last one decoded is kept per file),
+so memory stays flat in N. Needs ``pyarrow`` (``pip install 'plada[parquet]'``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import ReferenceSetError
+from ._base import Kind, Listing, PackedStrings, file_signature, stem_of
+
+IMAGE_COLUMN = "image"
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ReferenceSetError(
+            "reading parquet needs pyarrow: pip install 'plada[parquet]' (or pip install pyarrow)"
+        ) from None
+    return pq
+
+
+def _parquet_files(path: Path) -> list[str]:
+    if path.is_file():
+        return [str(path)]
+    try:
+        names = sorted(e.name for e in os.scandir(path) if e.name.endswith(".parquet")
+                       and not e.name.startswith(".") and e.is_file(follow_symlinks=False))
+    except OSError as exc:
+        raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
+    if not names:
+        raise ReferenceSetError(f"{path}: holds no .parquet files")
+    return [os.path.join(path, n) for n in names]
+
+
+def _open(file: str) -> Any:
+    pq = _pyarrow()
+    try:
+        return pq.ParquetFile(file)
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise ReferenceSetError(f"{file}: not a readable parquet file ({exc})") from None
+
+
+def _image_layout(pf: Any, file: str) -> str:
+    """``struct`` or ``binary``: how *file* stores its images."""
+    import pyarrow as pa
+
+    schema = pf.schema_arrow
+    if IMAGE_COLUMN not in schema.names:
+        raise ReferenceSetError(
+            f"{file}: no {IMAGE_COLUMN!r} column (columns: {', '.join(schema.names)}); a parquet reference "
+            f"holds its images in an {IMAGE_COLUMN!r} column (struct of bytes and path, or binary)"
+        )
+    kind = schema.field(IMAGE_COLUMN).type
+    if pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0:
+        return "struct"
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return "binary"
+    raise ReferenceSetError(f"{file}: column {IMAGE_COLUMN!r} is {kind}, not a struct of bytes and path or binary")
+
+
+def _row_group_bounds(pf: Any) -> np.ndarray:
+    """The first row of each row group, then the row count."""
+    counts = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
+    return np.cumsum([0, *counts])
+
+
+class ParquetKind(Kind):
+    name = "parquet"
+    id_rules = ("stem", "key", "column:NAME")
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        if path.is_file():
+            return path.name.endswith(".parquet")
+        if not path.is_dir():
+            return False
+        try:
+            visible = [e for e in os.scandir(path) if not e.name.startswith(".")]
+        except OSError as exc:
+            raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
+        files = [e for e in visible if e.name.endswith(".parquet") and e.is_file(follow_symlinks=False)]
+        return bool(files) and len(files) == len(visible)
+
+    @classmethod
+    def scan(cls, path: str) -> Listing:
+        files = _parquet_files(Path(path))
+        names, sources, offsets, layouts, row_groups = [], [], [], [], []
+        for number, file in enumerate(files):
+            pf = _open(file)
+            layout = _image_layout(pf, file)
+            layouts.append(layout)
+            rows = pf.metadata.num_rows
+            if layout == "struct" and pf.schema_arrow.field(IMAGE_COLUMN).type.get_field_index("path") >= 0:
+                paths = pf.read(columns=[f"{IMAGE_COLUMN}.path"]).column(0).combine_chunks()
+                values = paths.field("path").to_pylist() if hasattr(paths, "field") else paths.to_pylist()
+                names.append(PackedStrings.pack(v or "" for v in values))
+            else:
+                names.append(PackedStrings.pack("" for _ in range(rows)))
+            sources.append(np.full(rows, number, np.int32))
+            offsets.append(np.arange(rows, dtype=np.int64))
+            row_groups.append(_row_group_bounds(pf))
+        packed = PackedStrings.concatenate(names)
+        if not len(packed):
+            raise ReferenceSetError(f"{path}: the parquet files hold no rows")
+        offset = np.concatenate(offsets)
+        return Listing(cls, path, files, packed, np.concatenate(sources), offset,
+                       np.full(len(offset), -1, np.int64), file_signature(files),
+                       extra={"layouts": layouts, "row_groups": row_groups})
+
+    @classmethod
+    def signature(cls, path: str) -> list[tuple[str, int, int]]:
+        return file_signature(_parquet_files(Path(path)))
+
+    @classmethod
+    def restore(cls, listing: Listing) -> None:
+        listing.extra["row_groups"] = [_row_group_bounds(_open(file)) for file in listing.sources]
+
+    @classmethod
+    def item_names(cls, listing: Listing, rule: str) -> Iterator[str]:
+        if rule.startswith("column:"):
+            column = rule.partition(":")[2]
+            return cls._column(listing, column)
+        if rule in ("stem", "key") and len(listing) and not listing.names[0]:
+            raise ReferenceSetError(
+                f"{listing.sources[0]}: rows have no {IMAGE_COLUMN}.path to take a {rule} from; "
+                "name the id column with --id column:NAME"
+            )
+        return super().item_names(listing, rule)
+
+    @classmethod
+    def _column(cls, listing: Listing, column: str) -> Iterator[str]:
+        for file in listing.sources:
+            pf = _open(file)
+            if column not in pf.schema_arrow.names:
+                raise ReferenceSetError(f"{file}: no column {column!r} (columns: {', '.join(pf.schema_arrow.names)})")
+            for value in pf.read(columns=[column]).column(0).to_pylist():
+                yield "" if value is None else str(value)
+
+    @classmethod
+    def read(cls, listing: Listing, i: int) -> bytes:
+        handles = listing.handles()
+        number, row = int(listing.source[i]), int(listing.offset[i])
+        bounds = listing.extra["row_groups"][number]
+        group = int(np.searchsorted(bounds, row, side="right")) - 1
+        cached = handles.get(number)
+        if cached is None or cached[1] != group:
+            pf = cached[0] if cached is not None else _open(listing.sources[number])
+            column = IMAGE_COLUMN + (".bytes" if listing.extra["layouts"][number] == "struct" else "")
+            try:
+                values = pf.read_row_group(group, columns=[column]).column(0).combine_chunks()
+            except (OSError, ValueError) as exc:
+                where = listing.sources[number]
+                raise ReferenceSetError(f"{where}: row group {group} cannot be read ({exc})") from None
+            if hasattr(values, "field"):
+                values = values.field("bytes")
+            cached = handles[number] = (pf, group, values)
+        value = cached[2][row - int(bounds[group])].as_py()
+        if value is None:
+            raise ReferenceSetError(f"{cls.where(listing, i)}: the row holds no image bytes")
+        return bytes(value)
+
+    @classmethod
+    def where(cls, listing: Listing, i: int) -> str:
+        name = listing.names[i]
+        return f"{listing.sources[listing.source[i]]} row {int(listing.offset[i])}" + (f" ({name})" if name else "")
+
+
+__all__ = ["ParquetKind", "stem_of"]
