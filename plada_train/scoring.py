@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from .distributed import Context, fail_point
 from .engine import autocast
 from .errors import DataError
+from .selection import label_dtype
 
 SCORE_NAMES = ("energy", "entropy", "msp")
 #: Provenance keys a reused scores file must match (``scorer`` is informative only).
@@ -36,7 +37,13 @@ class Scores:
     """Per reference image: hard label (argmax) and three uncertainty scores,
     each lower = more confident: energy ``-T*logsumexp(z/T)``, entropy of
     ``softmax(z/T)``, and negative max-softmax. ``provenance`` records what
-    produced them (saved with the arrays)."""
+    produced them (saved with the arrays).
+
+    Labels are kept in the smallest integer type that holds the largest one
+    (uint8 up to label 255, uint16 up to 65,535, else int32; see
+    ``selection.label_dtype``), in memory, in scoring shards and on disk:
+    2 bytes an image at ImageNet-21K's 21,841 classes, not 8. Files written
+    before this (int64 labels) load the same and are narrowed on load."""
 
     labels: np.ndarray
     energy: np.ndarray
@@ -44,6 +51,9 @@ class Scores:
     neg_max_softmax: np.ndarray
     temperature: float = 1.0
     provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = narrow_labels(self.labels)
 
     def get(self, name: str) -> np.ndarray:
         table = {"energy": self.energy, "entropy": self.entropy, "msp": self.neg_max_softmax}
@@ -70,6 +80,16 @@ class Scores:
                            provenance)
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{path} is not a plada-train scores file ({exc}): delete it or pass --rescore") from None
+
+
+def narrow_labels(labels: np.ndarray) -> np.ndarray:
+    """*labels* in the smallest integer type holding them (never wider than given);
+    anything but non-negative integers is returned unchanged."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+        return labels
+    dtype = label_dtype(int(labels.max()) + 1 if labels.size else 1)
+    return labels.astype(dtype) if dtype.itemsize < labels.dtype.itemsize else labels
 
 
 def score_logits(logits: torch.Tensor, temperature: float = 1.0) -> tuple[np.ndarray, ...]:
@@ -110,6 +130,7 @@ def _score_shard(model: nn.Module, reference: Dataset, start: int, stop: int, *,
     index, labels, energy, entropy, msp = (np.concatenate(p) for p in zip(*parts))
     if not np.array_equal(index, np.arange(start, stop)):
         raise RuntimeError(f"reference items {start}..{stop} came back out of order")
+    labels = labels.astype(label_dtype(logits.shape[1]))  # shards too: one type per run, by the class count
     return {"labels": labels, "energy": energy, "entropy": entropy, "neg_max_softmax": msp}
 
 
@@ -183,7 +204,7 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
             shard = results[s]
         for k in arrays:
             arrays[k].append(shard[k])
-    merged = {k: np.concatenate(v) if v else np.empty(0, np.int64 if k == "labels" else np.float32)
+    merged = {k: np.concatenate(v) if v else np.empty(0, np.uint8 if k == "labels" else np.float32)
               for k, v in arrays.items()}
     return Scores(merged["labels"], merged["energy"], merged["entropy"], merged["neg_max_softmax"],
                   temperature, provenance)

@@ -140,9 +140,9 @@ def apportion(total: int, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
 
 
 def label_dtype(n_classes: int) -> np.dtype:
-    """The smallest unsigned integer type holding the labels 0..n_classes-1
-    (uint8, uint16, else uint32; n_classes is at most 2**24 in a payload)."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
+    """The smallest integer type holding the labels 0..n_classes-1: uint8,
+    uint16, else int32 (a payload has at most 2**24 classes), int64 past that."""
+    for dtype in (np.uint8, np.uint16, np.int32):
         if n_classes - 1 <= np.iinfo(dtype).max:
             return np.dtype(dtype)
     return np.dtype(np.int64)
