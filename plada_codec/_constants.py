@@ -43,7 +43,9 @@ COMPRESSION_ZSTD = 1
 COMPRESSION_NAMES = {COMPRESSION_NONE: "none", COMPRESSION_ZSTD: "zstd"}
 
 # -- library defaults, not format rules ----------------------------------------
-DEFAULT_MAX_COUNT = 1 << 27
+# 2**24 pairs: every real payload (all of ImageNet-21K, N = 14,197,122, fits),
+# 192 MiB of output arrays at most (12 bytes a pair; spec 13 states the bound).
+DEFAULT_MAX_COUNT = 1 << 24
 DEFAULT_MAX_SECTION_BYTES = 1 << 28
 # Known ancillary sections hold text for people: a few KB in practice. These
 # bound a decoder's time and memory on ones that claim megabytes (spec 5.5).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _backend, codecs
-from ._compression import COMPRESSION_NAMES, COMPRESSION_NONE, stored_to_raw
+from ._compression import COMPRESSION_NAMES, COMPRESSION_NONE, open_raw, stored_to_raw
 from ._constants import (
     DEFAULT_MAX_ANCILLARY_BYTES,
     DEFAULT_MAX_COUNT,
@@ -28,6 +28,7 @@ from ._errors import (
 )
 from ._reference import ReferenceSet
 from ._results import Payload, PayloadInfo, SectionInfo
+from .codecs._entries import read_entries
 
 __all__ = ["PayloadDecoder", "decode", "verify", "inspect"]
 
@@ -213,6 +214,40 @@ class PayloadDecoder:
     def decode(self, data) -> Payload:
         return self._decode(data)[0]
 
+    def _check_raw_length(self, section: Section, codec: codecs.Codec, header: Header) -> None:
+        """The bounds of 5.5 and the local limit of this section, before its body is read."""
+        low, high = codec.raw_length_bounds(header)
+        if not low <= section.raw_length <= high:
+            raise PayloadFormatError(
+                f"{section.where}: raw_length {section.raw_length} outside the {low}..{high} "
+                f"its codec allows for this header"
+            )
+        if codec.limit is not None:
+            cost, limit = codec.limit_cost(section.raw_length, header), getattr(self.limits, codec.limit)
+            if cost > limit:
+                what = f"raw_length {section.raw_length}" if cost == section.raw_length else \
+                    f"raw_length {section.raw_length} (counted as {cost} bytes: {codec.limit_rule})"
+                raise LimitExceededError(f"{section.where}: {what} is above {codec.limit} = {limit}")
+
+    def _decode_critical(self, critical: list[tuple[Section, codecs.Codec]],
+                         context: codecs.DecodeContext) -> dict[str, Any]:
+        """The index and label bodies, CHUNK entries of each at a time, so the
+        first bad entry of either stops the decoding (FORMAT.md 9, step 8b)."""
+        readers = []
+        for section, codec in critical:
+            reader = codec.reader(open_raw(section), context, self._kernels, section.where)
+            if reader is None:
+                break
+            readers.append((reader, codec))
+        else:
+            arrays = read_entries([(reader, codec.dtype) for reader, codec in readers], context.count)
+            return {codec.fields[0]: array for (_, codec), array in zip(readers, arrays)}
+        # A codec that decodes its whole body at once (the 1.1 context model and its partner).
+        fields: dict[str, Any] = {}
+        for section, codec in critical:
+            fields.update(codec.decode(stored_to_raw(section), context, self._kernels, section.where))
+        return fields
+
     def _decode(self, data) -> tuple[Payload, PayloadInfo]:
         view = as_buffer(data)
         header = parse_header(view)  # steps 1-4
@@ -225,20 +260,15 @@ class PayloadDecoder:
         plan = _resolve_codecs(sections, header, self.format_version)  # step 8a
         context = codecs.DecodeContext(header.n_ref, header.n_classes, header.count, header.minor, self.limits)
         fields: dict[str, Any] = {}
-        for section, codec in plan:  # step 8b
-            low, high = codec.raw_length_bounds(header)
-            if not low <= section.raw_length <= high:
-                raise PayloadFormatError(
-                    f"{section.where}: raw_length {section.raw_length} outside the {low}..{high} "
-                    f"its codec allows for this header"
-                )
-            if codec.limit is not None and section.raw_length > getattr(self.limits, codec.limit):
-                raise LimitExceededError(
-                    f"{section.where}: raw_length {section.raw_length} is above "
-                    f"{codec.limit} = {getattr(self.limits, codec.limit)}"
-                )
-            raw = stored_to_raw(section)
-            fields.update(codec.decode(raw, context, self._kernels, section.where))
+        # Step 8b: the critical sections first, decoded together entry by entry.
+        critical = [(section, codec) for section, codec in plan if not section.ancillary]
+        for section, codec in critical:
+            self._check_raw_length(section, codec, header)
+        fields.update(self._decode_critical(critical, context))
+        for section, codec in plan:
+            if section.ancillary:
+                self._check_raw_length(section, codec, header)
+                fields.update(codec.decode(stored_to_raw(section), context, self._kernels, section.where))
         for required in ("indices", "labels"):
             if required not in fields:  # only a codec registered without its partner gets here
                 raise PayloadFormatError(f"no section of this payload carries the {required}")

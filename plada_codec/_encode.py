@@ -223,9 +223,11 @@ class PayloadEncoder:
                 f"the {SECTION_NAMES[codec.section_type]} section ({codec.name}) would be {len(raw)} "
                 f"bytes, outside the {low}..{high} the format allows"
             )
-        if codec.limit is not None and len(raw) > getattr(_DEFAULT_LIMITS, codec.limit):
+        if codec.limit is not None and codec.limit_cost(len(raw), selection) > getattr(_DEFAULT_LIMITS, codec.limit):
+            counted = "" if codec.limit_cost(len(raw), selection) == len(raw) else \
+                f", counted as {codec.limit_cost(len(raw), selection)} ({codec.limit_rule})"
             raise EncodeError(
-                f"the {SECTION_NAMES[codec.section_type]} section would be {len(raw)} bytes, above what "
+                f"the {SECTION_NAMES[codec.section_type]} section would be {len(raw)} bytes{counted}, above what "
                 f"decoders accept by default ({codec.limit} = {getattr(_DEFAULT_LIMITS, codec.limit)})"
             )
         best = None

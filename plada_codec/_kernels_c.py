@@ -21,9 +21,9 @@ def _src(buf):
     return ffi.from_buffer("uint8_t[]", array), array.size
 
 
-def _check(status: int, err, where: str) -> None:
+def _check(status: int, err, where: str, first: int = 0) -> None:
     if status:
-        ke.raise_status(status, where, err.position, err.expected, err.actual)
+        ke.raise_status(status, where, first + err.position, err.expected, err.actual)
 
 
 def pack_bits(values: np.ndarray, width: int) -> bytes:
@@ -73,16 +73,23 @@ def delta_encode(indices: np.ndarray) -> bytes:
     return out[: out_len[0]].tobytes()
 
 
-def delta_decode(raw, count: int, n_ref: int) -> np.ndarray:
+def delta_decode(raw, count: int, n_ref: int, *, first: int = 0, start: int = 0) -> np.ndarray:
+    where = "index section (index-delta)"
     src, size = _src(raw)
     if size < (count + 127) // 128:  # nothing sized by count before the width table fits
-        ke.raise_status(ke.ERR_LENGTH, "index section (index-delta)", 0, (count + 127) // 128, size)
+        ke.raise_status(ke.ERR_LENGTH, where, 0, (count + 127) // 128, size)
     out = np.empty(count, dtype=np.int64)
     err = ffi.new("plada_error *")
+    # Indices after *start* are below n_ref iff, counted from start, they are
+    # below n_ref - start: the kernel decodes the chunk as a whole body would.
     status = lib.plada_delta_decode(
-        src, size, count, n_ref, ffi.from_buffer("int64_t[]", out, require_writable=True), err
+        src, size, count, n_ref - start, ffi.from_buffer("int64_t[]", out, require_writable=True), err
     )
-    _check(status, err, "index section (index-delta)")
+    if status == ke.ERR_RANGE:
+        ke.raise_status(status, where, first + err.position, n_ref, 0)
+    _check(status, err, where, first)
+    if start:
+        out += start
     return out
 
 
@@ -113,7 +120,7 @@ def labels_encode(labels: np.ndarray, width: int) -> bytes:
     return pack_bits(np.asarray(labels).astype(np.uint64), width)
 
 
-def labels_decode(raw, count: int, width: int, n_classes: int) -> np.ndarray:
+def labels_decode(raw, count: int, width: int, n_classes: int, *, first: int = 0) -> np.ndarray:
     src, size = _src(raw)
     need = (count * width + 7) // 8
     if size != need:
@@ -123,5 +130,5 @@ def labels_decode(raw, count: int, width: int, n_classes: int) -> np.ndarray:
     status = lib.plada_labels_decode(
         src, size, count, width, n_classes, ffi.from_buffer("int32_t[]", out, require_writable=True), err
     )
-    _check(status, err, "label section (packed)")
+    _check(status, err, "label section (packed)", first)
     return out

@@ -144,9 +144,15 @@ def delta_encode(indices: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def delta_decode(raw, count: int, n_ref: int) -> np.ndarray:
-    """Decode an index-delta body into *count* int64 indices in [0, n_ref)."""
+def delta_decode(raw, count: int, n_ref: int, *, first: int = 0, start: int = 0) -> np.ndarray:
+    """Decode an index-delta body into *count* int64 indices in [0, n_ref).
+
+    *start* is one more than the index before the body's first entry (0 for a
+    whole body), *first* that entry's number in the section (error messages
+    name entries by it): a chunk of blocks decodes like its part of the whole.
+    """
     where = "index section (index-delta)"
+    first_entry = first  # the loops below reuse the names first and start
     src = np.frombuffer(raw, dtype=np.uint8)
     n_full, n_last = divmod(count, BLOCK)
     n_blocks = n_full + (1 if n_last else 0)
@@ -171,7 +177,7 @@ def delta_decode(raw, count: int, n_ref: int) -> np.ndarray:
     # The output is the only allocation proportional to count; gaps are
     # unpacked and summed a chunk of blocks at a time, in place.
     out = np.empty(count, dtype=np.uint64)
-    previous = np.uint64(0)  # index[j - 1] + 1 before the chunk
+    previous = np.uint64(start)  # index[j - 1] + 1 before the chunk
     for first in range(0, n_blocks, _CHUNK_BLOCKS):
         last = min(first + _CHUNK_BLOCKS, n_blocks)
         lo, hi = first * BLOCK, min(last * BLOCK, count)
@@ -200,8 +206,8 @@ def delta_decode(raw, count: int, n_ref: int) -> np.ndarray:
                 start = int(ends[n_full] - sizes[n_full])
                 _unpack_into(src[start:], n_last, width, tail)
         # First entry whose gap alone reaches n_ref, then the first whose running
-        # index does: before the former every step is < n_ref <= 2**48 and a
-        # chunk holds 2**13 entries, so the uint64 running sum cannot wrap.
+        # index does: before the former every step is < n_ref <= 2**48, start
+        # <= n_ref and a chunk holds 2**13 entries, so the uint64 sum cannot wrap.
         bad_gap = np.flatnonzero(gaps >= np.uint64(n_ref))
         limit = int(bad_gap[0]) if bad_gap.size else gaps.size
         head = gaps[:limit]
@@ -210,9 +216,9 @@ def delta_decode(raw, count: int, n_ref: int) -> np.ndarray:
         head += previous
         bad_index = np.flatnonzero(head > np.uint64(n_ref))
         if bad_index.size:
-            ke.raise_status(ke.ERR_RANGE, where, lo + int(bad_index[0]), n_ref, 0)
+            ke.raise_status(ke.ERR_RANGE, where, first_entry + lo + int(bad_index[0]), n_ref, 0)
         if limit < gaps.size:
-            ke.raise_status(ke.ERR_RANGE, where, lo + limit, n_ref, 0)
+            ke.raise_status(ke.ERR_RANGE, where, first_entry + lo + limit, n_ref, 0)
         if head.size:
             previous = head[-1]
     out -= np.uint64(1)
@@ -265,8 +271,9 @@ def labels_encode(labels: np.ndarray, width: int) -> bytes:
     return pack_bits(np.asarray(labels).astype(np.uint64), width)
 
 
-def labels_decode(raw, count: int, width: int, n_classes: int) -> np.ndarray:
-    """Decode *count* packed labels of *width* bits, each below *n_classes*."""
+def labels_decode(raw, count: int, width: int, n_classes: int, *, first: int = 0) -> np.ndarray:
+    """Decode *count* packed labels of *width* bits, each below *n_classes*;
+    *first* numbers the body's first entry in error messages."""
     where = "label section (packed)"
     src = np.frombuffer(raw, dtype=np.uint8)
     expected = packed_size(count, width)
@@ -285,6 +292,6 @@ def labels_decode(raw, count: int, width: int, n_classes: int) -> np.ndarray:
         _unpack_into(src[start * width // 8 :], n, width, chunk)
         bad = np.flatnonzero(chunk >= np.uint64(n_classes))
         if bad.size:
-            ke.raise_status(ke.ERR_LABEL, where, start + int(bad[0]), n_classes, int(chunk[bad[0]]))
+            ke.raise_status(ke.ERR_LABEL, where, first + start + int(bad[0]), n_classes, int(chunk[bad[0]]))
         out[start : start + n] = chunk
     return out

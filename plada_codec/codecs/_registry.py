@@ -110,8 +110,10 @@ class Codec:
     # False where the spec requires compression 0, so that raw_length (which
     # bounds the decoding work) is the body's real size on the wire.
     allows_compression: ClassVar[bool] = True
-    # The Limits field that bounds raw_length before decompression, if any.
+    # The Limits field that bounds limit_cost() before decompression, if any,
+    # and the rule limit_cost() follows where it is not the raw length.
     limit: ClassVar[str | None] = None
+    limit_rule: ClassVar[str] = ""
 
     def raw_length_bounds(self, shape: Shape) -> tuple[int, int]:
         """(smallest, largest) raw_length the spec allows for this header."""
@@ -122,11 +124,34 @@ class Codec:
         named it (then a codec that cannot write the selection raises EncodeError)."""
         return True
 
+    def limit_cost(self, raw_length: int, shape: Shape) -> int:
+        """What a body of *raw_length* bytes counts against ``limit`` (5.5):
+        its length, unless decoding it costs more than its bytes say."""
+        return raw_length
+
     def encode(self, selection: Selection, kernels) -> bytes:
         raise NotImplementedError
 
+    def reader(self, source, context: DecodeContext, kernels, where: str):
+        """An :class:`~plada_codec.codecs._entries.EntryReader` over the raw body
+        *source* (a ``RawSource``) for a critical codec that decodes entry by
+        entry, so the decoder steps it together with the other critical
+        section; None for a codec that decodes its whole body at once."""
+        return None
+
     def decode(self, raw, context: DecodeContext, kernels, where: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """The payload fields of a whole raw body; the default reads it through :meth:`reader`."""
+        from .._compression import memory_source
+        from ._entries import read_entries
+
+        reader = self.reader(memory_source(raw, where), context, kernels, where)
+        if reader is None:
+            raise NotImplementedError
+        (values,) = read_entries([(reader, self.dtype)], context.count)
+        return {self.fields[0]: values}
+
+    # The dtype of the one field an entry reader yields (int64 indices, int32 labels).
+    dtype: ClassVar[type] = np.int64
 
     def __repr__(self) -> str:
         return (f"<codec {SECTION_NAMES.get(self.section_type, hex(self.section_type))}/{self.name} "

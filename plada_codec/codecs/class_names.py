@@ -12,6 +12,11 @@ from ._registry import Codec, register
 from ._text import utf8_bytes
 
 _LENGTH = struct.Struct("<I")
+# Bytes each name counts as at least against max_ancillary_bytes (spec 5.5):
+# decoding a name costs about this much (a str object and a tuple slot) even
+# when it is empty, so 2**22 bytes allow 65,536 names, not the 2**20 empty
+# names of a 4 MiB body. ImageNet-21K's 21,841 names count as 1.4 MB.
+NAME_FLOOR = 64
 
 
 @register
@@ -21,10 +26,14 @@ class ClassNamesPlain(Codec):
     name = "plain"
     introduced = (1, 0)
     limit = "max_ancillary_bytes"
+    limit_rule = f"at least {NAME_FLOOR} bytes a name"
     fields = ("class_names",)
 
     def raw_length_bounds(self, shape):
         return 4 * shape.n_classes, ANCILLARY_MAX_RAW
+
+    def limit_cost(self, raw_length, shape):
+        return max(raw_length, NAME_FLOOR * shape.n_classes)
 
     def encode(self, selection, kernels):
         names = selection.class_names

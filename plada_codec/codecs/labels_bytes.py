@@ -17,6 +17,7 @@ class LabelsBytes(Codec):
     name = "bytes"
     introduced = (1, 0)
     fields = ("labels",)
+    dtype = np.int32
 
     def raw_length_bounds(self, shape):
         size = shape.count * label_byte_width(shape.n_classes)
@@ -25,11 +26,24 @@ class LabelsBytes(Codec):
     def encode(self, selection, kernels):
         return selection.labels.astype(f"<u{label_byte_width(selection.n_classes)}").tobytes()
 
-    def decode(self, raw, context, kernels, where):
-        # A reinterpreting view and one comparison: the same on both backends.
-        values = np.frombuffer(raw, dtype=f"<u{label_byte_width(context.n_classes)}")
-        bad = np.flatnonzero(values >= context.n_classes)
+    def reader(self, source, context, kernels, where):
+        return _BytesReader(source, context.n_classes)
+
+
+class _BytesReader:
+    """A reinterpreting view and one comparison a chunk: the same on both backends."""
+
+    def __init__(self, source, n_classes: int) -> None:
+        self._source, self._n_classes = source, n_classes
+        self._width = label_byte_width(n_classes)
+
+    def take(self, count: int, first: int) -> np.ndarray:
+        values = np.frombuffer(self._source.read(count * self._width), dtype=f"<u{self._width}")
+        bad = np.flatnonzero(values >= self._n_classes)
         if bad.size:
-            ke.raise_status(ke.ERR_LABEL, "label section (bytes)", int(bad[0]), context.n_classes,
+            ke.raise_status(ke.ERR_LABEL, "label section (bytes)", first + int(bad[0]), self._n_classes,
                             int(values[bad[0]]))
-        return {"labels": values.astype(np.int32)}
+        return values.astype(np.int32)
+
+    def finish(self) -> None:
+        self._source.finish()
