@@ -39,7 +39,7 @@ from ._errors import (
     UnsupportedVersionError,
 )
 from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
-from ._reference import ReferenceSet, TarImage, tar_images
+from ._reference import ReferenceSet, TarImage, tar_images, tar_shards
 from ._results import Payload, PayloadInfo, SectionInfo
 from ._version import __version__
 
@@ -49,7 +49,7 @@ __all__ = [
     "encode", "decode", "inspect", "verify", "read_payload",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
     "ReferenceSet", "Catalog", "Resolution", "codecs", "kinds",
-    "TarImage", "tar_images", "ReferenceSetError", "StaleManifestError", "UnknownBackendError", "InvalidOptionError",
+    "TarImage", "tar_images", "tar_shards", "ReferenceSetError", "StaleManifestError", "UnknownBackendError", "InvalidOptionError",
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",

@@ -577,7 +577,7 @@ def test_tar_index_cleans_up_when_a_worker_cannot_be_forked(tar_set, monkeypatch
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_tar_index_uses_workers_by_itself_for_large_sets(tar_set, monkeypatch):
 
-    import plada_train.datasets as datasets
+    import plada_train.data.reference_tar as datasets
 
     pools = _count_pools(monkeypatch)
     monkeypatch.setattr(datasets, "_listing_workers", lambda: 2)
@@ -616,7 +616,7 @@ def test_tar_index_in_a_daemonic_process_lists_in_process(tar_set):
 def test_listing_workers_share_the_cpus_among_local_ranks(monkeypatch):
     import os
 
-    from plada_train.datasets import _listing_workers
+    from plada_train.data._pool import _listing_workers
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)

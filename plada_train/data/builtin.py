@@ -67,9 +67,9 @@ def load_folder(root: str | Path, size: int | None = None, grayscale: bool = Fal
     """A folder of image files decoded into memory, in canonical order (the
     order ReferenceSet.from_folder fingerprints). Images are resized to *size*.
 
-    For large folders use ``plada_train.datasets.open_reference``, which reads
+    For large folders use ``plada_train.data.open_reference``, which reads
     lazily; this loader shares its listing and its checks (DataError)."""
-    from .datasets import FolderImages
+    from .reference_folder import FolderImages
 
     folder = FolderImages(root)
     arrays = []

@@ -1,0 +1,74 @@
+"""The base of every reference data set: item i -> (input tensor, i), in the
+order the reference fingerprint is computed over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from plada_codec import ReferenceSet
+
+from .._tar_index import _Strings
+from ..preprocess import Preprocess
+from .checks import _apply, _checked_transform, _first_info, default_preprocess
+
+__all__ = ["ReferenceImages"]
+
+
+class ReferenceImages(Dataset):
+    """An ordered reference set; item i -> (input tensor, i).
+
+    ``raw(i)`` gives the undecoded-by-model image (a PIL image for files, a uint8
+    array (C, H, W) for arrays); ``set_preprocess`` picks the model's recipe
+    (default: the SmallCNN's, at native size and channels).
+    """
+
+    kind = "reference"
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._transform = None
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def raw(self, index: int):
+        raise NotImplementedError
+
+    def item_id(self, index: int) -> str:
+        raise NotImplementedError
+
+    def _fingerprint(self, manifest, rehash: bool) -> ReferenceSet:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self._transform is None:
+            self.set_preprocess(default_preprocess(self))
+        return _apply(self._transform, self.raw(index), self, index), index
+
+    def set_preprocess(self, preprocess: Preprocess, train: bool = False) -> ReferenceImages:
+        """Use *preprocess* for items (checked against the first image first)."""
+        self._transform = _checked_transform(preprocess, train, self)
+        return self
+
+    def reference_set(self) -> ReferenceSet:
+        """The fingerprint of this set (the same as ``plada ref-hash``)."""
+        return self._fingerprint(getattr(self, "_manifest", None), getattr(self, "_rehash", False))
+
+    def describe(self) -> dict[str, Any]:
+        """n, channels and image size (of the first item; ``uniform`` says whether
+        all items are known to share it)."""
+        first = _first_info(self)
+        return {"source": self.source, "kind": self.kind, "n": len(self), "channels": first[0],
+                "image_size": list(first[1]), "uniform": self._uniform_size()}
+
+    def _uniform_size(self) -> bool | None:
+        return None  # unknown without reading every file
+
+    def index_nbytes(self) -> int:
+        """Bytes held per set for locating items (ids, offsets): what grows with N."""
+        return sum(v.nbytes() if isinstance(v, _Strings) else v.nbytes for v in vars(self).values()
+                   if isinstance(v, (_Strings, np.ndarray)) and not isinstance(v, np.memmap))

@@ -1,0 +1,110 @@
+"""One registry of reference kinds: which Dataset reads a reference spec.
+
+What a path *is* (tar shards, parquet, an ``.npz``, a folder) is decided by
+``plada_codec.kinds.detect_kind``, the codec's normative listing rules; this
+module only maps each kind to its Dataset (one file each), as timm's
+``reader_factory`` maps a prefix to a reader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import plada_codec
+from plada_codec.kinds import detect_kind
+
+from .checks import DataError
+from .reference import ReferenceImages
+
+__all__ = ["open_reference", "REFERENCE_KINDS", "BUILTIN_REFERENCES"]
+
+BUILTIN_REFERENCES = ("builtin:pool", "builtin:pool-far")
+
+
+def _open_builtin(spec: str, manifest) -> ReferenceImages:
+    from .builtin import load_miniature
+    from .reference_array import ArrayImages
+
+    pool = load_miniature(include_in_domain=spec == "builtin:pool").pool
+    return ArrayImages(pool.images, spec)
+
+
+def _open_tar(spec, manifest) -> ReferenceImages:
+    from .reference_tar import TarImages
+
+    shards = [os.fspath(s) for s in spec] if isinstance(spec, (list, tuple)) else plada_codec.tar_shards(spec)
+    cache = os.fspath(manifest) + ".index.npz" if manifest is not None else None
+    return TarImages(shards, spec, index_cache=cache)
+
+
+def _open_npz(spec, manifest) -> ReferenceImages:
+    from .npz import _npz_array
+    from .reference_array import ArrayImages
+
+    return ArrayImages(_npz_array(Path(spec), "x", "reference"), str(spec))
+
+
+def _open_folder(spec, manifest) -> ReferenceImages:
+    from .reference_folder import FolderImages
+
+    return FolderImages(spec)
+
+
+def _open_parquet(spec, manifest) -> ReferenceImages:
+    raise DataError(f"{spec}: a parquet reference has no manifest of its own; build a catalog of it once "
+                    f"(plada catalog build {spec} -o ref.plcat) and pass --catalog ref.plcat")
+
+
+# kind (plada_codec.kinds) -> opener(spec, manifest)
+REFERENCE_KINDS: dict[str, Callable[..., ReferenceImages]] = {
+    "tar": _open_tar,
+    "parquet": _open_parquet,
+    "npz": _open_npz,
+    "folder": _open_folder,
+}
+
+
+def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash: bool = False,
+                   catalog: str | os.PathLike | None = None, id_rule: str = "stem", kind: str = "auto",
+                   present_only: bool = False) -> ReferenceImages:
+    """A reference set by spec: ``builtin:pool``, ``builtin:pool-far``, an
+    ``.npz`` with an ``x`` array, a folder of images, ``.tar`` shards (a file,
+    a folder of shards, or a list), or, with *catalog*, a local copy of any
+    layout resolved against that catalog (see :class:`CatalogImages`).
+
+    *manifest* / *rehash* go to ``ReferenceSet.open`` when ``reference_set()``
+    is asked for. For a tar set, *manifest* also names the member-offset index
+    kept beside it (``<manifest>.index.npz``), so a later open reads no tar
+    headers.
+    """
+    if catalog is not None:
+        from .reference_catalog import open_catalog_reference
+
+        if isinstance(spec, (list, tuple)) or str(spec).startswith("builtin:"):
+            raise DataError("with --catalog, --reference names the local copy: a folder, tar shards, parquet "
+                            "files or an .npz")
+        if not Path(spec).exists():
+            raise DataError(f"reference {str(spec)!r} not found: give the local copy of the catalog's images")
+        return open_catalog_reference(os.fspath(catalog), os.fspath(spec), id_rule=id_rule, kind=kind,
+                                      present_only=present_only)
+    if isinstance(spec, (list, tuple)):
+        dataset = _open_tar(spec, manifest)
+    elif str(spec) in BUILTIN_REFERENCES:
+        dataset = _open_builtin(str(spec), manifest)
+    else:
+        if str(spec).startswith("builtin:"):
+            raise DataError(f"unknown built-in reference {spec!r}; use builtin:pool or builtin:pool-far")
+        path = Path(spec)
+        if not path.exists():
+            raise DataError(f"reference {str(spec)!r} not found: give builtin:pool, builtin:pool-far, a folder of "
+                            f"images, .tar shards or a .npz file")
+        try:
+            found = detect_kind(path, kind).name
+        except plada_codec.ReferenceSetError as exc:
+            raise DataError(f"{exc}; use a folder of images, .tar shards, a .npz with an 'x' array, or "
+                            "builtin:pool") from None
+        dataset = REFERENCE_KINDS[found](spec, manifest)
+    dataset._manifest, dataset._rehash = manifest, rehash
+    return dataset
