@@ -278,7 +278,7 @@ UNCOMPRESSED.add((0x0001, 2))  # 15.1: compression 0 only
 
 
 # -- the decoding procedure of section 9 -----------------------------------------------------
-def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**28,
+def decode(data: bytes, *, max_count: int = 2**24, max_section_bytes: int = 2**28,
            max_ancillary_bytes: int = 2**22, max_metadata_items: int = 2**16, reference=None) -> dict:
     # step 1
     if data[:8] != MAGIC[: min(len(data), 8)]:
@@ -369,12 +369,19 @@ def decode(data: bytes, *, max_count: int = 2**27, max_section_bytes: int = 2**2
     out = {"format_version": f"1.{minor}", "n_ref": n_ref, "n_classes": c, "count": k,
            "fingerprint": None if unbound else fingerprint.hex(), "indices": None, "labels": None,
            "class_names": None, "task_name": None, "metadata": None}
+    for stype, codec, compression, raw_length, body in plan:  # the critical bounds first
+        low, high = CODECS[(stype, codec)][2](k, n_ref, c)
+        if not stype & 0x8000 and not low <= raw_length <= high:
+            fail("FormatError", "raw_length outside its bounds")
+    # The critical bodies are decoded whole here, one after the other; a decoder may also step
+    # through both at once (9, step 8b): every error in them is a FormatError either way.
     for stype, codec, compression, raw_length, body in plan:
         field, _, bounds, decode_body = CODECS[(stype, codec)]
         low, high = bounds(k, n_ref, c)
         if not low <= raw_length <= high:
             fail("FormatError", "raw_length outside its bounds")
-        if stype & 0x8000 and raw_length > max_ancillary_bytes:
+        counted = max(raw_length, 64 * c) if stype == 0x8001 else raw_length  # 5.5: 64 bytes a name
+        if stype & 0x8000 and counted > max_ancillary_bytes:
             fail("LimitExceeded", "ancillary section above max_ancillary_bytes")
         raw = body if compression == 0 else decompress(body, raw_length)
         if stype == 0x8003 and sum(raw.count(ch) for ch in b"[{,:") > max_metadata_items:

@@ -351,3 +351,54 @@ def test_the_encoder_refuses_class_names_its_decoder_would(backend):
     with pytest.raises(plada_codec.EncodeError, match=r"counted as 4194368 \(at least 64 bytes a name\)"):
         plada_codec.encode([0], [0], n_ref=1, n_classes=(1 << 16) + 1, class_names=[""] * ((1 << 16) + 1),
                            backend=backend)
+
+
+# -- 1d: the worst decode memory at the default limits (FORMAT.md 13) ---------------------
+
+# 12 bytes a pair (int64 index, int32 label), k <= max_count = 2**24: 192 MiB of output.
+OUTPUT_BYTES_PER_PAIR = 12
+
+
+def _worst_cases():
+    k = 1 << 24
+    return {
+        # The smallest payload known to reach max_count: zero gaps in Zstandard, C = 1 (157 bytes).
+        "zstd-delta": (_payload(k, k, 1, _zero_gaps(k), b""), k),
+        "zstd-delta-4-byte-labels": (_payload(k, k, 1 << 24, _zero_gaps(k), bytes(4 * k), label_codec=1), k),
+        # Uncompressed: one width byte carries 128 pairs, 1,536 bytes of output.
+        "raw-delta": (_payload(k, k, 1, _zero_gaps(k), b"", compress=False), k),
+        "raw-bitmap": (_payload(k, k, 1, b"\xff" * (k // 8), b"", index_codec=1, compress=False), k),
+    }
+
+
+@pytest.mark.parametrize("name", list(_worst_cases()))
+def test_worst_case_memory_at_the_default_limits(backend, name):
+    data, k = _worst_cases()[name]
+    tracemalloc.start()
+    try:
+        payload = plada_codec.decode(data, backend=backend)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert payload.indices.size == k == plada_codec.DEFAULT_MAX_COUNT
+    assert peak <= OUTPUT_BYTES_PER_PAIR * k + WORKING_SET, f"{name}: peak {peak / MiB:.1f} MiB"
+    if name == "zstd-delta":  # the figure FORMAT.md 13 states: 196 MiB from 157 bytes
+        assert len(data) == 157
+    if name.startswith("raw"):  # uncompressed bodies: at most 1,536 bytes of output per byte
+        assert peak <= 1536 * len(data) + WORKING_SET
+
+
+def test_context_model_memory_is_bound_to_its_bytes(backend):
+    """Context model (1.1): k <= 8 pairs per body byte, so at most 96 bytes of output per
+    byte; a body of k / 8 zero bytes is refused having allocated just that."""
+    k = 1 << 14
+    data = wire.join(wire.RawPayload(n_classes=1, n_ref=k, count=k, minor=1, sections=[
+        wire.RawSection(1, 2, 0, bytes(k // 8)), wire.RawSection(2, 2, 0, b"")]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(plada_codec.PayloadFormatError):
+            plada_codec.decode(data, backend=backend)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 96 * (k // 8) + WORKING_SET
