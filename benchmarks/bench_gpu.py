@@ -3,6 +3,7 @@ peak GPU memory. Runs on CUDA (bf16 autocast, as produce and consume do there) o
 
     python benchmarks/bench_gpu.py [--device auto|cpu|cuda] [--reference builtin:pool] [--limit N]
                                    [--model smallcnn] [--student-steps N] [--batch-size B] [--workers W]
+                                   [--json OUT.json]
 
 Both phases go through plada_train's own code: ``score_reference`` over the first --limit
 reference items (fixed-size shards, DataLoader, autocast), and ``train_classifier`` with the
@@ -10,12 +11,14 @@ default StudentRecipe's augmentation on the first 4,500 reference items (the dem
 with stand-in labels, as ``consume`` trains. A short warm-up of each phase runs first (CUDA
 context, cuDNN autotuning, first DataLoader), outside the timing. Peak GPU memory is
 ``torch.cuda.max_memory_allocated`` over the timed phase (reset before it); on the CPU the column
-says n/a. The last line is one table.
+says n/a. The last lines are one table; ``--json`` also writes the figures to a file
+(``scripts/gpu-check.sh`` reads them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import replace
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--student-steps", type=int, default=300)
     parser.add_argument("--student-batch", type=int, default=StudentRecipe().batch_size)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers in both phases")
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
     device = pick_device(args.device)
@@ -94,6 +98,16 @@ def main() -> None:
 
     train(min(10, args.student_steps))  # warm-up
     train_s, train_peak = _timed(device, lambda: train(args.student_steps))
+
+    if args.json:
+        figures = {"device": str(device), "device_name": name, "torch": torch.__version__,
+                   "cuda": torch.version.cuda, "model": args.model, "workers": args.workers,
+                   "scoring": {"images": n, "batch_size": args.batch_size, "seconds": score_s,
+                               "images_per_s": n / score_s, "peak_gpu_bytes": score_peak},
+                   "student": {"steps": args.student_steps, "batch_size": args.student_batch, "seconds": train_s,
+                               "steps_per_s": args.student_steps / train_s, "peak_gpu_bytes": train_peak}}
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
 
     def memory(peak: int | None) -> str:
         return "n/a" if peak is None else f"{peak / 2**20:,.0f} MiB"
