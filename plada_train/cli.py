@@ -64,8 +64,8 @@ def _cmd_produce(args) -> int:
         task_name=args.task_name, teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
         teacher_recipe=_teacher_recipe(args), image_size=args.image_size, channels=args.channels,
         scores=args.scores, rescore=args.rescore, batch_size=args.score_batch_size, shard_size=args.shard_size,
-        workers=args.workers, manifest=args.manifest, rehash=args.rehash, device=args.device,
-        progress=not args.quiet)
+        workers=args.workers, manifest=args.manifest, rehash=args.rehash, catalog=args.catalog, id_rule=args.id_rule,
+        device=args.device, progress=not args.quiet)
     produce(request=request)
     return 0
 
@@ -77,6 +77,7 @@ def _cmd_consume(args) -> int:
         payload=args.payload, reference=args.reference, test=args.test, student=args.student,
         student_recipe=_student_recipe(args), image_size=args.image_size, channels=args.channels, save=args.save,
         checkpoint_dir=args.checkpoint_dir, workers=args.workers, manifest=args.manifest, rehash=args.rehash,
+        catalog=args.catalog, id_rule=args.id_rule, max_missing=args.max_missing,
         device=args.device, progress=not args.quiet)
     result = consume(request=request)
     if result is not None:
@@ -100,6 +101,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest",
                         help="manifest from `plada ref-hash --manifest-out`: verify the reference cheaply")
     parser.add_argument("--rehash", action="store_true", help="re-read every reference file to fingerprint it")
+    parser.add_argument("--catalog", help="catalog (plada catalog build) the payload's indices refer to; --reference "
+                                          "then names the local copy in any layout (folder, tar shards, parquet)")
+    parser.add_argument("--id", dest="id_rule", default=P.id_rule,
+                        help="id rule the catalog was built with: stem (default), key or column:NAME")
     parser.add_argument("--seed", type=int, default=T.seed, help="training seed (and random selection's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -147,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("payload")
     p.add_argument("--reference", default=C.reference)
     p.add_argument("--test", help="target spec with a test split, e.g. builtin:mnist")
+    p.add_argument("--max-missing", type=float, default=C.max_missing, metavar="FRACTION",
+                   help="with --catalog: train without the selected images the local copy lacks, up to this "
+                        "fraction of them (default %(default)s); above it, stop with exit 2")
     p.add_argument("--student", default=C.student, help="smallcnn, smallcnn_w32 or a timm model name (paper: resnet18)")
     p.add_argument("--steps", type=int, help=f"optimiser steps (default {S.steps})")
     p.add_argument("--epochs", type=float, help="passes over the virtual data set instead of --steps")

@@ -6,6 +6,7 @@ every input before any expensive work. Uses plada_codec's public API only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from .errors import DataError
 from .models import check_model_name, checkpoint_classes, create_model, file_digest, weights_digest
 from .recipes import StudentRecipe, TeacherRecipe, TrainRecipe
 from .scoring import Scores, differences, remove_parts, score_reference
-from .selection import MODES, Selection, select
+from .selection import MODES, Selection, budget_for, select
 from .sources import LabelledSubset, Preprocess, open_reference, open_target, preprocess_for
 
 TEACHER_FILE, TEACHER_INFO = "teacher.pt", "teacher.json"
@@ -40,6 +41,9 @@ def package_version() -> str:
 
 
 # -- requests: the one place the defaults live ------------------------------------------
+
+
+DEFAULT_MAX_MISSING = 0.05
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class ProduceRequest:
     workers: int = 0  # DataLoader workers for scoring and training
     manifest: str | None = None
     rehash: bool = False
+    catalog: str | None = None  # with a catalog, reference names the local copy (any layout)
+    id_rule: str = "stem"
     device: str = "auto"
     progress: bool = False
 
@@ -92,6 +98,10 @@ class ConsumeRequest:
     workers: int = 0
     manifest: str | None = None
     rehash: bool = False
+    catalog: str | None = None
+    id_rule: str = "stem"
+    # Train on without the selected items the local copy lacks, up to this fraction of them.
+    max_missing: float = DEFAULT_MAX_MISSING
     device: str = "auto"
     progress: bool = False
 
@@ -167,6 +177,14 @@ def validate_produce(req: ProduceRequest) -> None:
     _check(not no_training or req.teacher_checkpoint is not None,
            "a teacher with no training needs --teacher-checkpoint (pretrained weights)")
     _check(req.manifest is None or Path(req.manifest).is_file(), f"manifest {req.manifest} not found")
+    _validate_catalog(req.catalog, req.manifest)
+
+
+def _validate_catalog(catalog: str | None, manifest: str | None) -> None:
+    _check(catalog is None or Path(catalog).is_file(), f"catalog {catalog} not found: build one with "
+           "plada catalog build COPY -o CATALOG")
+    _check(catalog is None or manifest is None, "give --catalog or --manifest, not both: with a catalog, "
+           "--reference names the local copy, resolved against the catalog")
 
 
 def validate_consume(req: ConsumeRequest) -> None:
@@ -174,6 +192,9 @@ def validate_consume(req: ConsumeRequest) -> None:
     _validate_common(req.image_size, req.channels, req.workers)
     check_model_name(req.student)
     _check(req.manifest is None or Path(req.manifest).is_file(), f"manifest {req.manifest} not found")
+    _validate_catalog(req.catalog, req.manifest)
+    _check(isinstance(req.max_missing, (int, float)) and 0 <= req.max_missing <= 1,
+           f"max missing must be a fraction in [0, 1], got {req.max_missing!r}")
 
 
 def _class_names(req: ProduceRequest, target, n_classes: int) -> list[str] | None:
@@ -183,7 +204,10 @@ def _class_names(req: ProduceRequest, target, n_classes: int) -> list[str] | Non
     return None if names is None else [str(n) for n in names]
 
 
-def _open_reference(spec: str, manifest, rehash: bool):
+def _open_reference(spec: str, manifest, rehash: bool, catalog: str | None = None, id_rule: str = "stem",
+                    present_only: bool = False):
+    if catalog is not None:
+        return open_reference(spec, catalog=catalog, id_rule=id_rule, present_only=present_only)
     if manifest is None and not rehash:
         return open_reference(spec)
     return open_reference(spec, manifest=manifest, rehash=rehash)
@@ -212,20 +236,36 @@ def make_payload(scores: Scores, *, n_classes: int, reference: plada_codec.Refer
                  budget: int | None = None, mode: str = "low", score: str = "energy", safety_share: float = 0.0,
                  alpha: float = -0.2, seed: int = 0, spread: float = 1.0, class_names=None,
                  task_name: str | None = None,
-                 extra_metadata: dict | None = None, zstd_level: int = plada_codec.DEFAULT_ZSTD_LEVEL) -> Produced:
+                 extra_metadata: dict | None = None, zstd_level: int = plada_codec.DEFAULT_ZSTD_LEVEL,
+                 positions: np.ndarray | None = None) -> Produced:
     """Server steps 3-4: select from saved scores and encode the payload, bound
-    to *reference* and carrying how the selection was made."""
-    if len(scores.labels) != reference.n_ref:
-        raise DataError(f"{len(scores.labels)} scores for a reference set of {reference.n_ref}: "
-                        "score this reference set")
+    to *reference* and carrying how the selection was made.
+
+    *positions* (a catalog reference): the reference position of each scored
+    item, when the server holds only part of the set. The keep rate is then a
+    fraction of the whole set (capped at what is held), and only held items can
+    be selected."""
+    if positions is None:
+        if len(scores.labels) != reference.n_ref:
+            raise DataError(f"{len(scores.labels)} scores for a reference set of {reference.n_ref}: "
+                            "score this reference set")
+    else:
+        positions = np.asarray(positions, np.int64)
+        if len(positions) != len(scores.labels):
+            raise DataError(f"{len(scores.labels)} scores for {len(positions)} held items: score this copy again")
+        if keep is not None:
+            keep, budget = None, min(budget_for(reference.n_ref, keep=keep), len(positions))
     selection = select(scores.get(score), scores.labels, n_classes=n_classes, keep=keep, budget=budget, mode=mode,
                        safety_share=safety_share, alpha=alpha, seed=seed, spread=spread)
+    labels = scores.labels[selection.indices]
+    if positions is not None:
+        selection = replace(selection, indices=positions[selection.indices])
     metadata = {"method": "plada", "score": score, "temperature": scores.temperature, **selection.params,
                 **(extra_metadata or {})}
     metadata["mode"] = MODE_NAMES[mode]
     if mode == "random":
         metadata["seed"] = seed
-    payload = plada_codec.encode(selection.indices, scores.labels[selection.indices], n_classes=n_classes,
+    payload = plada_codec.encode(selection.indices, labels, n_classes=n_classes,
                                  reference=reference, class_names=class_names, task_name=task_name,
                                  metadata=metadata, zstd_level=zstd_level)
     return Produced(selection, payload, keep=keep)
@@ -313,10 +353,19 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
     _check(n_classes >= target.n_classes,
            f"the target has labels up to {target.n_classes - 1} but --n-classes is {n_classes}: raise it or drop it")
     class_names = _class_names(req, target, n_classes)
-    refs = _open_reference(req.reference, req.manifest, req.rehash)
+    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, present_only=True)
     channels = req.channels or target.channels
     reference_set = refs.reference_set()
-    _check(reference_set.n_ref == len(refs), "the reference fingerprint does not describe these images")
+    positions = getattr(refs, "positions", None)  # a catalog copy: the held catalog positions
+    _check(positions is not None or reference_set.n_ref == len(refs),
+           "the reference fingerprint does not describe these images")
+    held = None
+    if positions is not None:
+        held = {"catalog": reference_set.hex, "held": len(positions),
+                "held_sha256": hashlib.sha256(np.ascontiguousarray(positions, "<i8").tobytes()).hexdigest()}
+        if context.is_main and len(positions) < reference_set.n_ref:
+            print(f"the local copy holds {len(positions)} of the catalog's {reference_set.n_ref} items; "
+                  "scoring and selecting among those")
     preprocess = preprocess_for(None, req.teacher, channels, req.image_size, native_size=target.image_size)
     target.set_preprocess(preprocess)
     refs.set_preprocess(preprocess)
@@ -329,14 +378,14 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
         "recipe": _result_recipe(req.teacher_recipe),
         "target": {"spec": req.target, "n_train": len(target.train), "n_classes": n_classes,
                    **context.from_main(lambda: _target_digests(target))},
-        "reference": reference_set.hex,  # outlier exposure reads it
+        "reference": reference_set.hex if held is None else held,  # outlier exposure reads it
         "preprocess": preprocess.to_metadata(),
     }
     provenance = {
         "teacher": {**teacher_request, "weights_sha256": None},
         "temperature": req.temperature,
         "outlier_weight": req.teacher_recipe.outlier_weight,
-        "reference": {"fingerprint": reference_set.hex, "n": reference_set.n_ref},
+        "reference": {"fingerprint": reference_set.hex, "n": reference_set.n_ref, **({"held": held} if held else {})},
         "preprocess": preprocess.to_metadata(),
         "plada_version": package_version(),
     }
@@ -383,7 +432,8 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
         produced = make_payload(scores, n_classes=n_classes, reference=reference_set, keep=keep, mode=req.mode,
                                 score=req.score, safety_share=req.safety_share, alpha=req.alpha, seed=req.seed,
                                 spread=req.spread,
-                                class_names=class_names, task_name=req.task_name, extra_metadata=extra)
+                                class_names=class_names, task_name=req.task_name, extra_metadata=extra,
+                                positions=positions)
         produced.path = out / payload_name(req.mode, req.safety_share, keep,
                                            produced.selection.params.get("spread", 1.0))
         _write_atomic(produced.path, produced.payload)
@@ -470,8 +520,24 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
         test_target = open_target(req.test)
         test_target.require_test()
     data = _read_payload(req.payload)
-    refs = _open_reference(req.reference, req.manifest, req.rehash)
+    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule)
     decoded = plada_codec.decode(data, reference=refs.reference_set())  # ReferenceMismatchError before reading images
+    indices, labels = decoded.indices, decoded.labels.astype(np.int64)
+    resolution = getattr(refs, "resolution", None)
+    if resolution is not None:  # a catalog copy: train on the selected items it holds
+        missing = resolution.missing_positions(indices)
+        if len(missing):
+            fraction = len(missing) / len(indices)
+            first = ", ".join(repr(refs.catalog.ids[int(p)]) for p in missing[:5])
+            if fraction > req.max_missing:
+                raise DataError(f"{len(missing)} of {len(indices)} selected images ({fraction:.2%}) are missing from "
+                                f"{req.reference} (first: {first}), above --max-missing {req.max_missing:g}: "
+                                "restore them, or pass a larger --max-missing to train without them")
+            if context.is_main:
+                print(f"note: {len(missing)} of {len(indices)} selected images ({fraction:.2%}) are missing from "
+                      f"{req.reference} (first: {first}); training on the other {len(indices) - len(missing)}")
+            kept = resolution.local_of[indices] >= 0
+            indices, labels = indices[kept], labels[kept]
     meta = decoded.metadata if isinstance(decoded.metadata, dict) else {}
     theirs = meta.get("preprocess") if isinstance(meta.get("preprocess"), dict) else {}
     channels = int(req.channels or theirs.get("channels") or refs.describe().get("channels") or 1)
@@ -486,7 +552,7 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
         for note in notes:
             print(f"note: {note}")
     refs.set_preprocess(preprocess)
-    virtual = LabelledSubset(refs, decoded.indices, decoded.labels.astype(np.int64))
+    virtual = LabelledSubset(refs, indices, labels)
     if context.is_main:
         print(f"decoded {len(decoded)} (index, label) pairs; training {req.student} on them")
     seed_everything(req.student_recipe.seed)
@@ -503,7 +569,7 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
         os.replace(tmp, req.save)
     if not context.is_main:
         return None
-    return Consumed(len(decoded), decoded.n_classes, accuracy, notes, student)
+    return Consumed(len(indices), decoded.n_classes, accuracy, notes, student)
 
 
 def _side(input_size) -> int | None:

@@ -9,24 +9,10 @@ import torch
 
 from plada_codec.kinds import IMAGE_EXTENSIONS
 
-from ..errors import DataError as _PackageDataError
+from ..errors import DataError
 from ..preprocess import ImageSizeError, Preprocess
 
 __all__ = ["DataError", "IMAGE_EXTENSIONS", "check_inputs", "default_preprocess"]
-
-
-class DataError(_PackageDataError):
-    """An everyday data mistake (a ValueError): one line saying what is wrong and how to fix it.
-
-    Raised in a DataLoader worker, torch re-raises it in the main process with
-    the worker's traceback as the message; the constructor keeps the one line.
-    """
-
-    def __init__(self, message: str = "") -> None:
-        if isinstance(message, str) and "\nOriginal Traceback" in message:
-            last = message.rstrip().rsplit("\n", 1)[-1]
-            message = last.split("DataError: ", 1)[-1] + " (in a DataLoader worker)"
-        super().__init__(message)
 
 
 def _decode(data: bytes, where: str):
