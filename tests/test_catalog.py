@@ -264,3 +264,30 @@ def test_cli_build_resolve_and_payload_commands(stored, tmp_path, capsys):
     assert main(["catalog", "resolve", str(shards), "--catalog", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such catalog" in err
+
+
+# -- the vector files (spec/vectors/catalog, written from hand-made bytes) ---------------------------------
+
+VECTORS = __import__("pathlib").Path(__file__).parent.parent / "spec" / "vectors" / "catalog"
+
+
+@pytest.mark.parametrize("path", sorted(VECTORS.glob("*.plcat")), ids=lambda p: p.stem)
+def test_valid_vector_files(path):
+    expected = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    catalog = Catalog.open(path)
+    assert catalog.hex == expected["fingerprint"] == sha(path.read_bytes())
+    assert len(catalog) == expected["n"] and list(catalog.ids) == expected["id"]
+    if "group" in expected:
+        assert [catalog.group_of(i) for i in range(len(catalog))] == expected["group"]
+    if "sha256" in expected:
+        assert [catalog.digest_of(i) for i in range(len(catalog))] == expected["sha256"]
+    assert catalog.to_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (VECTORS / "invalid").iterdir() if p.suffix != ".json"),
+                         ids=lambda p: p.name.split(".")[0])
+def test_invalid_vector_files(path):
+    assert json.loads((VECTORS / "invalid" / (path.name.split(".")[0] + ".json")).read_text())["error"] == \
+        "ReferenceSetError"
+    with pytest.raises(ReferenceSetError):
+        Catalog.open(path)
