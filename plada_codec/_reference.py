@@ -37,6 +37,7 @@ from typing import BinaryIO, NamedTuple, TypeVar, Union
 
 import numpy as np
 
+from ._atomic import check_writable_target, write_atomically
 from ._errors import ReferenceSetError, StaleManifestError
 
 __all__ = [
@@ -426,23 +427,11 @@ def _cache_path(manifest: PathLike) -> Path:
     return Path(os.fspath(manifest) + CACHE_SUFFIX)
 
 
-def _write_atomically(path: Path, write: Callable[[BinaryIO], T]) -> T:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            result = write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return result
-
-
 def _to_manifest(target: BinaryIO | PathLike | None, hash_to: Callable[[BinaryIO | None], T]) -> T:
     """Run *hash_to* with the manifest's destination: a file object, a path
     (written atomically, so a failed hash leaves no half manifest) or None."""
     if isinstance(target, (str, os.PathLike)):
-        return _write_atomically(Path(target), hash_to)
+        return write_atomically(target, hash_to)
     return hash_to(target)
 
 
@@ -696,6 +685,9 @@ class ReferenceSet:
         :meth:`open` can verify the set later without reading it. The manifest
         may not lie inside the folder it describes unless its name starts with "."."""
         manifest = Path(manifest)
+        # Refused before hours of hashing, not after: a FIFO, device or link is not replaced.
+        check_writable_target(manifest)
+        check_writable_target(_cache_path(manifest))
         resolved, kind = _resolve(path, kind)
         if kind == "manifest":
             raise ReferenceSetError(
@@ -714,7 +706,7 @@ class ReferenceSet:
         if kind == "folder":
             root = Path(resolved[0])
             entries = _scan_folder(root)
-            ref = _write_atomically(manifest, lambda fh: cls._hash_folder(root, entries, content, fh, workers))
+            ref = write_atomically(manifest, lambda fh: cls._hash_folder(root, entries, content, fh, workers))
             rows = [(e.item_id, e.size, e.mtime_ns) for e in entries]
             where = str(root.resolve())
         else:
@@ -722,7 +714,7 @@ class ReferenceSet:
             # Stat before hashing: a file rewritten while it is read then shows a
             # newer mtime than the cache records, and the next open() says stale.
             rows = [(os.path.basename(s), *_stat_row(s)) for s in shards]
-            ref = _write_atomically(manifest, lambda fh: cls._hash_tar(shards, content, fh, workers))
+            ref = write_atomically(manifest, lambda fh: cls._hash_tar(shards, content, fh, workers))
             where = os.path.dirname(os.path.abspath(shards[0]))
         # The fingerprint is the SHA-256 of the manifest's bytes: it binds cache and manifest.
         header = {"kind": kind, "content": content, "n_ref": ref.n_ref, "fingerprint": ref.hex, "root": where}
@@ -731,7 +723,7 @@ class ReferenceSet:
             fh.write(f"{CACHE_HEADER}\n{json.dumps(header, sort_keys=True)}\n".encode())
             fh.write(_cache_rows(rows).encode("utf-8"))
 
-        _write_atomically(_cache_path(manifest), write_cache)
+        write_atomically(_cache_path(manifest), write_cache)
         ref.source = f"{kind} {path} (manifest {manifest})"
         return ref
 
@@ -784,6 +776,7 @@ class ReferenceSet:
                     + _first_difference(manifest, tmp)
                     + _REHASH_HINT.format(p=path if isinstance(path, (str, os.PathLike)) else "SHARDS...", m=manifest)
                 )
+            check_writable_target(_cache_path(manifest))
             os.replace(_cache_path(tmp), _cache_path(manifest))
         finally:
             tmp.unlink(missing_ok=True)

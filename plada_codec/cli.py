@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 import zipfile
 import zlib
@@ -26,7 +27,14 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import _cli_catalog, bandwidth, codecs
-from ._constants import COMPRESSION_NAMES, DEFAULT_MAX_COUNT, DEFAULT_MAX_SECTION_BYTES, DEFAULT_ZSTD_LEVEL
+from ._atomic import write_atomically
+from ._constants import (
+    COMPRESSION_NAMES,
+    DEFAULT_MAX_ANCILLARY_BYTES,
+    DEFAULT_MAX_COUNT,
+    DEFAULT_MAX_SECTION_BYTES,
+    DEFAULT_ZSTD_LEVEL,
+)
 from ._decode import decode, inspect, verify
 from ._encode import encode
 from ._errors import EncodeError, PayloadError, ReferenceSetError
@@ -66,12 +74,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _read_text(path: Path, what: str) -> str:
+def _read_text(path: Path, what: str, limit: int | None = None) -> str:
+    """The UTF-8 text of *path*; with *limit*, refused past that many bytes
+    without reading more (``--class-names /dev/zero`` stops after *limit* + 1)."""
+    with open(path, "rb") as fh:
+        data = fh.read() if limit is None else fh.read(limit + 1)
+    if limit is not None and len(data) > limit:
+        raise UsageError(f"{path}: {what} is over {limit} bytes, more than a payload's ancillary section "
+                         f"may hold by default (max_ancillary_bytes)")
     try:
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start]
         raise UsageError(f"{path}: {what} is not UTF-8 text (byte 0x{bad:02x} at offset {exc.start})") from None
+
+
+# A CSV field: a decimal integer, optionally signed and padded with spaces; not
+# Python's int() syntax, which also reads "1_0" as 10 and "١" as 1.
+_CSV_INTEGER = re.compile(r"[ \t]*-?[0-9]+[ \t]*")
 
 
 def _scalar(path: Path, data: Any, key: str) -> int | None:
@@ -102,19 +122,21 @@ def _read_selection(path: Path) -> dict:
             raise UsageError(f"{path}: cannot read .npz ({exc})") from None
     if suffix == ".csv":
         text = _read_text(path, "the CSV file")
+        text = text[1:] if text.startswith("\ufeff") else text  # a byte-order mark (Excel's UTF-8 CSV)
         indices, labels = [], []
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["index", "label"]:
-            raise UsageError(f"{path}: a CSV input starts with the header 'index,label'")
+        if header is None or [h.strip() for h in header] != ["index", "label"]:
+            raise UsageError(f"{path}:1: a CSV input starts with the header 'index,label' (two columns), "
+                             f"got {header!r}")
         for row in reader:
             if not row:
                 continue
-            try:
-                indices.append(int(row[0]))
-                labels.append(int(row[1]))
-            except (ValueError, IndexError):
-                raise UsageError(f"{path}:{reader.line_num}: expected two integers, got {row!r}") from None
+            if len(row) != 2 or not all(_CSV_INTEGER.fullmatch(field) for field in row):
+                raise UsageError(f"{path}:{reader.line_num}: expected two decimal integers 'index,label', "
+                                 f"got {row!r}")
+            indices.append(int(row[0]))
+            labels.append(int(row[1]))
         try:
             return {"indices": np.array(indices, dtype=np.int64), "labels": np.array(labels, dtype=np.int64)}
         except OverflowError:
@@ -144,12 +166,28 @@ def _reference_from(args) -> ReferenceSet | None:
                              content=not args.no_content, kind=args.reference_kind)
 
 
+def _write_stdout(data: bytes) -> None:
+    """All of *data* to standard output. A large write to a pipe can return
+    short when the reader goes away (``| head -c 1``): write the rest until
+    the pipe says so (BrokenPipeError, exit 141), never drop it silently."""
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written if written is not None else 0 :]
+    out.flush()
+
+
+def _print(text: str) -> None:
+    _write_stdout((text + "\n").encode("utf-8"))
+
+
 def _write_output(target: str, data: bytes) -> None:
     if target == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        Path(target).write_bytes(data)
+        _write_stdout(data)
+    else:  # a temporary file beside it, then a rename; a FIFO, device or link is refused
+        write_atomically(target, lambda fh: fh.write(data))
 
 
 def _read(args) -> bytes:
@@ -174,12 +212,13 @@ def _cmd_encode(args) -> int:
         n_ref = reference.n_ref
     class_names = None
     if args.class_names:
-        class_names = _read_text(Path(args.class_names), "the class-names file").splitlines()
+        class_names = _read_text(Path(args.class_names), "the class-names file",
+                                 DEFAULT_MAX_ANCILLARY_BYTES).splitlines()
     metadata: dict[str, Any] = {}
     if args.metadata_json:
         path = Path(args.metadata_json)
         try:
-            loaded = json.loads(_read_text(path, "the metadata file"))
+            loaded = json.loads(_read_text(path, "the metadata file", DEFAULT_MAX_ANCILLARY_BYTES))
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(loaded, dict):
@@ -201,9 +240,11 @@ def _cmd_encode(args) -> int:
     )
     _write_output(args.output, data)
     where = "standard output" if args.output == "-" else args.output
-    # The status line goes to stderr when stdout carries the payload.
-    print(f"wrote {where}: {len(data)} bytes, {len(selection['indices'])} entries",
-          file=sys.stderr if args.output == "-" else sys.stdout)
+    status = f"wrote {where}: {len(data)} bytes, {len(selection['indices'])} entries"
+    if args.output == "-":  # the status line goes to stderr when stdout carries the payload
+        print(status, file=sys.stderr)
+    else:
+        _print(status)
     return EXIT_OK
 
 
@@ -234,12 +275,10 @@ def _cmd_decode(args) -> int:
         _cli_catalog.report_selected(args.resolution, payload.indices)
     fmt = args.format or (Path(args.output).suffix.lstrip(".").lower() if args.output != "-" else "json")
     if fmt == "npz":
-        if args.output == "-":
-            raise UsageError("npz output needs a file name (-o FILE.npz)")
-        # A file object, so the file is named exactly -o (np.savez would append ".npz").
-        with open(args.output, "wb") as fh:
-            np.savez(fh, indices=payload.indices, labels=payload.labels,
-                     n_ref=payload.n_ref, n_classes=payload.n_classes)
+        archive = io.BytesIO()  # a file object, so the file is named exactly -o (np.savez would append ".npz")
+        np.savez(archive, indices=payload.indices, labels=payload.labels,
+                 n_ref=payload.n_ref, n_classes=payload.n_classes)
+        _write_output(args.output, archive.getvalue())
         return EXIT_OK
     if fmt == "csv":
         buffer = io.StringIO()
@@ -316,9 +355,9 @@ def _cmd_inspect(args) -> int:
         else:
             out.update(class_names=None, task_name=None, metadata=None,
                        error=f"{type(problem).__name__}: {problem}")
-        sys.stdout.buffer.write(_json_text(out))
+        _write_stdout(_json_text(out))
     else:
-        print(_format_table(info, payload), flush=True)
+        _print(_format_table(info, payload))
     if problem is not None:
         return _error("inspect", f"{type(problem).__name__}: {problem}", EXIT_INVALID)
     return EXIT_OK
@@ -333,7 +372,7 @@ def _cmd_verify(args) -> int:
         _cli_catalog.report_selected(args.resolution, decode(_read(args), max_count=args.max_count,
                                                             max_section_bytes=args.max_section_bytes).indices,
                                      stream=sys.stdout)
-    print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
+    _print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
     return EXIT_OK
 
 
@@ -342,7 +381,7 @@ def _cmd_compare(args) -> int:
     payload = _decode(args, data)
     result = bandwidth.report(payload.indices, payload.labels, payload.n_ref, payload.n_classes, len(data))
     if args.json:
-        sys.stdout.buffer.write(_json_text(result.to_dict()))
+        _write_stdout(_json_text(result.to_dict()))
         return EXIT_OK
     k = result.count
     rows: list[tuple[str, float | None]] = [
@@ -350,14 +389,15 @@ def _cmd_compare(args) -> int:
     ]
     rows += [(f"paper Zstd-{bandwidth.ZSTD_LEVEL}, {name}", size) for name, size in result.layouts.items()]
     rows.append(("information limit log2 C(N,k) + k*H(labels)", result.information_limit_bits / 8))
-    print(f"{args.payload}: k = {k} pairs over N = {payload.n_ref} items, C = {payload.n_classes} classes")
-    print(f"  {'layout':<48}{'bytes':>12}{'bits/pair':>11}{'payload / this':>16}")
+    lines = [f"{args.payload}: k = {k} pairs over N = {payload.n_ref} items, C = {payload.n_classes} classes",
+             f"  {'layout':<48}{'bytes':>12}{'bits/pair':>11}{'payload / this':>16}"]
     for name, size in rows:
         if size is None:
-            print(f"  {name:<48}{'(bitmap over N items not computed: too large)':>39}")
+            lines.append(f"  {name:<48}{'(bitmap over N items not computed: too large)':>39}")
             continue
         ratio = f"{len(data) / size:.3f}" if size > 0 else "-"
-        print(f"  {name:<48}{size:>12,.1f}{_bits(size, k):>11}{ratio:>16}")
+        lines.append(f"  {name:<48}{size:>12,.1f}{_bits(size, k):>11}{ratio:>16}")
+    _print("\n".join(lines))
     return EXIT_OK
 
 
@@ -373,9 +413,9 @@ def _cmd_ref_hash(args) -> int:
     else:
         reference = ReferenceSet.open(path, manifest=args.manifest, rehash=args.rehash, **kwargs)
     if args.json:
-        print(json.dumps({"n_ref": reference.n_ref, "fingerprint": reference.hex}))
+        _print(json.dumps({"n_ref": reference.n_ref, "fingerprint": reference.hex}))
     else:
-        print(f"{reference.hex}  {reference.n_ref} items  {path}")
+        _print(f"{reference.hex}  {reference.n_ref} items  {path}")
     return EXIT_OK
 
 

@@ -423,3 +423,132 @@ def test_closed_output_pipe_exits_141_without_a_message(tmp_path):
     finally:
         os.close(write_end)
     assert proc.returncode == 141 and proc.stderr == b""
+
+
+# -- a reader that goes away, bounded inputs, strict CSV (issue 14) -------------------------
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "npz"])
+def test_output_pipe_closed_after_one_byte_exits_141(tmp_path, fmt):
+    """`plada decode big.plada | head -c 1`: the first write fills the pipe and comes back
+    short when the reader leaves; that short write was taken as done (exit 0)."""
+    payload = tmp_path / "big.plada"
+    indices = np.arange(0, 600_000, 3)
+    payload.write_bytes(plada_codec.encode(indices, indices % 7, n_ref=600_000, n_classes=7))
+    proc = subprocess.Popen([sys.executable, "-m", "plada_codec.cli", "decode", str(payload), "--format", fmt,
+                             "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(proc.stdout.read(1)) == 1  # output is ~1 MB, far more than a pipe holds
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait() == 141 and err == b""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_class_names_from_an_endless_file_are_refused_at_the_ancillary_limit(tmp_path, capsys):
+    csv_path = tmp_path / "sel.csv"
+    csv_path.write_text("index,label\n1,0\n")
+    status, _, err = _run(["encode", csv_path, "-o", tmp_path / "p.plada", "--n-ref", 5, "--n-classes", 2,
+                           "--class-names", "/dev/zero"], capsys)
+    line = _one_line_error(err, "encode")
+    assert status == EXIT_USAGE and "/dev/zero: the class-names file is over 4194304 bytes" in line
+    assert not (tmp_path / "p.plada").exists()
+
+
+@pytest.mark.parametrize("text, line_number, shown", [
+    ("index,label\n1,0\n1_0,1\n", 3, "['1_0', '1']"),  # int() reads "1_0" as 10
+    ("index,label\n1,0\n2,1,7\n", 3, "['2', '1', '7']"),  # a third column was ignored
+    ("index,label\n+1,0\n", 2, "['+1', '0']"),
+    ("index,label\n\u0661,0\n", 2, "['\u0661', '0']"),  # an Arabic-Indic digit one, also int()'s
+    ("index,label\n1,\n", 2, "['1', '']"),
+    ("index,label\n7\n", 2, "['7']"),
+])
+def test_csv_fields_are_strict_decimal_integers(tmp_path, capsys, text, line_number, shown):
+    path = tmp_path / "sel.csv"
+    path.write_text(text, encoding="utf-8")
+    status, _, err = _run(["encode", path, "-o", tmp_path / "p.plada", "--n-ref", 50, "--n-classes", 2], capsys)
+    line = _one_line_error(err, "encode")
+    assert status == EXIT_USAGE
+    assert f"{path}:{line_number}: expected two decimal integers 'index,label', got {shown}" in line
+
+
+def test_csv_header_with_a_third_column_is_refused(tmp_path, capsys):
+    path = tmp_path / "sel.csv"
+    path.write_text("index,label,score\n1,0,0.5\n")
+    status, _, err = _run(["encode", path, "-o", tmp_path / "p.plada", "--n-ref", 50, "--n-classes", 2], capsys)
+    assert status == EXIT_USAGE and f"{path}:1: a CSV input starts with the header 'index,label'" in \
+        _one_line_error(err, "encode")
+
+
+def test_csv_with_a_byte_order_mark_reads_as_without(tmp_path, capsys):
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    plain.write_text("index,label\n 1 , 0\n4,1\n")
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    for path in (plain, marked):
+        status, _, err = _run(["encode", path, "-o", path.with_suffix(".plada"), "--n-ref", 5, "--n-classes", 2],
+                              capsys)
+        assert status == EXIT_OK, err
+    assert marked.with_suffix(".plada").read_bytes() == plain.with_suffix(".plada").read_bytes()
+    assert plada_codec.decode(plain.with_suffix(".plada").read_bytes()).indices.tolist() == [1, 4]
+
+
+# -- outputs are written atomically and never through a FIFO, device or link -----------------
+
+
+def _refused_targets(tmp_path):
+    """A FIFO (with a reader attached, so a write through it would not block) and a link."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "link"
+    link.symlink_to(victim)
+    return reader, {"FIFO": fifo, "symbolic link": link}, victim
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("command", ["encode", "decode", "ref-hash"])
+def test_outputs_refuse_a_target_that_is_not_a_regular_file(tmp_path, selection_npz, capsys, command):
+    payload = tmp_path / "p.plada"
+    payload.write_bytes(plada_codec.encode([3], [1], n_ref=100, n_classes=2))
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"a")
+    reader, targets, victim = _refused_targets(tmp_path)
+    try:
+        for what, target in targets.items():
+            argv = {"encode": ["encode", selection_npz, "-o", target],
+                    "decode": ["decode", payload, "-o", target, "--format", "json"],
+                    "ref-hash": ["ref-hash", folder, "--manifest-out", target]}[command]
+            status, _, err = _run(argv, capsys)
+            line = _one_line_error(err, command)
+            assert status == EXIT_USAGE and f"{target}: exists and is a {what}; refusing to replace it" in line
+        assert os.read(reader, 100) == b""  # nothing went into the FIFO
+        assert victim.read_text() == "keep me" and targets["symbolic link"].is_symlink()
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+    finally:
+        os.close(reader)
+
+
+def test_ref_hash_refuses_a_linked_cache_before_hashing(tmp_path, capsys):
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"a")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    manifest = tmp_path / "m.txt"
+    Path(str(manifest) + ".cache").symlink_to(victim)
+    status, _, err = _run(["ref-hash", folder, "--manifest-out", manifest], capsys)
+    assert status == EXIT_USAGE and "m.txt.cache: exists and is a symbolic link" in _one_line_error(err, "ref-hash")
+    assert not manifest.exists() and victim.read_text() == "keep me"
+
+
+def test_decode_output_replaces_a_regular_file_whole(tmp_path, capsys):
+    payload = tmp_path / "p.plada"
+    payload.write_bytes(plada_codec.encode([3, 9], [1, 0], n_ref=100, n_classes=2))
+    target = tmp_path / "out.csv"
+    target.write_text("old content that is longer than the new one\n" * 100)
+    status, _, err = _run(["decode", payload, "-o", target], capsys)
+    assert status == EXIT_OK, err
+    assert target.read_text() == "index,label\n3,1\n9,0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "p.plada"]  # no temporary left
