@@ -8,6 +8,11 @@ a FIFO, a symbolic link, a folder): replacing ``/dev/full`` or a link with a
 regular file would be data loss. The temporary file is removed on any failure,
 ``KeyboardInterrupt`` included; one left by a killed process (``.NAME.PID.tmp``)
 is removed by the next successful write of the same path once that process is gone.
+
+Every file plada_codec writes goes through it (``plada encode -o``, ``plada
+decode -o``, manifests and their caches, catalogs), and so should plada_train's:
+``from plada_codec._atomic import write_atomically`` is the supported import
+(a private module name, but a stable one: the training wing has no other).
 """
 
 from __future__ import annotations
@@ -71,7 +76,10 @@ def write_atomically(path: PathLike, write: Callable[[BinaryIO], T]) -> T:
     check_writable_target(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        # O_NOFOLLOW: a link planted at the temporary name is not written through.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as fh:
             result = write(fh)
             fh.flush()
             os.fsync(fh.fileno())
