@@ -10,16 +10,20 @@ built-in data (target ``builtin:mnist``, reference ``builtin:pool``, 90,000 imag
    two score files therefore come from one set of weights: what differs is the device and bf16.
 3. Both consume the CPU run's 5% payload with the default student (1,000 steps, seed 0).
 
-Tolerances (bf16 keeps 8 significant bits, so each rounding is within 2**-9 = 0.2%):
+Tolerances (bf16 keeps 8 significant bits, so each rounding is within 2**-9 = 0.2%). Each is
+about twice as loose as what bf16 autocast on the CPU (a stand-in for CUDA's, measured with this
+teacher recipe: 0.9812 on MNIST test) did to the float32 scores of the same teacher, shown in
+brackets:
 
 - teacher accuracy on MNIST test (trained on CUDA) >= 0.97 (0.9815 on the CPU, README);
-- pseudo-labels: identical for >= 99.5% of the pool (a label flips only where two logits nearly tie);
-- energy: ``|E_cuda - E_cpu| <= 0.05 + 0.02 |E_cpu|`` (numpy ``allclose`` with rtol 0.02, atol
-  0.05) for >= 99.9% of the pool, median relative difference <= 0.005, and Spearman rank
-  correlation >= 0.999;
+- pseudo-labels: identical for >= 90% of the pool [94.7%: out-of-domain images have nearly tied
+  logits] and for >= 99.5% of the CPU run's 10% lowest-energy images [99.99%];
+- energy: ``|E_cuda - E_cpu| <= 0.1 + 0.02 |E_cpu|`` (numpy ``isclose``, rtol 0.02, atol 0.1)
+  for >= 99.9% of the pool [100%; energies lie in -8 .. -0.7], median relative difference
+  <= 0.01 [0.0039], Spearman rank correlation >= 0.998 [0.99956];
 - selections from the two score files (low energy at 5% and 10%, each without and with the
-  Safety-Net s = 0.5, alpha = -0.2): overlap ``|A & B| / B >= 0.97``; the 5% payloads decode
-  to index sets with the same overlap;
+  Safety-Net s = 0.5, alpha = -0.2): overlap ``|A & B| / B >= 0.97`` [0.985-0.995]; the 5%
+  payloads decode to index sets with the same overlap;
 - student accuracy: CUDA and CPU within 0.02 of each other, both >= 0.92 (0.9467, README).
 
 ``PLADA_GPU_TEST_DEVICE=cpu`` runs the same code with the CPU standing in for the GPU (every
@@ -49,10 +53,10 @@ pytestmark = [
 ]
 
 KEEP = 0.05
-LABEL_AGREEMENT = 0.995
-ENERGY_RTOL, ENERGY_ATOL, ENERGY_WITHIN = 0.02, 0.05, 0.999
-ENERGY_MEDIAN_REL = 0.005
-RANK_CORRELATION = 0.999
+LABELS_POOL, LABELS_KEPT = 0.90, 0.995
+ENERGY_RTOL, ENERGY_ATOL, ENERGY_WITHIN = 0.02, 0.1, 0.999
+ENERGY_MEDIAN_REL = 0.01
+RANK_CORRELATION = 0.998
 OVERLAP = 0.97
 ACCURACY_GAP, STUDENT_FLOOR, TEACHER_FLOOR = 0.02, 0.92, 0.97
 
@@ -127,8 +131,13 @@ def test_scores_agree_within_bf16_tolerance(runs):
     gpu, cpu = _scores(runs.gpu_out), _scores(runs.cpu_out)
     assert gpu.energy.shape == cpu.energy.shape == (90_000,)
     assert np.isfinite(gpu.energy).all() and np.isfinite(cpu.energy).all()
+    from plada_train.selection import select
+
     agree = float(np.mean(gpu.labels == cpu.labels))
-    assert agree >= LABEL_AGREEMENT, f"pseudo-labels agree on {agree:.4%}"
+    assert agree >= LABELS_POOL, f"pseudo-labels agree on {agree:.4%} of the pool"
+    kept = select(cpu.energy, cpu.labels, n_classes=10, keep=0.10).indices
+    agree = float(np.mean(gpu.labels[kept] == cpu.labels[kept]))
+    assert agree >= LABELS_KEPT, f"pseudo-labels agree on {agree:.4%} of the 10% lowest-energy images"
     close = np.isclose(gpu.energy, cpu.energy, rtol=ENERGY_RTOL, atol=ENERGY_ATOL)
     assert close.mean() >= ENERGY_WITHIN, f"{close.mean():.4%} of energies within tolerance"
     relative = np.abs(gpu.energy - cpu.energy) / np.maximum(np.abs(cpu.energy), 1e-6)
