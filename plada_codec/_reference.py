@@ -392,6 +392,7 @@ def _shard_images(shard: str) -> Iterator[TarImage]:
                     if info.sparse is not None:
                         raise ReferenceSetError(f"{where}: image member {info.name!r} is a sparse file")
                     image = TarImage(shard, member_key, info.name, info.offset_data, info.size)
+            _check_archive_end(archive, where)
             if key is not None:
                 yield finish()
     except tarfile.ReadError as exc:
@@ -400,6 +401,29 @@ def _shard_images(shard: str) -> Iterator[TarImage]:
         raise ReferenceSetError(f"{where}: damaged tar file ({exc})") from exc
     except OSError as exc:
         raise ReferenceSetError(f"{where}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _check_archive_end(archive: tarfile.TarFile, where: str) -> None:
+    """Iteration stopped where the next header would start: it must be the
+    end-of-archive marker, a 512-byte block of zeros. tarfile also stops, silently,
+    at a header cut short, a damaged header or the end of the file, which would
+    read a truncated shard as a shorter one."""
+    offset = archive.offset
+    fileobj = archive.fileobj
+    assert fileobj is not None
+    fileobj.seek(offset)
+    block = fileobj.read(tarfile.BLOCKSIZE)
+    if len(block) == tarfile.BLOCKSIZE and not any(block):
+        return
+    if not block:
+        problem = "ends without the end-of-archive marker (two blocks of zeros): cut after a member?"
+    elif len(block) < tarfile.BLOCKSIZE:
+        problem = f"is cut inside a member header ({len(block)} of its {tarfile.BLOCKSIZE} bytes)"
+    else:
+        problem = "holds a damaged member header"
+    members = len(getattr(archive, "members", ()))  # headers read: every member before the stop
+    raise ReferenceSetError(f"{where}: truncated or damaged tar shard: at byte {offset}, after {members} "
+                            f"member{'s' if members != 1 else ''}, it {problem}")
 
 
 def tar_images(shards: PathLike | Sequence[PathLike]) -> list[TarImage]:

@@ -62,7 +62,9 @@ def shard_index(shard: str) -> ShardIndex:
     """Data offsets, sizes, item ids (``<shard file name>/<key>``) and member
     names of *shard*'s images in archive order; an empty shard gives empty
     arrays. Raises ``plada_codec.ReferenceSetError`` for a shard that breaks
-    the tar rules of ``plada_codec.tar_images``."""
+    the tar rules of ``plada_codec.tar_images``, which is also what finds a
+    shard cut inside a member header (tarfile alone would stop there silently
+    and list a shorter shard)."""
     try:
         images = plada_codec.tar_images([shard])
     except plada_codec.ReferenceSetError as exc:
