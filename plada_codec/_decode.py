@@ -172,17 +172,21 @@ class PayloadDecoder:
     reference : ReferenceSet, optional
         Check that each payload is bound to this reference set.
     max_count : int
-        Largest k accepted; beyond it :class:`LimitExceededError`, before any
-        allocation. Output memory is 12 bytes per entry.
+        Largest k accepted (default 2**24: every real selection, all of
+        ImageNet-21K); beyond it :class:`LimitExceededError`, before any
+        allocation. Output memory is 12 bytes per entry; decoding against
+        *reference* bounds k by its N too (spec/FORMAT.md 13).
     max_section_bytes : int
         Largest ``raw_length`` and ``stored_length`` of any section, skipped
         ones included.
     max_ancillary_bytes : int
-        Largest ``raw_length`` of a class-names, task-name or metadata section
-        (checked before decompressing it).
+        Largest ``raw_length`` of a task-name or metadata section, and of a
+        class-names section counted at 64 bytes a name or more (checked
+        before decompressing it).
     max_metadata_items : int
-        Largest item count of the metadata JSON (``[``, ``{``, ``,`` and ``:``
-        outside strings), checked before parsing it.
+        Largest item count of the metadata JSON: the bytes ``[``, ``{``,
+        ``,`` and ``:`` of its raw body, inside strings or not (spec 5.5),
+        checked before parsing it.
     backend : {"auto", "c", "python"}
         Kernel backend for this decoder.
     format_version : str, optional

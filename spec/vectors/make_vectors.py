@@ -177,6 +177,15 @@ def make_valid(w: Writer) -> None:
             np.arange(120), np.arange(120) % 2, n_ref=120, n_classes=2, label_codec="bytes",
             index_codec="delta", compression="none", edit=checksummed)
 
+    def signed_zeros(raw):
+        # 5.7: -0 is the integer 0; 1e-400 underflows to 0.0 and is accepted; -0.0 keeps its sign.
+        raw.sections[2].body = b'{"minus_zero":-0,"underflow":1e-400,"negative_zero":-0.0}'
+        raw.sections[2].raw_length = None
+
+    w.valid("metadata-signed-zeros", "metadata numbers 5.7 spells out: -0 (the integer 0), 1e-400 (underflows "
+            "to 0.0, accepted), -0.0 (a double that keeps its sign)",
+            [1], [0], n_ref=4, n_classes=2, metadata={"x": 1}, compression="none", edit=signed_zeros)
+
 
 def make_invalid(w: Writer) -> None:
     def encode_1_0(*args, **kwargs):  # the payloads these vectors break use format 1.0 codecs only
@@ -438,6 +447,11 @@ def make_invalid(w: Writer) -> None:
     w.invalid("spliced-sections", "TrailingData",
               "5.3 a label section cut from another payload changes total_length",
               base[:start] + other.sections[1].to_bytes() + base[end:])
+    # 5.3: the first section's predecessor is type 0, so a first section of type 0x0000 breaks
+    # the order rule, which step 6 checks before the unknown critical type rule.
+    w.invalid("first-section-type-zero", "FormatError",
+              "5.3 type order: the first section's type must exceed 0x0000 (checked before unknown critical types)",
+              edited(lambda raw: raw.sections.insert(0, wire.RawSection(0x0000, 0, 0, b""))))
 
 def _zstd_zeros(size: int) -> bytes:
     """One Zstandard frame of *size* zero bytes, made a MiB at a time."""
