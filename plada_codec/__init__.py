@@ -9,6 +9,7 @@ reference set; encode, decode, inspect, verify and reference fingerprints.
 """
 
 from . import codecs, kinds
+from ._atomic import NotARegularFileError, write_atomically
 from ._backend import available_backends, backend
 from ._catalog import Catalog, Resolution
 from ._constants import (
@@ -53,7 +54,7 @@ __all__ = [
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",
-    "backend", "available_backends",
+    "backend", "available_backends", "write_atomically", "NotARegularFileError",
     "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_ANCILLARY_BYTES",
     "DEFAULT_MAX_METADATA_ITEMS", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
     "FORMAT_VERSION", "FORMAT_MAJOR", "FORMAT_MINOR", "__version__",

@@ -11,8 +11,8 @@ is removed by the next successful write of the same path once that process is go
 
 Every file plada_codec writes goes through it (``plada encode -o``, ``plada
 decode -o``, manifests and their caches, catalogs), and so should plada_train's:
-``from plada_codec._atomic import write_atomically`` is the supported import
-(a private module name, but a stable one: the training wing has no other).
+``from plada_codec import write_atomically`` (plada_train imports only the
+public API, which tests/test_backend.py checks).
 """
 
 from __future__ import annotations

@@ -76,3 +76,9 @@ def test_record_refuses_a_fifo_manifest_before_hashing(tmp_path, monkeypatch):
     monkeypatch.setattr(plada_codec.ReferenceSet, "_hash_folder", classmethod(no_hashing))
     with pytest.raises(NotARegularFileError, match="m.fifo: exists and is a FIFO"):
         plada_codec.ReferenceSet.record(folder, fifo)
+
+
+def test_the_helper_is_public_api_for_plada_train():
+    """plada_train may import only plada_codec's public names (tests/test_backend.py)."""
+    assert plada_codec.write_atomically is write_atomically
+    assert "write_atomically" in plada_codec.__all__ and "NotARegularFileError" in plada_codec.__all__
