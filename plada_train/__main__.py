@@ -1,5 +1,11 @@
+"""``python -m plada_train`` (and ``torchrun -m plada_train``): the ``plada-train`` CLI."""
+
 import sys
 
-from .cli import main
+try:
+    from .cli import main
 
-sys.exit(main())
+    status = main()
+except KeyboardInterrupt:  # Ctrl-C while the CLI itself was still being imported
+    status = 130
+sys.exit(status)

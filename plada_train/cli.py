@@ -6,13 +6,31 @@ far-OOD reference), an ``.npz`` file (target: x_train, y_train, x_test, y_test;
 reference: x), a folder of images (reference, in canonical order; target:
 ImageFolder class sub-folders) or WebDataset-style tar shards (reference).
 Run under ``torchrun --nproc_per_node=G`` to use G processes (gloo on CPU,
-NCCL on GPU). Exit status: 0 success, 1 invalid or mismatched payload,
-2 usage or data error (one line with a fix hint on stderr).
+NCCL on GPU).
+
+Exit status, the same table as ``plada``'s:
+
+====  ==========================================================================
+0     success
+1     the payload is invalid, exceeds a limit or does not match the reference set
+2     bad usage or input: an option, a missing or unreadable input file, data
+      that cannot work, a reference set that cannot be hashed or changed since
+      its manifest, an output that cannot be written (a full disk included),
+      an ``--out`` another produce holds
+130   interrupted (Ctrl-C): rerun the same command to resume
+141   the reader of standard output went away (as after SIGPIPE)
+====  ==========================================================================
+
+Every error is one line on standard error: ``plada-train <command>: error: ...``
+(under torchrun, each rank's own line; rank 0 alone reports an interruption).
+Arguments are parsed and checked before torch is imported or any data is
+opened, so ``--help`` and a usage error answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -22,7 +40,9 @@ import plada_codec
 
 from .errors import DataError
 from .pipeline import ConsumeRequest, ProduceRequest
-from .recipes import StudentRecipe, TeacherRecipe
+from .recipes import STUDENT_OPTIONS, TEACHER_OPTIONS, StudentRecipe, TeacherRecipe, recipe_with_options
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 P, C = ProduceRequest(), ConsumeRequest()
 T, S = TeacherRecipe(), StudentRecipe()
@@ -41,16 +61,11 @@ def _read_class_names(path: str | None) -> tuple[str, ...] | None:
 
 
 def _teacher_recipe(args) -> TeacherRecipe:
-    return T.with_(epochs=args.teacher_epochs, steps=args.teacher_steps, lr=args.teacher_lr,
-                   batch_size=args.teacher_batch_size, weight_decay=args.teacher_weight_decay,
-                   outlier_weight=args.outlier_weight, seed=args.seed, workers=args.workers)
+    return recipe_with_options(T, TEACHER_OPTIONS, vars(args))  # the map produce(teacher_steps=...) uses
 
 
 def _student_recipe(args) -> StudentRecipe:
-    return S.with_(epochs=args.epochs, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                   weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, translate=args.translate,
-                   rotate=args.rotate, scale=args.scale, seed=args.seed, workers=args.workers,
-                   checkpoint_every=args.checkpoint_every)
+    return recipe_with_options(S, STUDENT_OPTIONS, vars(args))  # the map consume(steps=...) uses
 
 
 def _cmd_produce(args) -> int:
@@ -180,22 +195,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(args) -> str:
+    from .pipeline import current_stage
+
+    stage = current_stage()
+    where = f"while {stage}" if stage else "before any work started"
+    if args.command == "produce":
+        resume = f"run the same command again to resume (finished work in {args.out} is kept)"
+    elif args.command == "consume" and args.checkpoint_dir:
+        resume = f"run the same command again to resume from the last checkpoint in {args.checkpoint_dir}"
+    elif args.command == "consume":
+        resume = "run the same command again to start over (with --checkpoint-dir a rerun resumes)"
+    else:
+        resume = "run the same command again"
+    return f"interrupted {where}; {resume}"
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    message = f"{where}{exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        message += " (free some space, then run the same command again: finished work is kept)"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``plada-train``; returns the exit status (the table in the module docstring)."""
     args = build_parser().parse_args(argv)
     prefix = f"plada-train {args.command}"
+    rank = os.environ.get("RANK", "0")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        prefix += f" [rank {os.environ.get('RANK', '?')}]"
+        prefix += f" [rank {rank}]"
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        # Under torchrun every rank gets the SIGINT: rank 0 says it once, the others stop quietly.
+        if rank == "0":
+            print(f"plada-train {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (plada_codec.EncodeError, plada_codec.ReferenceSetError) as exc:
+        # the reference set (unhashable, stale manifest) or an output path, not a payload: as plada, 2
+        print(f"{prefix}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except plada_codec.PayloadError as exc:  # before ValueError: some are ValueErrors too
         print(f"{prefix}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_INVALID
     except (DataError, ValueError) as exc:
         print(f"{prefix}: error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"{prefix}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # a file that cannot be read or written, a full disk
+        print(f"{prefix}: error: {_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

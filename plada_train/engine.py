@@ -5,7 +5,6 @@ schedule, bf16 autocast on GPU, atomic resumable checkpoints."""
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from plada_codec._atomic import NotARegularFileError, write_atomically
 
 from .distributed import Context, fail_point
 from .errors import DataError
@@ -83,9 +84,25 @@ class _OutlierBatches:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """One atomic write (the project's helper) into the file object, so a full
+    disk is an OSError naming *path* (torch.save to a path makes it a RuntimeError)."""
+    try:
+        write_atomically(path, lambda fh: torch.save(obj, fh))
+    except OSError as exc:
+        if exc.filename is not None or isinstance(exc, NotARegularFileError):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+
+def _load_state(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # struct.error, UnpicklingError, RuntimeError, EOFError, ...: a damaged file
+        raise DataError(f"{path} is unreadable ({type(exc).__name__}): delete it to start this training again, "
+                        "or use another --checkpoint-dir") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
+        raise DataError(f"{path} is not a plada-train training state: delete it or use another --checkpoint-dir")
+    return state
 
 
 def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, context: Context, *,
@@ -123,7 +140,7 @@ def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, conte
     step = 0
     state_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if state_path is not None and state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = _load_state(state_path)
         if state.get("recipe") != recipe.to_metadata() or state.get("world_size") != world:
             raise DataError(f"{state_path} was written by another recipe or world size: "
                             "delete it or use another --checkpoint-dir")

@@ -1,34 +1,51 @@
 """The PLADA pipeline: the server turns a labelled task into payloads
 (``produce``), the client turns a payload into a trained student
 (``consume``). Both run in one process or under ``torchrun``; both validate
-every input before any expensive work. Uses plada_codec's public API only.
+every input before any expensive work. Uses plada_codec's public API, and
+its one atomic-write helper.
+
+This module imports torch only when a run starts (inside ``produce`` and
+``consume``), so that the CLI parses and checks its arguments, and answers
+``--help`` or a usage error, without the seconds torch takes to import.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass, field, replace
+import zipfile
+import zlib
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 import plada_codec
 from plada_codec import __version__ as _package_version
+from plada_codec._atomic import check_writable_target, write_atomically
 
-from . import distributed
-from .distributed import Context
-from .engine import evaluate, seed_everything, train_classifier
 from .errors import DataError
-from .models import check_model_name, checkpoint_classes, create_model, file_digest, weights_digest
-from .recipes import StudentRecipe, TeacherRecipe, TrainRecipe
-from .scoring import Scores, differences, remove_parts, score_reference
+from .recipes import (
+    STUDENT_OPTIONS,
+    TEACHER_OPTIONS,
+    StudentRecipe,
+    TeacherRecipe,
+    TrainRecipe,
+    check_types,
+    recipe_with_options,
+)
 from .selection import MODES, Selection, budget_for, select
-from .sources import LabelledSubset, Preprocess, open_reference, open_target, preprocess_for
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .distributed import Context
+    from .scoring import Scores
+    from .sources import Preprocess
 
 TEACHER_FILE, TEACHER_INFO = "teacher.pt", "teacher.json"
 MODE_NAMES = {"low": "low-energy", "high": "high-energy", "random": "random"}
@@ -106,7 +123,10 @@ class ConsumeRequest:
     progress: bool = False
 
 
-@dataclass
+# Reprs are short: a payload's bytes or a model's layers are not what one prints a result for.
+
+
+@dataclass(repr=False)
 class Produced:
     """One payload: the selection, its bytes and where they were written (if anywhere)."""
 
@@ -115,8 +135,13 @@ class Produced:
     path: Path | None = None
     keep: float | None = None
 
+    def __repr__(self) -> str:
+        where = f"path={str(self.path)!r}, " if self.path is not None else ""
+        return (f"Produced({where}keep={self.keep!r}, images={len(self.selection.indices)}, "
+                f"bytes={len(self.payload)})")
 
-@dataclass
+
+@dataclass(repr=False)
 class ProduceResult:
     payloads: list[Produced]
     scores_path: Path
@@ -124,8 +149,12 @@ class ProduceResult:
     teacher_accuracy: float | None
     reused_scores: bool
 
+    def __repr__(self) -> str:
+        return (f"ProduceResult(payloads={self.payloads!r}, teacher_accuracy={self.teacher_accuracy!r}, "
+                f"reused_scores={self.reused_scores!r}, scores_path={str(self.scores_path)!r})")
 
-@dataclass
+
+@dataclass(repr=False)
 class Consumed:
     count: int
     n_classes: int
@@ -135,6 +164,49 @@ class Consumed:
 
     def summary(self) -> dict:
         return {"count": self.count, "n_classes": self.n_classes, "accuracy": self.accuracy}
+
+    def __repr__(self) -> str:
+        model = type(self.model).__name__ if self.model is not None else None
+        return (f"Consumed(count={self.count}, n_classes={self.n_classes}, accuracy={self.accuracy!r}, "
+                f"notes={len(self.notes)}, model={model})")
+
+
+# -- keywords: the request's fields and the CLI's option names --------------------------------
+
+# CLI names that are not request fields, onto the field (--score-batch-size is the scoring batch).
+_PRODUCE_ALIASES = {"score_batch_size": "batch_size"}
+
+
+def _request_from(base, options: dict, aliases: dict[str, str], recipe_field: str, recipe_options: dict[str, str],
+                  what: str):
+    """*base* (a request) changed by keyword *options*: its field names, or the
+    CLI's option names (``teacher_steps=5``, ``steps=5``), which change the
+    recipe as the CLI option does. Anything else is a DataError listing the
+    valid names."""
+    names = {f.name for f in fields(base)}
+    unknown = sorted(k for k in options if k not in names and k not in aliases and k not in recipe_options)
+    if unknown:
+        valid = sorted(names | set(aliases) | set(recipe_options))
+        raise DataError(f"{what}() got unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                        f"valid: {', '.join(valid)}")
+    changes = {aliases.get(k, k): v for k, v in options.items() if k in names or k in aliases}
+    recipe = changes.get(recipe_field, getattr(base, recipe_field))
+    if isinstance(recipe, TrainRecipe):
+        recipe = recipe_with_options(recipe, recipe_options, options)
+    changes[recipe_field] = recipe
+    return replace(base, **changes)
+
+
+def _normalise_keep(keep) -> tuple:
+    """One rate or a sequence of rates, as a tuple of numbers; anything else a DataError naming its type."""
+    if isinstance(keep, bool) or not isinstance(keep, (int, float, np.integer, np.floating, list, tuple, np.ndarray)):
+        raise DataError(f"keep must be a number or a sequence of numbers (fractions in (0, 1]), got "
+                        f"{type(keep).__name__} {keep!r}")
+    rates = (keep,) if np.ndim(keep) == 0 else tuple(np.asarray(keep, dtype=object).ravel().tolist())
+    for rate in rates:
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
+            raise DataError(f"keep rate must be a number (a fraction in (0, 1]), got {type(rate).__name__} {rate!r}")
+    return tuple(float(rate) for rate in rates)
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -151,8 +223,49 @@ def _validate_common(image_size, channels, workers) -> None:
     _check(workers >= 0, f"workers must be >= 0, got {workers}")
 
 
+def _check_exists(spec, what: str, hint: str, builtins: tuple[str, ...]) -> None:
+    """A data spec that names a path must name something (the data layer says more once torch is imported)."""
+    if isinstance(spec, (list, tuple)) or spec is None:
+        return
+    text = os.fspath(spec)
+    if text in builtins:
+        return
+    _check(text.startswith("builtin:") or Path(text).exists(), f"{what} {text!r} not found: give {hint}")
+
+
+_TARGET_HINT = "builtin:mnist, a .npz file (x_train, y_train, x_test, y_test) or a folder of class folders"
+_REFERENCE_HINT = "builtin:pool, builtin:pool-far, a folder of images, .tar shards or a .npz file"
+
+
+def _check_output_folder(out) -> None:
+    path = Path(out)
+    _check(not path.exists() or path.is_dir(), f"--out {out} exists and is not a folder: give a folder "
+           "(created if missing) for teacher.pt, scores.npz and the payloads")
+    for parent in path.parents:  # mkdir -p fails on a file in the way
+        if parent.exists():
+            _check(parent.is_dir(), f"--out {out}: {parent} is not a folder")
+            break
+
+
+def _check_save_target(save) -> None:
+    """``--save`` is written once the student has trained: check now that it can be."""
+    if save is None:
+        return
+    path = Path(save)
+    _check(path.parent.is_dir(), f"--save {save}: folder {path.parent} does not exist: create it or give another path")
+    _check(not path.is_dir(), f"--save {save} is a folder: give a file path, e.g. {path / 'student.pt'}")
+    try:
+        check_writable_target(path)
+    except plada_codec.ReferenceSetError as exc:
+        raise DataError(f"--save {exc}") from None
+    _check(os.access(path.parent, os.W_OK), f"--save {save}: folder {path.parent} is not writable")
+
+
 def validate_produce(req: ProduceRequest) -> None:
-    """Cheap checks of everything given, before any data is read."""
+    """Cheap checks of everything given, before any data is read or torch is imported
+    (a timm model name is checked last: that needs timm)."""
+    check_types(req, skip=("reference", "class_names", "keep"))
+    _normalise_keep(req.keep)
     _check(len(req.keep) > 0, "give at least one keep rate, e.g. --keep 0.05")
     for keep in req.keep:
         _check(isinstance(keep, (int, float)) and 0 < keep <= 1,
@@ -169,7 +282,8 @@ def validate_produce(req: ProduceRequest) -> None:
     _check(req.n_classes is None or 1 <= req.n_classes <= 2**31, f"n_classes must be >= 1, got {req.n_classes}")
     _check(req.batch_size >= 1 and req.shard_size >= 1, "batch size and shard size must be >= 1")
     _validate_common(req.image_size, req.channels, req.workers)
-    check_model_name(req.teacher)
+    _check(isinstance(req.teacher_recipe, TeacherRecipe),
+           f"teacher recipe must be a TeacherRecipe, got {type(req.teacher_recipe).__name__}")
     no_training = req.teacher_recipe.total_steps(1) == 0
     if req.teacher_checkpoint is not None:
         _check(Path(req.teacher_checkpoint).is_file(),
@@ -178,6 +292,13 @@ def validate_produce(req: ProduceRequest) -> None:
            "a teacher with no training needs --teacher-checkpoint (pretrained weights)")
     _check(req.manifest is None or Path(req.manifest).is_file(), f"manifest {req.manifest} not found")
     _validate_catalog(req.catalog, req.manifest)
+    _check_output_folder(req.out)
+    _check_exists(req.target, "target", _TARGET_HINT, ("builtin:mnist",))
+    if req.catalog is None:
+        _check_exists(req.reference, "reference", _REFERENCE_HINT, ("builtin:pool", "builtin:pool-far"))
+    from .models import check_model_name  # imports torch (and timm for a timm name)
+
+    check_model_name(req.teacher)
 
 
 def _validate_catalog(catalog: str | None, manifest: str | None) -> None:
@@ -188,13 +309,23 @@ def _validate_catalog(catalog: str | None, manifest: str | None) -> None:
 
 
 def validate_consume(req: ConsumeRequest) -> None:
+    """Cheap checks of everything given, before any data is read or torch is imported."""
+    check_types(req, skip=("reference",))
     _check(Path(req.payload).is_file(), f"payload {req.payload} not found")
     _validate_common(req.image_size, req.channels, req.workers)
-    check_model_name(req.student)
+    _check(isinstance(req.student_recipe, StudentRecipe),
+           f"student recipe must be a StudentRecipe, got {type(req.student_recipe).__name__}")
     _check(req.manifest is None or Path(req.manifest).is_file(), f"manifest {req.manifest} not found")
     _validate_catalog(req.catalog, req.manifest)
     _check(isinstance(req.max_missing, (int, float)) and 0 <= req.max_missing <= 1,
            f"max missing must be a fraction in [0, 1], got {req.max_missing!r}")
+    _check_save_target(req.save)
+    _check_exists(req.test, "test target", _TARGET_HINT, ("builtin:mnist",))
+    if req.catalog is None:
+        _check_exists(req.reference, "reference", _REFERENCE_HINT, ("builtin:pool", "builtin:pool-far"))
+    from .models import check_model_name  # imports torch (and timm for a timm name)
+
+    check_model_name(req.student)
 
 
 def _class_names(req: ProduceRequest, target, n_classes: int) -> list[str] | None:
@@ -206,6 +337,8 @@ def _class_names(req: ProduceRequest, target, n_classes: int) -> list[str] | Non
 
 def _open_reference(spec: str, manifest, rehash: bool, catalog: str | None = None, id_rule: str = "stem",
                     present_only: bool = False):
+    from .sources import open_reference
+
     if catalog is not None:
         return open_reference(spec, catalog=catalog, id_rule=id_rule, present_only=present_only)
     if manifest is None and not rehash:
@@ -220,6 +353,8 @@ def train_teacher(model: nn.Module, target_train, context: Context, *, recipe: T
                   outliers=None, checkpoint_dir=None, progress: bool = False) -> nn.Module:
     """Server step 1: fit *model* on the target's training set (paper Eq. 1),
     with outlier exposure on *outliers* (the reference set) per the recipe."""
+    from .engine import train_classifier
+
     recipe = recipe or TeacherRecipe()
     return train_classifier(model, target_train, recipe, context, outliers=outliers,
                             checkpoint_dir=checkpoint_dir, progress=progress, desc="teacher")
@@ -228,6 +363,8 @@ def train_teacher(model: nn.Module, target_train, context: Context, *, recipe: T
 def train_student(model: nn.Module, virtual, context: Context, *, recipe: TrainRecipe | None = None,
                   checkpoint_dir=None, progress: bool = False) -> nn.Module:
     """Client step 2: train the student on the virtual data set (paper Eq. 4)."""
+    from .engine import train_classifier
+
     return train_classifier(model, virtual, recipe or StudentRecipe(), context, checkpoint_dir=checkpoint_dir,
                             progress=progress, desc="student")
 
@@ -275,10 +412,18 @@ def _result_recipe(recipe: TrainRecipe) -> dict:
     return {k: v for k, v in recipe.to_metadata().items() if k not in _NOT_RESULT}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _write(path, write) -> None:
+    """``write_atomically``, with an OSError raised by *write* (a full disk) naming *path*."""
+    try:
+        write_atomically(path, write)
+    except OSError as exc:
+        if exc.filename is not None or isinstance(exc, plada_codec.PayloadError):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(path)) from None
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    _write(path, lambda fh: fh.write(data))
 
 
 def _target_digests(target) -> dict:
@@ -288,17 +433,128 @@ def _target_digests(target) -> dict:
             "test_sha256": None if target.test is None else target.test.content_digest()}
 
 
+def _without_target_spec(record: dict, *path: str) -> dict:
+    """*record* without ``...target.spec`` (under the keys *path*): records written
+    before the target's path became information only had it there, and a path
+    names a file, not its content, so it is never compared."""
+    if not isinstance(record, dict):
+        return record
+    record = dict(record)
+    inner = record
+    for key in path:
+        if not isinstance(inner.get(key), dict):
+            return record
+        inner[key] = dict(inner[key])
+        inner = inner[key]
+    if isinstance(inner.get("target"), dict):
+        inner["target"] = {k: v for k, v in inner["target"].items() if k != "spec"}
+    return record
+
+
+# -- what stopped: the stage a run is in (for the CLI's one line on Ctrl-C) -------------------
+
+_STAGE = {"now": None}
+
+
+def _stage(text: str | None) -> None:
+    _STAGE["now"] = text
+
+
+def current_stage() -> str | None:
+    """What the running (or the last) ``produce`` / ``consume`` was doing; None before any.
+    Not cleared when a run ends, so the CLI can say where an interrupted one stopped."""
+    return _STAGE["now"]
+
+
+# -- the output folder: one produce at a time ------------------------------------------------
+
+LOCK_NAME = ".lock"
+
+
+def _lock_out(out: Path) -> tuple[int | None, str | None]:
+    """An exclusive ``flock`` on ``OUT/.lock`` (holding this process's id), or why not.
+
+    The kernel releases it when the process ends, however it ends, so a killed
+    run leaves nothing to clean up and the same command resumes. The file is
+    left in place: removing it would let a third run lock a new file while the
+    second still holds the old one."""
+    import fcntl
+
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            raise
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        return None, (f"{out} is in use by another plada-train produce (process {holder}): wait for it to end, "
+                      "or give another --out")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd, None
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _corrupt(path: Path, exc: BaseException, fix: str) -> DataError:
+    return DataError(f"{path} is unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}): {fix}")
+
+
+_TEACHER_FIX = "delete it (and teacher.json beside it) to train the teacher again"
+
+
+def _saved_teacher_request(info: Path) -> tuple[dict, dict] | None:
+    """The sidecar of a saved teacher (all of it, and the request it answers), or None.
+
+    A teacher.json or teacher.pt that cannot be read is refused in one line
+    naming the file (see ``_read_teacher``), never trained over silently:
+    training may have taken hours, and a file that produce wrote atomically
+    and now fails to load says the disk or another program changed it."""
+    if not info.exists():
+        return None
+    try:
+        saved = json.loads(info.read_text(encoding="utf-8"))
+        return saved, saved["request"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise _corrupt(info, exc, _TEACHER_FIX) from None
+
+
+def _read_teacher(req: ProduceRequest, weights: Path, n_classes: int, channels: int):
+    import torch
+
+    from .models import create_model
+
+    model = create_model(req.teacher, n_classes, channels)
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as exc:  # torch.load raises struct.error, UnpicklingError, RuntimeError, EOFError, ...
+        raise _corrupt(weights, exc, _TEACHER_FIX) from None
+    return model
+
+
 def _teacher(req: ProduceRequest, context: Context, out: Path, n_classes: int, channels: int, target, reference,
-             teacher_request: dict) -> tuple[nn.Module, float | None]:
+             teacher_request: dict, target_spec: str) -> tuple[nn.Module, float | None]:
     """Reuse OUT/teacher.pt when it answers the same request, else train
     (or take the checkpoint as it is) and save it, weights + a JSON sidecar."""
+    import torch
+
+    from .engine import evaluate, seed_everything
+    from .models import checkpoint_classes, create_model, weights_digest
+    from .scoring import remove_parts
+
     weights, info = out / TEACHER_FILE, out / TEACHER_INFO
-    if weights.exists() and info.exists():
-        saved = json.loads(info.read_text())
-        if saved.get("request") == teacher_request:
-            model = create_model(req.teacher, n_classes, channels)
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    found = _saved_teacher_request(info) if weights.exists() else None
+    if found is not None:
+        saved, request = found
+        if _without_target_spec(request) == teacher_request:
+            model = _read_teacher(req, weights, n_classes, channels)
             if context.is_main:
+                remove_parts(out / "teacher-train")  # left by a run stopped after saving the teacher
                 print(f"reusing teacher {weights}")
             return model.eval(), saved.get("accuracy")
     seed_everything(req.teacher_recipe.seed)  # before the model exists, so its initial weights repeat too
@@ -310,15 +566,19 @@ def _teacher(req: ProduceRequest, context: Context, out: Path, n_classes: int, c
                             "classes: train the head with --teacher-epochs 1 (or more)")
         model.eval()
     else:
+        _stage("training the teacher")
+        if context.is_main:
+            print(f"training the teacher ({req.teacher}) on {len(target.train)} images", flush=True)
         model = train_teacher(model, target.train, context, recipe=req.teacher_recipe, outliers=reference,
                               checkpoint_dir=out / "teacher-train", progress=req.progress)
+    _stage("evaluating the teacher")
     accuracy = evaluate(model, target.test, context, workers=req.workers) if target.test is not None else None
     if context.is_main:
-        tmp = weights.with_name(weights.name + f".tmp{os.getpid()}")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, weights)
-        _write_atomic(info, json.dumps({"request": teacher_request, "accuracy": accuracy,
-                                        "weights_sha256": weights_digest(model)}, indent=2).encode())
+        _stage("saving the teacher")
+        state = model.state_dict()
+        _write(weights, lambda fh: torch.save(state, fh))
+        _write_bytes(info, json.dumps({"request": teacher_request, "target_spec": target_spec, "accuracy": accuracy,
+                                       "weights_sha256": weights_digest(model)}, indent=2).encode())
         remove_parts(out / "teacher-train")
     context.barrier()
     return model, accuracy
@@ -328,17 +588,26 @@ def produce(target: str | None = None, reference: str | None = None, out: str | 
             request: ProduceRequest | None = None, **options) -> ProduceResult | None:
     """Server: teacher, one scoring pass, one payload per keep rate.
 
-    Options are the fields of ProduceRequest (the CLI's defaults). Files in
-    *out*: ``teacher.pt`` (+ ``teacher.json``), ``scores.npz`` (with what made
-    it), ``payload-<mode>-<keep>.plada``. Running it again reuses the teacher
-    and the scores when they answer the same request and refuses scores that
-    do not. Under torchrun, every rank must call it; rank 0 returns the
-    result, the others None."""
+    Options are the fields of ProduceRequest (the CLI's defaults) or the CLI's
+    option names: ``teacher_epochs``, ``teacher_steps``, ``teacher_lr``,
+    ``teacher_batch_size``, ``teacher_weight_decay``, ``outlier_weight`` change
+    the teacher recipe, ``score_batch_size`` is ``batch_size``, and ``seed`` /
+    ``workers`` set the request's and the recipe's, as ``--seed`` / ``--workers``
+    do. Another name is a DataError listing the valid ones. Files in *out*:
+    ``teacher.pt`` (+ ``teacher.json``), ``scores.npz`` (with what made it),
+    ``payload-<mode>-<keep>.plada``, and ``.lock``, locked while a run uses
+    the folder (a second run on it stops at once, saying which process holds
+    it). Running it again reuses the teacher and the scores when they answer
+    the same request and refuses scores that do not. Under torchrun, every
+    rank must call it; rank 0 returns the result, the others None."""
     given = {k: v for k, v in (("target", target), ("reference", reference), ("out", out)) if v is not None}
-    req = replace(request or ProduceRequest(), **given, **options)
-    if isinstance(req.keep, (int, float)):
-        req = replace(req, keep=(req.keep,))
+    req = _request_from(request or ProduceRequest(), {**given, **options}, _PRODUCE_ALIASES, "teacher_recipe",
+                        TEACHER_OPTIONS, "produce")
+    req = replace(req, keep=_normalise_keep(req.keep))
+    _stage("checking the inputs")
     validate_produce(req)
+    from . import distributed
+
     context = distributed.setup(req.device)
     try:
         return _produce(req, context)
@@ -348,11 +617,35 @@ def produce(target: str | None = None, reference: str | None = None, out: str | 
 
 def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
     out = Path(req.out)
+    if context.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    lock = [None]
+
+    def take() -> str | None:
+        lock[0], refused = _lock_out(out)
+        return refused
+
+    refused = context.from_main(take)  # rank 0 alone holds the lock; every rank stops if it is taken
+    if refused is not None:
+        raise DataError(refused)
+    try:
+        return _produce_locked(req, context, out)
+    finally:
+        _unlock(lock[0])
+
+
+def _produce_locked(req: ProduceRequest, context: Context, out: Path) -> ProduceResult | None:
+    from .models import file_digest, weights_digest
+    from .scoring import Scores, remove_parts, score_reference
+    from .sources import open_target, preprocess_for
+
+    _stage("reading the target")
     target = open_target(req.target)
     n_classes = req.n_classes or target.n_classes
     _check(n_classes >= target.n_classes,
            f"the target has labels up to {target.n_classes - 1} but --n-classes is {n_classes}: raise it or drop it")
     class_names = _class_names(req, target, n_classes)
+    _stage("opening the reference set")
     refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, present_only=True)
     channels = req.channels or target.channels
     reference_set = refs.reference_set()
@@ -369,18 +662,17 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
     preprocess = preprocess_for(None, req.teacher, channels, req.image_size, native_size=target.image_size)
     target.set_preprocess(preprocess)
     refs.set_preprocess(preprocess)
-    if context.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    context.barrier()
-    teacher_request = {
+    _stage("hashing the target")
+    teacher_request = {  # what a saved teacher must answer; the target by content (its path is not compared)
         "model": req.teacher,
         "checkpoint_sha256": file_digest(req.teacher_checkpoint) if req.teacher_checkpoint else None,
         "recipe": _result_recipe(req.teacher_recipe),
-        "target": {"spec": req.target, "n_train": len(target.train), "n_classes": n_classes,
+        "target": {"n_train": len(target.train), "n_classes": n_classes,
                    **context.from_main(lambda: _target_digests(target))},
         "reference": reference_set.hex if held is None else held,  # outlier exposure reads it
         "preprocess": preprocess.to_metadata(),
     }
+    target_spec = os.fspath(req.target)
     provenance = {
         "teacher": {**teacher_request, "weights_sha256": None},
         "temperature": req.temperature,
@@ -392,11 +684,11 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
     scores_path = Path(req.scores) if req.scores else out / "scores.npz"
     saved = None
     if scores_path.exists() and not req.rescore:
-        saved = Scores.load(scores_path)
+        saved = _load_scores(Scores, scores_path)
         found = dict(saved.provenance)
         found["teacher"] = {**found.get("teacher", {}), "weights_sha256": None}  # checked once the teacher exists
         _refuse_mismatch(scores_path, found, provenance)
-    teacher, accuracy = _teacher(req, context, out, n_classes, channels, target, refs, teacher_request)
+    teacher, accuracy = _teacher(req, context, out, n_classes, channels, target, refs, teacher_request, target_spec)
     provenance["teacher"]["weights_sha256"] = weights_digest(teacher)
     if context.is_main and accuracy is not None:
         print(f"teacher accuracy: {accuracy:.4f}")
@@ -410,10 +702,14 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
         if req.rescore and context.is_main:
             remove_parts(parts)
         context.barrier()
+        _stage("scoring the reference set")
         scores = score_reference(teacher, refs, context, temperature=req.temperature, batch_size=req.batch_size,
                                  shard_size=req.shard_size, workers=req.workers, parts_dir=parts,
                                  provenance=provenance, progress=req.progress)
         if context.is_main:
+            _stage("saving the scores")
+            # the target's path, for the reader only (not a MATCHED_KEYS entry, never compared)
+            scores.provenance = {**scores.provenance, "target_spec": target_spec}
             scores.save(scores_path)
             remove_parts(parts)
     if not context.is_main:
@@ -428,6 +724,7 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
         "plada_version": package_version(),
     }
     results = []
+    _stage("writing the payloads")
     for keep in req.keep:
         produced = make_payload(scores, n_classes=n_classes, reference=reference_set, keep=keep, mode=req.mode,
                                 score=req.score, safety_share=req.safety_share, alpha=req.alpha, seed=req.seed,
@@ -436,10 +733,20 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
                                 positions=positions)
         produced.path = out / payload_name(req.mode, req.safety_share, keep,
                                            produced.selection.params.get("spread", 1.0))
-        _write_atomic(produced.path, produced.payload)
+        _write_bytes(produced.path, produced.payload)
         print(f"{produced.path}: {len(produced.selection.indices)} images, {len(produced.payload)} bytes")
         results.append(produced)
     return ProduceResult(results, scores_path, out / TEACHER_FILE, accuracy, saved is not None)
+
+
+def _load_scores(scores_cls, path: Path):
+    """Saved scores, or one line naming the file and the fix for a file that cannot be read."""
+    try:
+        return scores_cls.load(path)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise _corrupt(path, exc, "pass --rescore to score again (or delete it)") from None
 
 
 def payload_name(mode: str, safety_share: float, keep: float, spread: float = 1.0) -> str:
@@ -457,7 +764,9 @@ def _short_number(value: float) -> str:
 
 
 def _refuse_mismatch(path: Path, found: dict, wanted: dict) -> None:
-    diff = differences(found, wanted)
+    from .scoring import differences
+
+    diff = differences(_without_target_spec(found, "teacher"), _without_target_spec(wanted, "teacher"))
     if diff:
         raise DataError(f"{path} was made for another request ({'; '.join(diff[:3])}"
                         f"{'; ...' if len(diff) > 3 else ''}): pass --rescore to score again, or --scores NEW.npz")
@@ -478,6 +787,8 @@ def _read_payload(path: str) -> bytes:
 
 def payload_notes(metadata: dict, preprocess: Preprocess) -> list[str]:
     """What differs between what made the payload and this client (one line each)."""
+    from .sources import Preprocess
+
     notes = []
     theirs = metadata.get("preprocess")
     if isinstance(theirs, dict):
@@ -500,13 +811,23 @@ def consume(payload: str | None = None, reference: str | None = None, *, request
     """Client: decode *payload* against the local *reference* set, read only
     the k selected images, train a student, evaluate on ``test`` if given.
 
-    Options are the fields of ConsumeRequest (the CLI's defaults). A payload
-    made for another reference set raises ReferenceMismatchError before any
-    image is read. Under torchrun every rank must call it (DDP training);
-    rank 0 returns the result, the others None."""
+    Options are the fields of ConsumeRequest (the CLI's defaults) or the CLI's
+    option names for the student recipe (``steps``, ``epochs``, ``lr``,
+    ``batch_size``, ``weight_decay``, ``warmup_steps``, ``translate``,
+    ``rotate``, ``scale``, ``checkpoint_every``; ``seed``, and ``workers``
+    which also sets the request's); another name is a DataError listing the
+    valid ones. ``save`` is checked (its folder exists, it is not a folder or
+    a device) before anything is read. A payload made for another reference
+    set raises ReferenceMismatchError before any image is read. Under torchrun
+    every rank must call it (DDP training); rank 0 returns the result, the
+    others None."""
     given = {k: v for k, v in (("payload", payload), ("reference", reference)) if v is not None}
-    req = replace(request or ConsumeRequest(), **given, **options)
+    req = _request_from(request or ConsumeRequest(), {**given, **options}, {}, "student_recipe", STUDENT_OPTIONS,
+                        "consume")
+    _stage("checking the inputs")
     validate_consume(req)
+    from . import distributed
+
     context = distributed.setup(req.device)
     try:
         return _consume(req, context)
@@ -515,6 +836,13 @@ def consume(payload: str | None = None, reference: str | None = None, *, request
 
 
 def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
+    import torch
+
+    from .engine import evaluate, seed_everything
+    from .models import create_model
+    from .sources import LabelledSubset, open_target, preprocess_for
+
+    _stage("reading the payload and the reference set")
     test_target = None
     if req.test is not None:
         test_target = open_target(req.test)
@@ -554,19 +882,21 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
     refs.set_preprocess(preprocess)
     virtual = LabelledSubset(refs, indices, labels)
     if context.is_main:
-        print(f"decoded {len(decoded)} (index, label) pairs; training {req.student} on them")
+        print(f"decoded {len(decoded)} (index, label) pairs; training {req.student} on them", flush=True)
     seed_everything(req.student_recipe.seed)
     student = create_model(req.student, decoded.n_classes, int(channels))
+    _stage("training the student")
     student = train_student(student, virtual, context, recipe=req.student_recipe, checkpoint_dir=req.checkpoint_dir,
                             progress=req.progress)
     accuracy = None
     if test_target is not None:
+        _stage("evaluating the student")
         test_target.set_preprocess(preprocess)
         accuracy = evaluate(student, test_target.test, context, workers=req.workers)
     if req.save and context.is_main:
-        tmp = Path(req.save).with_name(Path(req.save).name + f".tmp{os.getpid()}")
-        torch.save(student.state_dict(), tmp)
-        os.replace(tmp, req.save)
+        _stage("saving the student")
+        state = student.state_dict()
+        _write(req.save, lambda fh: torch.save(state, fh))
     if not context.is_main:
         return None
     return Consumed(len(indices), decoded.n_classes, accuracy, notes, student)
@@ -580,4 +910,4 @@ def _side(input_size) -> int | None:
 
 __all__ = ["ProduceRequest", "ConsumeRequest", "Produced", "ProduceResult", "Consumed", "produce", "consume",
            "make_payload", "train_teacher", "train_student", "validate_produce", "validate_consume",
-           "payload_notes", "package_version"]
+           "payload_notes", "package_version", "current_stage", "LOCK_NAME"]

@@ -1,9 +1,17 @@
 """Training recipes: one dataclass per role, whose defaults the CLI and the
-Python API share (the CLI's option defaults are read from these fields)."""
+Python API share (the CLI's option defaults are read from these fields).
+
+``TEACHER_OPTIONS`` / ``STUDENT_OPTIONS`` map the CLI's option names (as
+keywords: ``teacher_steps``, ``steps``) onto recipe fields; the CLI and
+``produce(...)`` / ``consume(...)`` build recipes through the same maps."""
 
 from __future__ import annotations
 
 import math
+import numbers
+import os
+import types
+import typing
 from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import DataError
@@ -37,6 +45,7 @@ class TrainRecipe:
     checkpoint_every: int = 200
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.steps is None and self.epochs is None:
             raise DataError("a recipe needs steps or epochs: give --steps N or --epochs E")
         checks = [
@@ -102,4 +111,72 @@ class StudentRecipe(TrainRecipe):
     scale: float = 0.1
 
 
-__all__ = ["TrainRecipe", "TeacherRecipe", "StudentRecipe"]
+# CLI option name (its argparse dest, also the API keyword) -> recipe field.
+# --seed and --workers set the request's field and the recipe's, as the CLI does.
+TEACHER_OPTIONS = {"teacher_epochs": "epochs", "teacher_steps": "steps", "teacher_lr": "lr",
+                   "teacher_batch_size": "batch_size", "teacher_weight_decay": "weight_decay",
+                   "outlier_weight": "outlier_weight", "seed": "seed", "workers": "workers"}
+STUDENT_OPTIONS = {name: name for name in ("epochs", "steps", "lr", "batch_size", "weight_decay", "warmup_steps",
+                                           "translate", "rotate", "scale", "seed", "workers", "checkpoint_every")}
+
+
+def recipe_with_options(recipe: TrainRecipe, mapping: dict[str, str], options: dict) -> TrainRecipe:
+    """*recipe* changed by the *options* named in *mapping* (CLI names); None keeps a field."""
+    return recipe.with_(**{mapping[k]: v for k, v in options.items() if k in mapping})
+
+
+# -- type checks ---------------------------------------------------------------------------
+
+
+def _kind_ok(value, hint) -> bool:
+    if hint is typing.Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_kind_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is str:  # names and paths: a pathlib.Path is a path too
+        return isinstance(value, (str, os.PathLike))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_kind_ok(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_kind_ok(v, h) for v, h in zip(value, args))
+    return isinstance(value, origin or hint)
+
+
+def _describe(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a tuple of {_describe(typing.get_args(hint)[0])}"
+    names = {bool: "True or False", int: "an integer", float: "a number", str: "a string or path",
+             type(None): "None"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_types(obj, skip: tuple[str, ...] = ()) -> None:
+    """Raise DataError naming the field, the type wanted and the type given for
+    the first field of dataclass *obj* whose value does not fit its annotation
+    (a bool is not a number here: ``keep=True`` is not 100%)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        if f.name in skip:
+            continue
+        value = getattr(obj, f.name)
+        if not _kind_ok(value, hints[f.name]):
+            raise DataError(f"{f.name.replace('_', ' ')} must be {_describe(hints[f.name])}, "
+                            f"got {type(value).__name__} {value!r}")
+
+
+__all__ = ["TrainRecipe", "TeacherRecipe", "StudentRecipe", "TEACHER_OPTIONS", "STUDENT_OPTIONS",
+           "recipe_with_options", "check_types"]
