@@ -39,6 +39,7 @@ import numpy as np
 
 from ._atomic import check_writable_target, write_atomically
 from ._errors import ReferenceSetError, StaleManifestError
+from .kinds.images import _ASCII_LOWER, IMAGE_EXTENSIONS
 
 __all__ = [
     "ReferenceSet", "TarImage", "tar_images", "tar_shards", "MANIFEST_HEADER", "array_item_digest",
@@ -52,13 +53,6 @@ R = TypeVar("R")
 MANIFEST_HEADER = b"plada-reference-manifest 1\n"
 CACHE_HEADER = "plada-manifest-cache 1"
 CACHE_SUFFIX = ".cache"
-# Tar members that are a sample's image (spec/REFERENCE.md, "Tar shards"): the
-# member's extension (everything after the first "." of its base name), lowercased.
-IMAGE_EXTENSIONS = frozenset(
-    ["jpg", "jpeg", "png", "ppm", "pgm", "pbm", "bmp", "gif", "tif", "tiff", "webp"]
-)
-# ASCII-only lower-casing (str.lower would also map e.g. U+212A KELVIN SIGN to "k").
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _FORBIDDEN_ID_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
 # numpy dtype -> the spec's type code for array items (little-endian implied).

@@ -162,13 +162,13 @@ def _empty_payload_with_zstd_section(section_type: int, raw: bytes, *, n_classes
     return data
 
 
-def _decode_traced(data: bytes, backend: str):
+def _decode_traced(data: bytes, backend: str, **limits):
     """decode() and its tracemalloc peak in bytes."""
     import tracemalloc
 
     tracemalloc.start()
     try:
-        decoded = plada_codec.decode(data, backend=backend)
+        decoded = plada_codec.decode(data, backend=backend, **limits)
         return decoded, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -179,10 +179,12 @@ def test_most_class_names_a_payload_may_carry_decode_within_their_own_size(backe
     # names, a 4 MiB raw section (max_ancillary_bytes) from a ~300-byte payload. The
     # names tuple holds 8 bytes a name (the empty str is shared), so the peak is the
     # raw body + 8 MiB + working memory; a list built beside the tuple made it 20 MiB.
+    # The default limits now count 64 bytes a name (FORMAT.md 5.5), so 2**20 names
+    # need max_ancillary_bytes raised to 64 MiB to be decoded at all.
     count = 1 << 20
     raw = bytes(4 * count)
     data = _empty_payload_with_zstd_section(0x8001, raw, n_classes=count)
-    decoded, peak = _decode_traced(data, backend)
+    decoded, peak = _decode_traced(data, backend, max_ancillary_bytes=64 * count)
     names = decoded.class_names
     assert len(names) == count and names[0] == names[-1] == ""
     assert peak <= len(raw) + 8 * count + (1 << 20), f"peak {peak / 2**20:.1f} MiB"

@@ -28,7 +28,8 @@ from .npz import NpzKind
 from .parquet import ParquetKind
 from .tar import TarKind
 
-__all__ = ["Kind", "Listing", "KINDS", "IMAGE_EXTENSIONS", "is_image_name", "kind_named", "detect_kind", "list_items", "stem_of"]
+__all__ = ["Kind", "Listing", "KINDS", "IMAGE_EXTENSIONS", "is_image_name", "kind_named", "detect_kind",
+           "list_items", "stem_of"]
 
 # Detection order matters: a folder of shards is a tar set, not a folder of files.
 KINDS: dict[str, type[Kind]] = {
