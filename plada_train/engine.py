@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from plada_codec._atomic import NotARegularFileError, write_atomically
+from plada_codec import NotARegularFileError, write_atomically
 
 from .distributed import Context, fail_point
 from .errors import DataError

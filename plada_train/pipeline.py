@@ -1,8 +1,8 @@
 """The PLADA pipeline: the server turns a labelled task into payloads
 (``produce``), the client turns a payload into a trained student
 (``consume``). Both run in one process or under ``torchrun``; both validate
-every input before any expensive work. Uses plada_codec's public API, and
-its one atomic-write helper.
+every input before any expensive work. Uses plada_codec's public API only
+(its one atomic write, ``plada_codec.write_atomically``, included).
 
 This module imports torch only when a run starts (inside ``produce`` and
 ``consume``), so that the CLI parses and checks its arguments, and answers
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import plada_codec
+from plada_codec import NotARegularFileError, write_atomically
 from plada_codec import __version__ as _package_version
-from plada_codec._atomic import check_writable_target, write_atomically
 
 from .errors import DataError
 from .recipes import (
@@ -254,10 +254,8 @@ def _check_save_target(save) -> None:
     path = Path(save)
     _check(path.parent.is_dir(), f"--save {save}: folder {path.parent} does not exist: create it or give another path")
     _check(not path.is_dir(), f"--save {save} is a folder: give a file path, e.g. {path / 'student.pt'}")
-    try:
-        check_writable_target(path)
-    except plada_codec.ReferenceSetError as exc:
-        raise DataError(f"--save {exc}") from None
+    _check(not path.is_symlink() and (not path.exists() or path.is_file()),
+           f"--save {save} exists and is not a regular file (a link, a FIFO or a device): give a file path")
     _check(os.access(path.parent, os.W_OK), f"--save {save}: folder {path.parent} is not writable")
 
 
@@ -417,7 +415,7 @@ def _write(path, write) -> None:
     try:
         write_atomically(path, write)
     except OSError as exc:
-        if exc.filename is not None or isinstance(exc, plada_codec.PayloadError):
+        if exc.filename is not None or isinstance(exc, NotARegularFileError):
             raise
         raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(path)) from None
 

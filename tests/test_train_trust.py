@@ -341,7 +341,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_after_the_next_run(digits, t
     import plada_train.engine
     import plada_train.pipeline
 
-    real = plada_codec._atomic.write_atomically
+    real = plada_codec.write_atomically
 
     def full_disk(path, write):
         hit = victim in os.path.basename(path)
