@@ -98,3 +98,32 @@ def test_ddp_student_trains_and_resumes(digits, tmp_path):
     assert ddp_accuracy > 0.7 and one.accuracy > 0.7 and abs(ddp_accuracy - one.accuracy) < 0.15
     saved = create_model("smallcnn", 10, 1)
     saved.load_state_dict(torch.load(student, weights_only=True))  # rank 0 wrote a whole student
+
+
+def test_ctrl_c_under_torchrun_is_one_line_from_rank_0(digits, tmp_path):
+    """The terminal's SIGINT reaches torchrun and every rank: the ranks say it
+    once (rank 0), no rank prints a KeyboardInterrupt traceback. What torchrun's
+    own agent prints about the signal is the launcher's, not plada-train's."""
+    import signal
+    import threading
+
+    target, reference, _ = digits
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+               "plada_train", "produce", "--target", target, "--reference", reference, "--out", str(tmp_path / "out"),
+               "--teacher-steps", "1000000", "--teacher-batch-size", "64", *COMMON]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    guard = threading.Timer(600, lambda: os.killpg(proc.pid, signal.SIGKILL))  # a hang guard only
+    guard.start()
+    try:
+        for line in proc.stdout:
+            if line.startswith("training the teacher"):
+                os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole process group
+                break
+        _, err = proc.communicate()
+    finally:
+        guard.cancel()
+    ours = [line for line in err.splitlines() if line.startswith("plada-train")]
+    assert len(ours) == 1 and "interrupted while training the teacher" in ours[0], err[-3000:]
+    assert "run the same command again to resume" in ours[0]
+    assert "KeyboardInterrupt" not in err and "plada_train/" not in err, err[-3000:]
