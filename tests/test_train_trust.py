@@ -383,3 +383,18 @@ def test_ctrl_c_is_one_line_and_exit_130(digits, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted while training the teacher" in one_line(err)
     assert "run the same command again to resume" in err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["consume", "p.plada"], "start over (with --checkpoint-dir a rerun resumes)"),
+    (["consume", "p.plada", "--checkpoint-dir", "ckpt"], "resume from the last checkpoint in ckpt"),
+])
+def test_ctrl_c_in_consume_says_whether_a_rerun_resumes(monkeypatch, capsys, argv, says):
+    import plada_train.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plada_train.cli, "_cmd_consume", interrupted)  # bound when main builds the parser
+    assert main(argv) == 130
+    assert says in one_line(capsys.readouterr().err)
