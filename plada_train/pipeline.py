@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field, fields, replace
@@ -494,6 +495,33 @@ def _lock_out(out: Path) -> tuple[int | None, str | None]:
     return fd, None
 
 
+# Temporary files of an atomic write: plada_codec's (.NAME.PID.tmp) and, from before it, NAME.tmpPID.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$|^(?P<old>teacher\.pt|teacher\.json|payload-.+\.plada)"
+                        r"\.tmp(?P<oldpid>\d+)$")
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Remove what a killed writer left in *out* (it holds the lock, so no other produce
+    writes there; a file whose process still runs, e.g. a ``consume --save``, is kept)."""
+    for path in out.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        pid = int(match["pid"] or match["oldpid"])
+        if pid != os.getpid() and not _process_runs(pid):
+            path.unlink(missing_ok=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's
+    return True
+
+
 def _unlock(fd: int | None) -> None:
     if fd is not None:
         os.close(fd)  # closing the descriptor releases the flock
@@ -621,6 +649,8 @@ def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:
 
     def take() -> str | None:
         lock[0], refused = _lock_out(out)
+        if refused is None:
+            _remove_stale_temporaries(out)
         return refused
 
     refused = context.from_main(take)  # rank 0 alone holds the lock; every rank stops if it is taken

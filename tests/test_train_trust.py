@@ -398,3 +398,16 @@ def test_ctrl_c_in_consume_says_whether_a_rerun_resumes(monkeypatch, capsys, arg
     monkeypatch.setattr(plada_train.cli, "_cmd_consume", interrupted)  # bound when main builds the parser
     assert main(argv) == 130
     assert says in one_line(capsys.readouterr().err)
+
+
+def test_a_temporary_file_of_a_killed_run_is_removed_by_the_next(server, digits, capsys):
+    out, _ = server
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has ended: as one SIGKILLed in the middle of a write
+    stale = [out / f".payload-low-0.2.plada.{pid}.tmp", out / f".teacher.json.{pid}.tmp",
+             out / f"payload-low-0.05.plada.tmp{pid}", out / f"teacher.pt.tmp{pid}"]  # the last two: older runs
+    for path in stale:
+        path.write_bytes(b"")
+    assert main(produce_args(digits, out)) == 0
+    assert not [p for p in stale if p.exists()]
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
