@@ -226,8 +226,8 @@ def _validate_common(image_size, channels, workers) -> None:
 
 def _check_exists(spec, what: str, hint: str, builtins: tuple[str, ...]) -> None:
     """A data spec that names a path must name something (the data layer says more once torch is imported)."""
-    if isinstance(spec, (list, tuple)) or spec is None:
-        return
+    if not isinstance(spec, (str, os.PathLike)):
+        return  # a list of shards, or something the data layer will refuse
     text = os.fspath(spec)
     if text in builtins:
         return
