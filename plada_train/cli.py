@@ -1,4 +1,4 @@
-"""``plada-train``: produce payloads (server), consume them (client), run the demo.
+"""``plada-train``: produce payloads (server), consume them (client), run the demo, compare baselines.
 
 Data specs: ``builtin:mnist`` (target: MNIST train/test), ``builtin:pool`` (the
 90k miniature reference pool), ``builtin:pool-far`` (the pool without MNIST: a
@@ -108,6 +108,21 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_baselines(args) -> int:
+    from .baselines import run_baselines
+    from .recipes import StudentRecipe, TeacherRecipe
+
+    student = StudentRecipe() if args.steps is None else StudentRecipe().with_(steps=args.steps)
+    teacher = TeacherRecipe() if args.teacher_epochs is None else TeacherRecipe().with_(epochs=args.teacher_epochs)
+    report = run_baselines(args.target, args.reference, args.out, keeps=tuple(args.keep),
+                           per_class=tuple(args.per_class), sparsities=tuple(args.sparsity), seeds=tuple(args.seeds),
+                           student_recipe=student, teacher_recipe=teacher, mode=args.mode, device=args.device,
+                           progress=not args.quiet)
+    print(report.table())
+    print(f"wrote {report.path}, {Path(args.out) / 'baselines.md'} and {Path(args.out) / 'baselines.png'}")
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=P.device, help="auto (this rank's GPU when present), cpu or cuda")
     parser.add_argument("--image-size", type=int, help="input side in pixels (default: the model's data config)")
@@ -192,6 +207,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a tiny version (seconds; for tests)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("baselines", help="bandwidth against accuracy: PLADA next to pixel and weight baselines",
+                       description="Train a student from each payload (PLADA at several keep rates, with and "
+                                   "without the Safety-Net; JPEG-30 + Zstd-19 random and K-Center subsets; an INT8 "
+                                   "linear probe; the pruned INT8 teacher) and write OUT/baselines.json (resumable, "
+                                   "point by point), baselines.md and baselines.png.")
+    p.add_argument("--target", default=P.target)
+    p.add_argument("--reference", default=P.reference)
+    p.add_argument("--out", default="baselines-output")
+    p.add_argument("--keep", type=float, nargs="+", default=[0.01, 0.05], help="PLADA keep rates")
+    p.add_argument("--mode", default="low", choices=["low", "high"],
+                   help="low-energy (in-domain) or high-energy (far out of domain) PLADA selection")
+    p.add_argument("--per-class", type=int, nargs="+", default=[1, 5, 20],
+                   help="images per class of the pixel baselines")
+    p.add_argument("--sparsity", type=float, nargs="+", default=[0.5, 0.9],
+                   help="pruned fractions of the teacher's weights (the unpruned INT8 teacher is always included)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="student seeds (mean and spread)")
+    p.add_argument("--steps", type=int, help="student steps (default: the student recipe's)")
+    p.add_argument("--teacher-epochs", type=float, help="teacher epochs (default: the teacher recipe's)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_baselines)
     return parser
 
 
