@@ -20,16 +20,27 @@ bits, where ``H`` is the empirical entropy of the label histogram: what any
 code must spend on a selection drawn uniformly among the ``C(N, k)`` subsets,
 with labels coded at their empirical entropy. Real selections are clustered,
 so a good codec can beat it; it is a yardstick, not a bound.
+
+**Like for like.** The paper's layouts carry only the (index, label) pairs. A
+payload also carries an 80-byte header, 28 bytes of framing a section (24 of
+section header, a 4-byte CRC) and maybe ancillary sections (class names, task
+name, metadata). :class:`PayloadParts` splits a payload into its *pairs* (the
+header and the index and label sections, framing included: exactly the payload
+that the same pairs make without ancillary sections) and its *ancillary*
+sections, so that pairs are compared with pairs, and the whole payload is shown
+with its ancillary sections named as such.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["LAYOUTS", "layout_bytes", "paper_layout_sizes", "information_limit_bits", "BandwidthReport", "report"]
+__all__ = ["LAYOUTS", "layout_bytes", "paper_layout_sizes", "information_limit_bits", "PayloadParts",
+           "BandwidthReport", "report"]
 
 ZSTD_LEVEL = 19
 # A bitmap layout needs ceil(N / 8) bytes in memory; beyond this it is not computed.
@@ -117,6 +128,58 @@ def information_limit_bits(n_ref: int, labels) -> float:
     return max(log2_choose, 0.0) + count * entropy
 
 
+HEADER_BYTES = 80  # spec/FORMAT.md 4
+SECTION_FRAMING_BYTES = 28  # 24-byte section header + 4-byte CRC (5.1)
+
+
+@dataclass(frozen=True)
+class PayloadParts:
+    """A payload's bytes by what they carry: the pairs, and each ancillary section.
+
+    *critical* and *ancillary* map a section name to its stored body bytes,
+    in payload order; framing is added by the properties below.
+    """
+
+    critical: dict[str, int]
+    ancillary: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_sections(cls, sections: Iterable) -> PayloadParts:
+        """From :func:`plada_codec.inspect`'s ``sections`` (``name``, ``critical``, ``stored_length``)."""
+        critical: dict[str, int] = {}
+        ancillary: dict[str, int] = {}
+        for section in sections:
+            (critical if section.critical else ancillary)[section.name] = section.stored_length
+        return cls(critical, ancillary)
+
+    @property
+    def pairs_body_bytes(self) -> int:
+        """The index and label section bodies alone."""
+        return sum(self.critical.values())
+
+    @property
+    def pairs_framing_bytes(self) -> int:
+        """The header and the index and label sections' framing."""
+        return HEADER_BYTES + SECTION_FRAMING_BYTES * len(self.critical)
+
+    @property
+    def pairs_bytes(self) -> int:
+        """What the pairs cost: the payload these sections make without any ancillary section."""
+        return self.pairs_body_bytes + self.pairs_framing_bytes
+
+    def ancillary_framed(self) -> dict[str, int]:
+        """Each ancillary section's bytes on the wire, framing included."""
+        return {name: size + SECTION_FRAMING_BYTES for name, size in self.ancillary.items()}
+
+    @property
+    def ancillary_bytes(self) -> int:
+        return sum(self.ancillary_framed().values())
+
+    @property
+    def total_bytes(self) -> int:
+        return self.pairs_bytes + self.ancillary_bytes
+
+
 @dataclass(frozen=True)
 class BandwidthReport:
     """A payload's size next to the paper's layouts and the information limit."""
@@ -127,24 +190,51 @@ class BandwidthReport:
     payload_bytes: int
     layouts: dict[str, int | None]
     information_limit_bits: float
+    parts: PayloadParts | None = None
+
+    @property
+    def pairs_bytes(self) -> int:
+        """The payload's bytes for the pairs alone (the whole payload when its parts are unknown)."""
+        return self.payload_bytes if self.parts is None else self.parts.pairs_bytes
 
     def bits_per_pair(self, nbytes: float) -> float | None:
         return None if self.count == 0 else 8 * nbytes / self.count
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "count": self.count, "n_ref": self.n_ref, "n_classes": self.n_classes,
             "payload_bytes": self.payload_bytes, "zstd_level": ZSTD_LEVEL,
             "paper_layouts_bytes": dict(self.layouts),
             "information_limit_bits": self.information_limit_bits,
             "information_limit_bytes": self.information_limit_bits / 8,
         }
+        if self.parts is not None:
+            parts = self.parts
+            out.update({
+                "compared": "pairs: the paper's layouts count only the (index, label) pairs, so they are "
+                            "compared with pairs_bytes (the header and the index and label sections, framing "
+                            "included); payload_bytes is the whole payload, ancillary sections included",
+                "pairs_bytes": parts.pairs_bytes,
+                "pairs_body_bytes": parts.pairs_body_bytes,
+                "pairs_framing_bytes": parts.pairs_framing_bytes,
+                "pair_sections_bytes": dict(parts.critical),
+                "ancillary_bytes": parts.ancillary_bytes,
+                "ancillary_sections_bytes": parts.ancillary_framed(),
+                "pairs_over_paper_layouts": {name: None if size in (None, 0) else parts.pairs_bytes / size
+                                             for name, size in self.layouts.items()},
+            })
+        return out
 
 
-def report(indices, labels, n_ref: int, n_classes: int, payload_bytes: int) -> BandwidthReport:
-    """Everything ``plada compare`` prints, for one selection and its payload size."""
+def report(indices, labels, n_ref: int, n_classes: int, payload_bytes: int,
+           parts: PayloadParts | None = None) -> BandwidthReport:
+    """Everything ``plada compare`` prints, for one selection and its payload
+    size; *parts* (from :meth:`PayloadParts.from_sections`) splits that size
+    into pairs and ancillary sections."""
+    if parts is not None and parts.total_bytes != payload_bytes:
+        raise ValueError(f"the parts add up to {parts.total_bytes} bytes, the payload has {payload_bytes}")
     return BandwidthReport(
         count=int(np.asarray(indices).size), n_ref=n_ref, n_classes=n_classes, payload_bytes=payload_bytes,
         layouts=paper_layout_sizes(indices, labels, n_ref, n_classes),
-        information_limit_bits=information_limit_bits(n_ref, labels),
+        information_limit_bits=information_limit_bits(n_ref, labels), parts=parts,
     )

@@ -379,24 +379,38 @@ def _cmd_verify(args) -> int:
 def _cmd_compare(args) -> int:
     data = _read(args)
     payload = _decode(args, data)
-    result = bandwidth.report(payload.indices, payload.labels, payload.n_ref, payload.n_classes, len(data))
+    parts = bandwidth.PayloadParts.from_sections(inspect(data).sections)
+    result = bandwidth.report(payload.indices, payload.labels, payload.n_ref, payload.n_classes, len(data), parts)
     if args.json:
         _write_stdout(_json_text(result.to_dict()))
         return EXIT_OK
     k = result.count
-    rows: list[tuple[str, float | None]] = [
-        (f"this payload (format {payload.version[0]}.{payload.version[1]})", float(len(data)))
-    ]
+    pairs = float(parts.pairs_bytes)
+    version = f"format {payload.version[0]}.{payload.version[1]}"
+    bodies = " + ".join(f"{name} {size:,}" for name, size in parts.critical.items())
+    rows: list[tuple[str, float | None]] = [(f"this payload's pairs ({version})", pairs),
+                                            ("  its index + label bodies alone (no framing)",
+                                             float(parts.pairs_body_bytes))]
     rows += [(f"paper Zstd-{bandwidth.ZSTD_LEVEL}, {name}", size) for name, size in result.layouts.items()]
     rows.append(("information limit log2 C(N,k) + k*H(labels)", result.information_limit_bits / 8))
     lines = [f"{args.payload}: k = {k} pairs over N = {payload.n_ref} items, C = {payload.n_classes} classes",
-             f"  {'layout':<48}{'bytes':>12}{'bits/pair':>11}{'payload / this':>16}"]
+             "pairs against pairs: the paper's layouts count only the (index, label) pairs; so does the first "
+             "row, the payload's",
+             f"index and label sections ({bodies} B of bodies) and their framing ({parts.pairs_framing_bytes} B: "
+             f"the {bandwidth.HEADER_BYTES}-byte header, {bandwidth.SECTION_FRAMING_BYTES} B a section)",
+             f"  {'layout':<48}{'bytes':>12}{'bits/pair':>11}{'pairs / this':>14}"]
     for name, size in rows:
         if size is None:
-            lines.append(f"  {name:<48}{'(bitmap over N items not computed: too large)':>39}")
+            lines.append(f"  {name:<48}{'(bitmap over N items not computed: too large)':>37}")
             continue
-        ratio = f"{len(data) / size:.3f}" if size > 0 else "-"
-        lines.append(f"  {name:<48}{size:>12,.1f}{_bits(size, k):>11}{ratio:>16}")
+        ratio = f"{pairs / size:.3f}" if size > 0 else "-"
+        lines.append(f"  {name:<48}{size:>12,.1f}{_bits(size, k):>11}{ratio:>14}")
+    if parts.ancillary:
+        extra = ", ".join(f"{name} {size:,}" for name, size in parts.ancillary_framed().items())
+        lines.append(f"whole payload: {len(data):,} B = the pairs' {parts.pairs_bytes:,} B + ancillary sections "
+                     f"{parts.ancillary_bytes:,} B ({extra}; framing included), which the layouts do not carry")
+    else:
+        lines.append(f"whole payload: {len(data):,} B, the pairs alone (no ancillary sections)")
     _print("\n".join(lines))
     return EXIT_OK
 
