@@ -343,7 +343,7 @@ def run_baselines(target: str, reference: str, out: str | Path, *, keeps: Sequen
                 return float(consumed.accuracy)
 
             record("plada", f"{variant} {produced.keep:g}", len(produced.payload), run, k=len(payload),
-                   format_1_0_bytes=len(v1))
+                   format_1_0_bytes=len(v1), payload=produced.path.name)
     teacher = _load_teacher(server, n_classes, channels)
 
     # Pixels: random and K-Center, m images per class.

@@ -123,6 +123,17 @@ def _cmd_baselines(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import report, table
+
+    rows = report(args.out, plot=not args.no_plot)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print(table(rows))
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=P.device, help="auto (this rank's GPU when present), cpu or cuda")
     parser.add_argument("--image-size", type=int, help="input side in pixels (default: the model's data config)")
@@ -229,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_baselines)
+
+    p = sub.add_parser("report", help="per payload in a produce folder: bytes, keep, kept images per class, accuracy")
+    p.add_argument("out", help="the --out folder of plada-train produce")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-plot", action="store_true", help="do not write OUT/report.png")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -149,3 +149,22 @@ def test_cli_options_reach_the_run(monkeypatch, tmp_path, capsys):
     assert (seen["target"], seen["reference"], seen["keeps"], seen["per_class"], seen["seeds"]) == \
         ("t.npz", "p.npz", (0.02,), (3,), (4, 5, 6))
     assert seen["student_recipe"].steps == 7 and seen["mode"] == "high"
+
+
+def test_report_counts_kept_images_per_class(tmp_path, capsys):
+    import plada_codec
+    from plada_train.cli import main
+
+    names = ["zero", "one", "two"]
+    (tmp_path / "payload-low-0.01.plada").write_bytes(plada_codec.encode(
+        [1, 4, 5, 9], [2, 0, 2, 2], n_ref=10, n_classes=3, class_names=names, metadata={"keep": 0.01, "mode": "low"}))
+    (tmp_path / "accuracy.json").write_text('{"payload-low-0.01.plada": 0.75}')
+    assert main(["report", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == [{"payload": "payload-low-0.01.plada", "bytes": (tmp_path / "payload-low-0.01.plada").stat().st_size,
+                     "k": 4, "n_ref": 10, "keep": 0.01, "mode": "low", "safety_share": None,
+                     "per_class": {"zero": 1, "one": 0, "two": 3}, "accuracy": 0.75}]
+    assert (tmp_path / "report.png").stat().st_size > 1000 and "zero: 1, one: 0, two: 3" in \
+        (tmp_path / "report.md").read_text()
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
