@@ -113,10 +113,12 @@ def catalog_sizes() -> list[str]:
     body = "".join(f"{i}\t{d}\n" for i, d in zip(ids, digests)).encode()
     text = b"plada-catalog 1\nfields id sha256\n" + body
     del body
+    # Digests are incompressible (32 bytes of entropy in 64 hex digits): level 9 reaches what 19
+    # would within a fraction of a percent, in minutes instead of an hour on 1.2 GB.
     start = time.perf_counter()
-    small = zstandard.ZstdCompressor(level=19, threads=-1).compress(text)
+    small = zstandard.ZstdCompressor(level=9, threads=-1).compress(text)
     seconds = time.perf_counter() - start
-    rows.append(f"| ids + sha256 | {IN21K_N:,} | {len(text) / 1e6:.1f} MB | {len(small) / 1e6:.1f} MB | "
+    rows.append(f"| ids + sha256 (level 9) | {IN21K_N:,} | {len(text) / 1e6:.1f} MB | {len(small) / 1e6:.1f} MB | "
                 f"{len(small) / IN21K_N:.2f} B | {seconds:.0f} s |")
     return rows
 
