@@ -17,6 +17,19 @@ HERE = Path(__file__).resolve().parent
 HEADER = HERE / "plada_core.h"
 SOURCES = [HERE / "plada_core.c", HERE / "plada_cm.c"]
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-O1", "-g"]
+# On every build of the C core (this one, scripts/sanitize.sh's, fuzz/build_libfuzzer.sh's).
+WARNING_FLAGS = ["-Wall", "-Wextra", "-Wshadow"]
+
+
+def warning_flags() -> list[str]:
+    """WARNING_FLAGS, plus -Werror under PLADA_REQUIRE_C=1 (CI): a warning fails the build there.
+
+    -Werror applies to csrc/ and to the cffi-generated wrapper alike; the
+    wrapper's unused-parameter warnings are cffi's, not ours, so they stay off."""
+    flags = list(WARNING_FLAGS)
+    if os.environ.get("PLADA_REQUIRE_C") == "1":
+        flags += ["-Werror", "-Wno-unused-parameter"]
+    return flags
 
 
 def read_cdef(header: Path = HEADER) -> str:
@@ -28,7 +41,7 @@ def read_cdef(header: Path = HEADER) -> str:
 def make_ffibuilder(sanitize: bool = False) -> FFI:
     ffi = FFI()
     ffi.cdef(read_cdef())
-    flags = SANITIZE_FLAGS if sanitize else ["-O3", "-std=c99"]
+    flags = (SANITIZE_FLAGS if sanitize else ["-O3", "-std=c99"]) + warning_flags()
     ffi.set_source(
         "plada_codec._plada_core",
         '#include "plada_core.h"',

@@ -451,7 +451,7 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
     for (unsigned i = 0; i < 4; i++)
         d.code = (d.code << 8) | dec_byte(&d);
     if (d.code >= d.range)
-        return plada_fail(err, PLADA_ERR_CODED, 0, 0, d.code);
+        return plada_fail(err, PLADA_ERR_START, 0, 0, d.code);
     uint64_t prev = UINT64_MAX; /* index -1: prev + v wraps to v - 1 */
     uint32_t bad_n, bad_value;
     for (size_t i = 0; i < count; i++) {
@@ -529,11 +529,11 @@ int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n
         unsigned last = src[src_len - 1];
         uint64_t shift = d.pos - src_len;
         if (last == 0)
-            return plada_fail(err, PLADA_ERR_CANONICAL, count, 0, 0);
+            return plada_fail(err, PLADA_ERR_END, count, 0, 0);
         if (shift < 4) {
             uint64_t unit = UINT64_C(1) << (8 * shift);
             if (d.code >= unit || d.code + (256 - last) * unit < d.range)
-                return plada_fail(err, PLADA_ERR_CANONICAL, count, 0, 0);
+                return plada_fail(err, PLADA_ERR_END, count, 0, 0);
         }
     }
     return PLADA_OK;

@@ -32,7 +32,12 @@ typedef enum plada_status {
     PLADA_ERR_ARG = 8,      /* an argument outside the contract (a caller bug) */
     PLADA_ERR_CODED = 9,    /* context model: a raw value decodes outside its range */
     PLADA_ERR_TRAILING = 10, /* context model: bytes after the last one the decoder reads */
-    PLADA_ERR_CANONICAL = 11 /* context model: a non-canonical encoding */
+    PLADA_ERR_CANONICAL = 11, /* context model: a tree-coded label already in the move-to-front list */
+    PLADA_ERR_PRESET = 12,  /* context model: no such preset (raised by the Python wrapper, listed here
+                               so that this enum is the one list of statuses) */
+    PLADA_ERR_START = 13,   /* context model: the first code is not below the initial range (15.4) */
+    PLADA_ERR_END = 14,     /* context model: the stream does not end canonically (15.7) */
+    PLADA_ERR_EMPTY = 15    /* context model: an empty body (raised by the Python wrapper) */
 } plada_status;
 
 typedef struct plada_error {
@@ -123,9 +128,10 @@ int plada_cm_encode(const int64_t *indices, const int32_t *labels, size_t count,
  * actual = the value), PLADA_ERR_RANGE (index >= n_ref; actual = index),
  * PLADA_ERR_LABEL (label >= n_classes; actual = label), PLADA_ERR_CANONICAL
  * (a tree-coded label already in the move-to-front list: expected = 1,
- * actual = label; or a non-canonical end: position = count, expected =
- * actual = 0), PLADA_ERR_TRAILING (bytes never read: expected = bytes read,
- * actual = src_len). Outputs are unspecified after an error. */
+ * actual = label), PLADA_ERR_START (the first four bytes are not below the
+ * initial range: position = 0, actual = the code), PLADA_ERR_TRAILING (bytes
+ * never read: expected = bytes read, actual = src_len), PLADA_ERR_END (a
+ * non-canonical end: position = count). Outputs are unspecified after an error. */
 int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n_ref,
                     uint32_t n_classes, const plada_cm_params *params, int64_t *indices,
                     int32_t *labels, plada_error *err);

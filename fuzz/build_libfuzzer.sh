@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 
 CC="${CC:-clang}"
 OUT="${OUT:-fuzz/build}"
-FLAGS=(-g -O1 -fno-omit-frame-pointer -std=c99 -D_DEFAULT_SOURCE
+# The warnings of every C build (csrc/build_cffi.py WARNING_FLAGS); -Werror under PLADA_REQUIRE_C=1.
+WARN=(-Wall -Wextra -Wshadow)
+[ "${PLADA_REQUIRE_C:-}" = "1" ] && WARN+=(-Werror)
+FLAGS=("${WARN[@]}" -g -O1 -fno-omit-frame-pointer -std=c99 -D_DEFAULT_SOURCE
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
        -Icsrc)
 

@@ -6,8 +6,8 @@
 Input layout (little-endian): count (u16, low 12 bits used, so the pure twin
 stays fast), n_ref (u64, masked to 49 bits), n_classes (u32, masked to 25
 bits), then the index section body (preset byte + range-coded stream).
-``plada_codec._cm_py.decode`` (the executable reference) and
-``plada_codec._cm_c.decode`` (the C kernel) must raise the same PayloadError
+``cm_decode`` of the python backend's kernel object (``plada_codec._cm_py``,
+the executable reference) and of the C backend's (the C kernel) must raise the same PayloadError
 with the same message, or return the same pairs; a success must satisfy the
 format (indices strictly increasing in [0, N), labels in [0, C)) and
 re-encode to exactly the body (the decoder accepts only canonical streams).
@@ -26,7 +26,8 @@ sys.path.insert(0, str(HERE))
 
 
 def check_body(data: bytes, cm_py, cm_c, payload_error) -> str:
-    """Run both twins on one input; returns "ok" or the error class name."""
+    """Run both twins (kernel objects: ``cm_decode`` / ``cm_encode``) on one
+    input; returns "ok" or the error class name."""
     from decode_oracle import Finding
 
     if len(data) < 14:
@@ -41,7 +42,7 @@ def check_body(data: bytes, cm_py, cm_c, payload_error) -> str:
     outcomes = []
     for twin in (cm_py, cm_c):
         try:
-            outcomes.append(("ok", twin.decode(body, count, n_ref, n_classes)))
+            outcomes.append(("ok", twin.cm_decode(body, count, n_ref, n_classes)))
         except payload_error as exc:
             outcomes.append(("error", exc))
     (kind_py, py), (kind_c, c) = outcomes
@@ -65,7 +66,7 @@ def check_body(data: bytes, cm_py, cm_c, payload_error) -> str:
             raise Finding("index-order", "indices not strictly increasing within [0, N)")
         if lab_c.min() < 0 or lab_c.max() >= n_classes:
             raise Finding("label-range", f"labels outside [0, {n_classes})")
-    again = cm_c.encode(idx_c, lab_c, n_ref, n_classes, body[0])
+    again = cm_c.cm_encode(idx_c, lab_c, n_ref, n_classes, body[0])
     if again != bytes(body):
         raise Finding("non-canonical", f"accepted a {len(body)}-byte body whose canonical "
                       f"encoding is {len(again)} bytes")
@@ -80,7 +81,7 @@ def main() -> None:
 
     with atheris.instrument_imports(include=["plada_codec"]):
         import plada_codec
-        from plada_codec import _cm_c, _cm_py
+        from plada_codec._backend import get_kernels
 
     import fuzz_decode
 
@@ -90,7 +91,7 @@ def main() -> None:
 
     def test_one_input(data: bytes) -> None:
         try:
-            check_body(data, _cm_py, _cm_c, plada_codec.PayloadError)
+            check_body(data, get_kernels("python"), get_kernels("c"), plada_codec.PayloadError)
         except Exception as exc:
             if not keep_going:
                 raise

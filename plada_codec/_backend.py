@@ -1,31 +1,32 @@
-"""Chooses the kernel backend, once, for the whole process.
+"""Chooses the kernel backend, once, for the whole process: the one place that does.
 
-``PLADA_BACKEND`` may be ``auto`` (default: the C core when it was built, else
+A backend is one :class:`~plada_codec._kernels.Kernels` object (the 1.0
+kernels and the 1.1 context model). ``PLADA_BACKEND`` may be ``auto`` (default: the C core when it was built, else
 numpy), ``c`` (the C core or an ImportError) or ``python`` (numpy only).
 """
 
 from __future__ import annotations
 
 import os
-from types import ModuleType
 
 from ._errors import UnknownBackendError
+from ._kernels import Kernels
 
 __all__ = ["backend", "available_backends", "get_kernels"]
 
 _VALID = ("auto", "c", "python")
 
 
-def _load_c() -> ModuleType:
+def _load_c() -> Kernels:
     from . import _kernels_c
 
-    return _kernels_c
+    return _kernels_c.KERNELS
 
 
-def _load_python() -> ModuleType:
+def _load_python() -> Kernels:
     from . import _kernels_py
 
-    return _kernels_py
+    return _kernels_py.KERNELS
 
 
 def available_backends() -> tuple[str, ...]:
@@ -40,8 +41,8 @@ def available_backends() -> tuple[str, ...]:
     return tuple(names)
 
 
-def get_kernels(name: str = "auto") -> ModuleType:
-    """The kernel module for backend *name* (``auto``, ``c`` or ``python``).
+def get_kernels(name: str = "auto") -> Kernels:
+    """The kernel object for backend *name* (``auto``, ``c`` or ``python``).
 
     Raises :class:`~plada_codec.UnknownBackendError` (a PayloadError and a
     ValueError) for any other name, ImportError when ``c`` is not built.
@@ -55,7 +56,7 @@ def get_kernels(name: str = "auto") -> ModuleType:
     raise UnknownBackendError(f"unknown plada backend {name!r}; valid values are {', '.join(_VALID)}")
 
 
-def _choose() -> ModuleType:
+def _choose() -> Kernels:
     policy = os.environ.get("PLADA_BACKEND", "auto").strip().lower() or "auto"
     if policy not in _VALID:
         raise ImportError(

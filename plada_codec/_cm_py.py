@@ -1,7 +1,7 @@
 """Format 1.1 joint context-model codec, pure Python: the executable reference.
 
 This module is the readable twin of the C kernels ``plada_cm_encode`` /
-``plada_cm_decode`` in ``csrc/plada_cm.c`` (wrapped by ``_cm_c``); both
+``plada_cm_decode`` in ``csrc/plada_cm.c`` (wrapped by ``_kernels_c``); both
 produce identical bytes and raise identical errors, and spec/FORMAT.md
 section 15 ("Joint context-model codec") describes exactly what is coded
 here. It favours clarity over speed: one Python call per binary decision.
@@ -27,9 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _cm_errors as ce
-
-name = "python"
+from ._status import Status, raise_cm
 
 # -- the binary range coder (spec 15.4) --------------------------------------
 PROB_BITS = 16
@@ -178,7 +176,7 @@ class RangeDecoder:
         self.code = int.from_bytes(data[:4].ljust(4, b"\x00"), "big")
         self.range = RANGE_INIT
         if self.code >= self.range:
-            ce.raise_cm(ce.ERR_CODED, 0, 0, self.code)
+            raise_cm(Status.START, 0, 0, self.code)
 
     def _next_byte(self) -> int:
         pos = self.pos
@@ -207,7 +205,7 @@ class RangeDecoder:
         share = self.range // n
         value = self.code // share
         if value >= n:
-            ce.raise_cm(ce.ERR_CODED, entry, n, value)
+            raise_cm(Status.CODED, entry, n, value)
         self.code -= value * share
         self.range = share
         self._normalize()
@@ -225,17 +223,17 @@ class RangeDecoder:
         """Reject unread or non-canonical trailing bytes (spec 15.7)."""
         size, pos = len(self.data), self.pos
         if size > pos:
-            ce.raise_cm(ce.ERR_TRAILING, count, pos, size)
+            raise_cm(Status.TRAILING, count, pos, size)
         if size == 0:
             return
         last = self.data[size - 1]
         shift = pos - size  # bytes between the last body byte and the window's end
         if last == 0:
-            ce.raise_cm(ce.ERR_CANONICAL, count, 0, 0)
+            raise_cm(Status.END, count, 0, 0)
         if shift < 4:
             unit = 1 << (8 * shift)
             if self.code >= unit or self.code + (256 - last) * unit < self.range:
-                ce.raise_cm(ce.ERR_CANONICAL, count, 0, 0)
+                raise_cm(Status.END, count, 0, 0)
 
 
 # -- the pair model (spec 15.3, 15.5, 15.6) ------------------------------------------
@@ -364,10 +362,10 @@ def decode(body, count: int, n_ref: int, n_classes: int):
     """Decode a codec-2 index body into (int64 indices, int32 labels)."""
     body = bytes(body)
     if not body:
-        ce.raise_cm(ce.ERR_LENGTH, 0, 1, 0)
+        raise_cm(Status.EMPTY, 0, 1, 0)
     preset = PRESETS.get(body[0])
     if preset is None:
-        ce.raise_cm(ce.ERR_PRESET, 0, len(PRESETS), body[0])
+        raise_cm(Status.PRESET, 0, len(PRESETS), body[0])
     m = _PairModel(preset, n_ref, count, n_classes)
     rc = RangeDecoder(body[1:])
     indices = np.empty(count, dtype=np.int64)
@@ -383,7 +381,7 @@ def decode(body, count: int, n_ref: int, n_classes: int):
         v = (node << rest) | rc.raw(rest, entry)
         index = prev + v
         if index >= n_ref:
-            ce.raise_cm(ce.ERR_RANGE, entry, n_ref, index)
+            raise_cm(Status.RANGE, entry, n_ref, index)
         indices[entry] = prev = index
         m.after_gap(length)
         labels[entry] = _decode_label(rc, m, length, entry)
@@ -420,9 +418,9 @@ def _decode_label(rc: RangeDecoder, m: _PairModel, length: int, entry: int) -> i
             node = 2 * node + rc.bit(m.tree, node)
         label = ((node - (1 << m.tree_bits)) << low_bits) | rc.raw(low_bits, entry)
         if label >= m.n_classes:
-            ce.raise_cm(ce.ERR_LABEL, entry, m.n_classes, label)
+            raise_cm(Status.LABEL, entry, m.n_classes, label)
         if label in m.slots:
-            ce.raise_cm(ce.ERR_CANONICAL, entry, 1, label)
+            raise_cm(Status.CANONICAL, entry, 1, label)
         slot = m.slots_used - 1
         m.after_label(label, slot)
         return label

@@ -1,7 +1,9 @@
-"""Pure numpy kernels: the executable reference for the C core.
+"""The python backend: numpy kernels, the executable reference for the C core,
+as one :class:`~plada_codec._kernels.Kernels` object (with the pure-Python
+context model of ``_cm_py``).
 
 Each function here has a twin of the same name and signature in
-``_kernels_c`` (the cffi wrapper over ``csrc/plada_core.c``). The twins return
+``_kernels_c`` (the cffi wrapper over ``csrc/``). The twins return
 identical arrays and bytes and raise the same exceptions; the test suite checks
 both on every input Hypothesis finds. Bit order everywhere is LSB-first: value
 ``j`` of width ``w`` occupies stream bits ``j*w .. j*w+w-1``, and stream bit ``b``
@@ -12,13 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernel_errors as ke
+from . import _cm_py
+from ._kernels import Kernels
+from ._status import Status, raise_status
 
 BLOCK = 128  # values per index-delta block; 128 * w bits is always whole bytes
 _FULL_BLOCK_BYTES_PER_BIT = BLOCK // 8
 _CHUNK_BLOCKS = 64  # index-delta blocks decoded per step (8192 values)
 
-name = "python"
 
 
 def _word_bytes(width: int) -> int:
@@ -38,11 +41,11 @@ def pack_bits(values: np.ndarray, width: int) -> bytes:
     """Pack uint64 *values* at *width* (0..64) bits each, LSB-first."""
     values = np.ascontiguousarray(values, dtype=np.uint64)
     if not 0 <= width <= 64:
-        ke.raise_status(ke.ERR_ARG, "pack_bits", 0, 64, width)
+        raise_status(Status.ARG, "pack_bits", 0, 64, width)
     if width < 64:
         too_big = np.flatnonzero(values >> np.uint64(width))
         if too_big.size:
-            ke.raise_status(ke.ERR_VALUE, "pack_bits", int(too_big[0]), width, 0)
+            raise_status(Status.VALUE, "pack_bits", int(too_big[0]), width, 0)
     if width == 0 or values.size == 0:
         return b""
     nb = _word_bytes(width)
@@ -77,11 +80,11 @@ def unpack_bits(buf, count: int, width: int, out: np.ndarray | None = None) -> n
     is a uint64 array of *count* values that receives the result.
     """
     if not 0 <= width <= 64:
-        ke.raise_status(ke.ERR_ARG, "unpack_bits", 0, 64, width)
+        raise_status(Status.ARG, "unpack_bits", 0, 64, width)
     need = packed_size(count, width)
     src = np.frombuffer(buf, dtype=np.uint8)
     if src.size < need:
-        ke.raise_status(ke.ERR_LENGTH, "unpack_bits", 0, need, src.size)
+        raise_status(Status.LENGTH, "unpack_bits", 0, need, src.size)
     if out is None:
         out = np.zeros(count, dtype=np.uint64)
     elif width == 0:
@@ -157,23 +160,23 @@ def delta_decode(raw, count: int, n_ref: int, *, first: int = 0, start: int = 0)
     n_full, n_last = divmod(count, BLOCK)
     n_blocks = n_full + (1 if n_last else 0)
     if src.size < n_blocks:
-        ke.raise_status(ke.ERR_LENGTH, where, 0, n_blocks, src.size)
+        raise_status(Status.LENGTH, where, 0, n_blocks, src.size)
     widths = src[:n_blocks]
     wide = np.flatnonzero(widths > 64)
     if wide.size:
         block = int(wide[0])
-        ke.raise_status(ke.ERR_WIDTH, where, block, 64, int(widths[block]))
+        raise_status(Status.WIDTH, where, block, 64, int(widths[block]))
     sizes = widths.astype(np.int64) * _FULL_BLOCK_BYTES_PER_BIT
     if n_last:
         sizes[n_full] = packed_size(n_last, int(widths[n_full]))
     expected = n_blocks + int(sizes.sum())
     if src.size != expected:
-        ke.raise_status(ke.ERR_LENGTH, where, 0, expected, src.size)
+        raise_status(Status.LENGTH, where, 0, expected, src.size)
     ends = n_blocks + np.cumsum(sizes)
     if n_last:  # padding is checked before any range error, as in the C core
         used_bits = (n_last * int(widths[n_full])) % 8
         if used_bits and src[ends[-1] - 1] >> used_bits:
-            ke.raise_status(ke.ERR_PADDING, where, n_full, 0, 0)
+            raise_status(Status.PADDING, where, n_full, 0, 0)
     # The output is the only allocation proportional to count; gaps are
     # unpacked and summed a chunk of blocks at a time, in place.
     out = np.empty(count, dtype=np.uint64)
@@ -216,9 +219,9 @@ def delta_decode(raw, count: int, n_ref: int, *, first: int = 0, start: int = 0)
         head += previous
         bad_index = np.flatnonzero(head > np.uint64(n_ref))
         if bad_index.size:
-            ke.raise_status(ke.ERR_RANGE, where, first_entry + lo + int(bad_index[0]), n_ref, 0)
+            raise_status(Status.RANGE, where, first_entry + lo + int(bad_index[0]), n_ref, 0)
         if limit < gaps.size:
-            ke.raise_status(ke.ERR_RANGE, where, first_entry + lo + limit, n_ref, 0)
+            raise_status(Status.RANGE, where, first_entry + lo + limit, n_ref, 0)
         if head.size:
             previous = head[-1]
     out -= np.uint64(1)
@@ -243,16 +246,16 @@ def bitmap_decode(raw, count: int, n_ref: int) -> np.ndarray:
     src = np.frombuffer(raw, dtype=np.uint8)
     expected = (n_ref + 7) // 8
     if src.size != expected:
-        ke.raise_status(ke.ERR_LENGTH, where, 0, expected, src.size)
+        raise_status(Status.LENGTH, where, 0, expected, src.size)
     used_bits = n_ref % 8
     if used_bits and src[-1] >> used_bits:
-        ke.raise_status(ke.ERR_PADDING, where, 0, 0, 0)
+        raise_status(Status.PADDING, where, 0, 0, 0)
     # Count first, so a bitmap whose population differs from k allocates nothing.
     population = 0
     for start in range(0, src.size, _CHUNK_BITMAP_BYTES):
         population += int(_POPCOUNT[src[start : start + _CHUNK_BITMAP_BYTES]].sum(dtype=np.int64))
     if population != count:
-        ke.raise_status(ke.ERR_COUNT, where, 0, count, population)
+        raise_status(Status.COUNT, where, 0, count, population)
     out = np.empty(count, dtype=np.int64)
     filled = 0
     for start in range(0, src.size, _CHUNK_BITMAP_BYTES):
@@ -278,10 +281,10 @@ def labels_decode(raw, count: int, width: int, n_classes: int, *, first: int = 0
     src = np.frombuffer(raw, dtype=np.uint8)
     expected = packed_size(count, width)
     if src.size != expected:
-        ke.raise_status(ke.ERR_LENGTH, where, 0, expected, src.size)
+        raise_status(Status.LENGTH, where, 0, expected, src.size)
     used_bits = (count * width) % 8
     if used_bits and src[-1] >> used_bits:
-        ke.raise_status(ke.ERR_PADDING, where, 0, 0, 0)
+        raise_status(Status.PADDING, where, 0, 0, 0)
     out = np.zeros(count, dtype=np.int32)
     if width == 0:
         return out
@@ -292,6 +295,28 @@ def labels_decode(raw, count: int, width: int, n_classes: int, *, first: int = 0
         _unpack_into(src[start * width // 8 :], n, width, chunk)
         bad = np.flatnonzero(chunk >= np.uint64(n_classes))
         if bad.size:
-            ke.raise_status(ke.ERR_LABEL, where, first + start + int(bad[0]), n_classes, int(chunk[bad[0]]))
+            raise_status(Status.LABEL, where, first + start + int(bad[0]), n_classes, int(chunk[bad[0]]))
         out[start : start + n] = chunk
     return out
+
+
+class PythonKernels:
+    """The numpy / pure-Python backend (see :class:`~plada_codec._kernels.Kernels`)."""
+
+    name = "python"
+    pack_bits = staticmethod(pack_bits)
+    unpack_bits = staticmethod(unpack_bits)
+    delta_encode = staticmethod(delta_encode)
+    delta_decode = staticmethod(delta_decode)
+    bitmap_encode = staticmethod(bitmap_encode)
+    bitmap_decode = staticmethod(bitmap_decode)
+    labels_encode = staticmethod(labels_encode)
+    labels_decode = staticmethod(labels_decode)
+    cm_encode = staticmethod(_cm_py.encode)
+    cm_decode = staticmethod(_cm_py.decode)
+
+    def __repr__(self) -> str:
+        return "<plada kernels: python>"
+
+
+KERNELS: Kernels = PythonKernels()

@@ -16,11 +16,10 @@ from .conftest import BACKENDS
 
 
 def _module(backend):
-    if backend == "c":
-        from plada_codec import _cm_c
+    """The backend's kernel object (plada_codec._kernels.Kernels): its cm_encode / cm_decode."""
+    from plada_codec._backend import get_kernels
 
-        return _cm_c
-    return _cm_py
+    return get_kernels(backend)
 
 
 @pytest.fixture(params=BACKENDS, scope="module")
@@ -56,8 +55,8 @@ def test_nothing_to_code_is_the_preset_byte_alone(cm):
     # N = 1, k = 1, C = 1: L = 1 = bit_length(N) needs no unary bit, no mantissa,
     # one label needs no flag. The interval stays [0, 2**32 - 1); its canonical
     # value is 0, whose bytes are all stripped.
-    assert cm.encode([0], [0], 1, 1, 0) == b"\x00"
-    indices, labels = cm.decode(b"\x00", 1, 1, 1)
+    assert cm.cm_encode([0], [0], 1, 1, 0) == b"\x00"
+    indices, labels = cm.cm_decode(b"\x00", 1, 1, 1)
     assert indices.tolist() == [0] and labels.tolist() == [0]
 
 
@@ -69,23 +68,23 @@ def test_one_length_decision_by_hand(cm):
     #   of 2**32 in it, the smallest multiple of 2**24 is 0x80000000 -> bytes 80.
     # Index 1 (v = 2, L = 2): bit 0, range 0x7FFF8000, then the mantissa bit below
     #   the leading 1 (0) at p0 = 32768 leaves [0, 0x3FFF8000): value 0, no bytes.
-    assert cm.encode([0], [0], 2, 1, 0) == b"\x00\x80"
-    assert cm.encode([1], [0], 2, 1, 0) == b"\x00"
-    assert cm.decode(b"\x00\x80", 1, 2, 1)[0].tolist() == [0]
-    assert cm.decode(b"\x00", 1, 2, 1)[0].tolist() == [1]
+    assert cm.cm_encode([0], [0], 2, 1, 0) == b"\x00\x80"
+    assert cm.cm_encode([1], [0], 2, 1, 0) == b"\x00"
+    assert cm.cm_decode(b"\x00\x80", 1, 2, 1)[0].tolist() == [0]
+    assert cm.cm_decode(b"\x00", 1, 2, 1)[0].tolist() == [1]
     # Other values in the same intervals decode to the same index but are not canonical.
     for body in (b"\x00\x81", b"\x00\xff", b"\x00\x80\x00", b"\x00\x01", b"\x00\x3f\xff"):
         with pytest.raises(PayloadFormatError, match="canonical"):
-            cm.decode(body, 1, 2, 1)
+            cm.cm_decode(body, 1, 2, 1)
     with pytest.raises(PayloadFormatError, match="holds 5 bytes but decoding all 1 pairs reads only 4"):
-        cm.decode(b"\x00\x80\x00\x00\x00\x01", 1, 2, 1)
+        cm.cm_decode(b"\x00\x80\x00\x00\x00\x01", 1, 2, 1)
 
 
 def test_worked_example_of_the_spec(cm):
     # spec/FORMAT.md appendix B traces this stream decision by decision.
     body = bytes.fromhex("00a13a82")
-    assert cm.encode([2, 3, 11], [4, 4, 1], 20, 5, 0) == body
-    indices, labels = cm.decode(body, 3, 20, 5)
+    assert cm.cm_encode([2, 3, 11], [4, 4, 1], 20, 5, 0) == body
+    indices, labels = cm.cm_decode(body, 3, 20, 5)
     assert indices.tolist() == [2, 3, 11] and labels.tolist() == [4, 4, 1]
 
 
@@ -93,8 +92,8 @@ def test_flat_preset_label_tree_by_hand(cm):
     # N = 1, k = 1, C = 2, label 1, preset flat (no slots): the label tree codes
     # one bit, 1, at p0 = 32768: low = 0x7FFF8000, range = 0x80007FFF; the
     # canonical value is 0x80000000 -> bytes 80.
-    assert cm.encode([0], [1], 1, 2, 1) == b"\x01\x80"
-    assert cm.decode(b"\x01\x80", 1, 1, 2)[1].tolist() == [1]
+    assert cm.cm_encode([0], [1], 1, 2, 1) == b"\x01\x80"
+    assert cm.cm_decode(b"\x01\x80", 1, 1, 2)[1].tolist() == [1]
 
 
 # -- rejections -------------------------------------------------------------
@@ -102,42 +101,42 @@ def test_flat_preset_label_tree_by_hand(cm):
 
 def test_empty_body_and_unknown_preset(cm):
     with pytest.raises(PayloadFormatError, match="preset byte"):
-        cm.decode(b"", 0, 10, 10)
+        cm.cm_decode(b"", 0, 10, 10)
     with pytest.raises(UnsupportedFeatureError, match="preset 7"):
-        cm.decode(b"\x07", 0, 10, 10)
+        cm.cm_decode(b"\x07", 0, 10, 10)
 
 
 def test_k_zero_body_is_the_preset_byte(cm):
-    assert cm.encode([], [], 10, 10, 1) == b"\x01"
-    assert cm.decode(b"\x01", 0, 10, 10)[0].size == 0
+    assert cm.cm_encode([], [], 10, 10, 1) == b"\x01"
+    assert cm.cm_decode(b"\x01", 0, 10, 10)[0].size == 0
     with pytest.raises(PayloadFormatError, match="reads only 4"):
-        cm.decode(b"\x01\x00\x00\x00\x00\x01", 0, 10, 10)
+        cm.cm_decode(b"\x01\x00\x00\x00\x00\x01", 0, 10, 10)
 
 
 def test_start_beyond_the_initial_range(cm):
     with pytest.raises(PayloadFormatError, match=r"starts with code 0xffffffff, not below the initial range"):
-        cm.decode(b"\x00\xff\xff\xff\xff", 1, 1000, 10)
+        cm.cm_decode(b"\x00\xff\xff\xff\xff", 1, 1000, 10)
 
 
 def test_trailing_bytes_and_extra_pairs(cm):
     indices, labels = np.arange(0, 300, 3), np.arange(100) % 7
-    body = cm.encode(indices, labels, 300, 7, 0)
-    cm.decode(body, 100, 300, 7)
+    body = cm.cm_encode(indices, labels, 300, 7, 0)
+    cm.cm_decode(body, 100, 300, 7)
     for bad in (body + b"\x01", body + b"\x00", body + b"\x00" * 6 + b"\x01"):
         with pytest.raises(PayloadFormatError, match="canonical|reads only"):
-            cm.decode(bad, 100, 300, 7)
+            cm.cm_decode(bad, 100, 300, 7)
     # A stream of 100 pairs read as 99: the last pair's bytes are left over.
     with pytest.raises(PayloadFormatError, match="canonical|reads only"):
-        cm.decode(body, 99, 300, 7)
+        cm.cm_decode(body, 99, 300, 7)
 
 
 def test_index_beyond_n(cm):
     # Same models for N = 1000 and 1023 (bit lengths 10 and N // k alike), so
     # a stream made for N = 1023 decodes for N = 1000 until index 1010.
     body = _cm_py.encode([5, 1010], [0, 0], 1023, 1, 0)
-    assert cm.decode(body, 2, 1023, 1)[0].tolist() == [5, 1010]
+    assert cm.cm_decode(body, 2, 1023, 1)[0].tolist() == [5, 1010]
     with pytest.raises(PayloadFormatError, match="pair 1 decodes to index 1010, outside"):
-        cm.decode(body, 2, 1000, 1)
+        cm.cm_decode(body, 2, 1000, 1)
 
 
 def test_label_beyond_c(cm):
@@ -145,13 +144,13 @@ def test_label_beyond_c(cm):
     # decodes for 200 until the first label >= 200.
     body = _cm_py.encode([1, 2, 3], [3, 250, 4], 10, 256, 1)
     with pytest.raises(PayloadFormatError, match="entry 1 has label 250, allowed 0..199"):
-        cm.decode(body, 3, 10, 200)
+        cm.cm_decode(body, 3, 10, 200)
 
 
 def test_raw_value_overflowing_its_range(cm):
     body = _forge_raw_overflow()
     with pytest.raises(PayloadFormatError, match="pair [0-9]+: a raw value decodes to"):
-        cm.decode(body, 20, 2**40, 1)
+        cm.cm_decode(body, 20, 2**40, 1)
 
 
 def test_tree_label_already_in_the_list(cm):
@@ -159,7 +158,7 @@ def test_tree_label_already_in_the_list(cm):
     # the only canonical code for it is a flag; code it through the tree instead.
     body = _forge_label_in_list()
     with pytest.raises(PayloadFormatError, match="label 2 is coded in full"):
-        cm.decode(body, 1, 1, 10)
+        cm.cm_decode(body, 1, 1, 10)
 
 
 class _OverflowingEncoder(_cm_py.RangeEncoder):
@@ -209,10 +208,10 @@ def _forge_label_in_list() -> bytes:
 @given(selections(), presets)
 def test_roundtrip(cm, selection, preset):
     indices, labels, n_ref, n_classes = selection
-    body = cm.encode(indices, labels, n_ref, n_classes, preset)
+    body = cm.cm_encode(indices, labels, n_ref, n_classes, preset)
     assert body[0] == preset
     assert body[-1] != 0 or len(body) == 1  # canonical: no trailing zero byte
-    got_indices, got_labels = cm.decode(body, indices.size, n_ref, n_classes)
+    got_indices, got_labels = cm.cm_decode(body, indices.size, n_ref, n_classes)
     assert got_indices.dtype == np.int64 and got_labels.dtype == np.int32
     np.testing.assert_array_equal(got_indices, indices)
     np.testing.assert_array_equal(got_labels, labels)
@@ -225,14 +224,14 @@ needs_c = pytest.mark.skipif("c" not in BACKENDS, reason="C core not built")
 @given(selections(), presets)
 def test_twins_encode_byte_equal(selection, preset):
     indices, labels, n_ref, n_classes = selection
-    assert _module("c").encode(indices, labels, n_ref, n_classes, preset) == _cm_py.encode(
+    assert _module("c").cm_encode(indices, labels, n_ref, n_classes, preset) == _cm_py.encode(
         indices, labels, n_ref, n_classes, preset
     )
 
 
 def _outcome(module, body, count, n_ref, n_classes):
     try:
-        indices, labels = module.decode(body, count, n_ref, n_classes)
+        indices, labels = module.cm_decode(body, count, n_ref, n_classes)
     except Exception as exc:  # compared, never swallowed: both twins must agree
         return type(exc), str(exc)
     return indices.tolist(), labels.tolist()
@@ -259,7 +258,7 @@ def test_twins_agree_on_damaged_bodies(selection, preset, edits, cut, count_delt
         body += bytes(range(1, cut + 1))
     count = max(0, min(n_ref, indices.size + count_delta))
     c_result = _outcome(_module("c"), bytes(body), count, n_ref, n_classes)
-    py_result = _outcome(_cm_py, bytes(body), count, n_ref, n_classes)
+    py_result = _outcome(_module("python"), bytes(body), count, n_ref, n_classes)
     assert c_result == py_result
     if isinstance(c_result[0], type):
         assert issubclass(c_result[0], PayloadFormatError)
@@ -272,7 +271,7 @@ def test_twins_agree_on_random_bodies(body, count, n_classes):
     n_ref = 1000
     count = min(count, n_ref)
     assert _outcome(_module("c"), body, count, n_ref, n_classes) == _outcome(
-        _cm_py, body, count, n_ref, n_classes
+        _module("python"), body, count, n_ref, n_classes
     )
 
 

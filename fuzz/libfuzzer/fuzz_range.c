@@ -70,7 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           out_of_contract ? "out-of-contract" : "valid");
     CHECK(status == PLADA_OK || status == PLADA_ERR_ARG || status == PLADA_ERR_CODED ||
               status == PLADA_ERR_RANGE || status == PLADA_ERR_LABEL ||
-              status == PLADA_ERR_CANONICAL || status == PLADA_ERR_TRAILING,
+              status == PLADA_ERR_CANONICAL || status == PLADA_ERR_TRAILING ||
+              status == PLADA_ERR_START || status == PLADA_ERR_END,
           "undocumented status %d", status);
     if (status != PLADA_OK && status != PLADA_ERR_ARG)
         CHECK(err.position <= count, "error position %llu past count %zu",

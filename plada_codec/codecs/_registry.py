@@ -92,8 +92,8 @@ class Codec:
     A codec's ``encode`` turns a :class:`Selection` into the raw body (before
     compression); its ``decode`` turns a raw body into the payload fields it
     carries, raising :class:`PayloadFormatError` for a body that breaks its
-    rules. Both receive the active kernel module (``_kernels_c`` or
-    ``_kernels_py``), whose ``name`` says which backend it is.
+    rules. Both receive the backend's kernel object
+    (:class:`~plada_codec._kernels.Kernels`), whose ``name`` says which it is.
     """
 
     section_type: ClassVar[int]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _kernel_errors as ke
 from .._constants import BITMAP_TRY_MAX_BYTES, DEFAULT_MAX_SECTION_BYTES, SECTION_INDEX
 from .._errors import EncodeError
+from .._status import Status, raise_status
 from ._registry import Codec, register
 
 _WHERE = "index section (bitmap)"
@@ -82,7 +82,7 @@ class _BitmapReader:
             if start + block.size == self._source.size:
                 used_bits = self._n_ref % 8
                 if used_bits and block[-1] >> used_bits:
-                    ke.raise_status(ke.ERR_PADDING, _WHERE, 0, 0, 0)
+                    raise_status(Status.PADDING, _WHERE, 0, 0, 0)
             self._block, self._block_start = block, start
             self._used = 0 if block.any() else block.size
         offset = self._block_start + self._used
@@ -94,7 +94,7 @@ class _BitmapReader:
         while self._pending_size < count:
             found = self._next_scan()
             if found is None:  # every byte read: the population is known and short of k
-                ke.raise_status(ke.ERR_COUNT, _WHERE, 0, self._count, self._population)
+                raise_status(Status.COUNT, _WHERE, 0, self._count, self._population)
             offset, scan = found
             population = _population(scan)
             if not population:
@@ -115,5 +115,5 @@ class _BitmapReader:
         while (found := self._next_scan()) is not None:
             self._population += _population(found[1])
         if self._population != self._count:
-            ke.raise_status(ke.ERR_COUNT, _WHERE, 0, self._count, self._population)
+            raise_status(Status.COUNT, _WHERE, 0, self._count, self._population)
         self._source.finish()

@@ -25,17 +25,6 @@ def min_raw_length(count: int) -> int:
     return max(1, -(-count // MAX_PAIRS_PER_BYTE))
 
 
-def cm_kernels(kernels):
-    """The context-model twin of the active backend (``_cm_c`` or ``_cm_py``)."""
-    if kernels.name == "c":
-        from .. import _cm_c
-
-        return _cm_c
-    from .. import _cm_py
-
-    return _cm_py
-
-
 @register
 class IndexContextModel(Codec):
     section_type = SECTION_INDEX
@@ -53,9 +42,8 @@ class IndexContextModel(Codec):
     def encode(self, selection, kernels):
         """The shortest preset's body of at least min_raw_length(k) bytes, else the
         longest body (which the encoder then refuses: the selection is too dense)."""
-        cm = cm_kernels(kernels)
         low = min_raw_length(selection.count)
-        bodies = [cm.encode(selection.indices, selection.labels, selection.n_ref, selection.n_classes, preset)
+        bodies = [kernels.cm_encode(selection.indices, selection.labels, selection.n_ref, selection.n_classes, preset)
                   for preset in sorted(PRESETS)]
         allowed = [body for body in bodies if len(body) >= low]
         if not allowed:
@@ -63,5 +51,5 @@ class IndexContextModel(Codec):
         return min(allowed, key=len)  # ties: the lower preset id, listed first
 
     def decode(self, raw, shape, kernels, where):
-        indices, labels = cm_kernels(kernels).decode(raw, shape.count, shape.n_ref, shape.n_classes)
+        indices, labels = kernels.cm_decode(raw, shape.count, shape.n_ref, shape.n_classes)
         return {"indices": indices, "labels": labels}

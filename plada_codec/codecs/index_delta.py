@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _kernel_errors as ke
 from .._constants import BLOCK, SECTION_INDEX
+from .._status import Status, raise_status
 from ._registry import Codec, register
 
 _WHERE = "index section (index-delta)"
@@ -51,10 +51,10 @@ class _DeltaReader:
         self._widths = np.frombuffer(source.read(n_blocks), dtype=np.uint8)
         wide = np.flatnonzero(self._widths > 64)
         if wide.size:
-            ke.raise_status(ke.ERR_WIDTH, _WHERE, int(wide[0]), 64, int(self._widths[wide[0]]))
+            raise_status(Status.WIDTH, _WHERE, int(wide[0]), 64, int(self._widths[wide[0]]))
         expected = n_blocks + _block_bytes(self._widths, 0, self._n_full, self._n_last)
         if source.size != expected:
-            ke.raise_status(ke.ERR_LENGTH, _WHERE, 0, expected, source.size)
+            raise_status(Status.LENGTH, _WHERE, 0, expected, source.size)
         self._start = 0  # one more than the last index taken
 
     def take(self, count: int, first: int) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _kernel_errors as ke
 from .._constants import SECTION_LABELS, label_byte_width
+from .._status import Status, raise_status
 from ._registry import Codec, register
 
 
@@ -41,7 +41,7 @@ class _BytesReader:
         values = np.frombuffer(self._source.read(count * self._width), dtype=f"<u{self._width}")
         bad = np.flatnonzero(values >= self._n_classes)
         if bad.size:
-            ke.raise_status(ke.ERR_LABEL, "label section (bytes)", first + int(bad[0]), self._n_classes,
+            raise_status(Status.LABEL, "label section (bytes)", first + int(bad[0]), self._n_classes,
                             int(values[bad[0]]))
         return values.astype(np.int32)
 
