@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 import plada_codec
+from plada_codec._errors import SPEC_ERRORS as _SPEC_ERRORS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,17 +41,8 @@ REPO = Path(__file__).resolve().parent.parent
 # at most 12 MiB of output and 16 MiB per section.
 DEFAULT_LIMITS = {"max_count": 1 << 20, "max_section_bytes": 1 << 24}
 
-# spec/FORMAT.md 9.1: error class names in the spec's terms -> plada_codec classes.
-SPEC_ERRORS = {
-    "FormatError": plada_codec.PayloadFormatError,
-    "Truncated": plada_codec.TruncatedPayloadError,
-    "TrailingData": plada_codec.TrailingDataError,
-    "Checksum": plada_codec.ChecksumError,
-    "UnsupportedVersion": plada_codec.UnsupportedVersionError,
-    "UnsupportedFeature": plada_codec.UnsupportedFeatureError,
-    "LimitExceeded": plada_codec.LimitExceededError,
-    "ReferenceMismatch": plada_codec.ReferenceMismatchError,
-}
+# spec/FORMAT.md 9.1: error class names in the spec's terms -> plada_codec classes (the one table).
+SPEC_ERRORS = _SPEC_ERRORS
 
 
 SECTION_NAMES = {0x0001: "index", 0x0002: "labels", 0x8001: "class-names", 0x8002: "task-name",

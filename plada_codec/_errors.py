@@ -90,3 +90,18 @@ class InvalidOptionError(PayloadError, ValueError):
 
 class UnknownBackendError(InvalidOptionError):
     """``backend=`` names no kernel backend (valid: ``auto``, ``c``, ``python``)."""
+
+
+# spec/FORMAT.md 9.1: each error class of the spec -> the exception plada_codec
+# raises for it. The one copy: the vector suite, the fuzzers' oracle and the
+# differential tests read it from here.
+SPEC_ERRORS: dict[str, type[PayloadError]] = {
+    "FormatError": PayloadFormatError,
+    "Truncated": TruncatedPayloadError,
+    "TrailingData": TrailingDataError,
+    "Checksum": ChecksumError,
+    "UnsupportedVersion": UnsupportedVersionError,
+    "UnsupportedFeature": UnsupportedFeatureError,
+    "LimitExceeded": LimitExceededError,
+    "ReferenceMismatch": ReferenceMismatchError,
+}

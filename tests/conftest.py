@@ -24,6 +24,12 @@ else:
         raise RuntimeError("PLADA_REQUIRE_C=1 but the C core is not built")
 
 
+def pytest_configure(config):
+    # Registered here, beside the tests that use it (pyproject.toml lists only the gpu marker).
+    config.addinivalue_line("markers", "codec: a codec test; scripts/sanitize.sh runs every file that sets "
+                                       "pytestmark = pytest.mark.codec under ASan/UBSan")
+
+
 @pytest.fixture(params=BACKENDS, scope="session")
 def backend(request):
     """Every codec test runs once per available backend."""

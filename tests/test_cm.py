@@ -14,6 +14,8 @@ from plada_codec import PayloadFormatError, UnsupportedFeatureError, _cm_py
 
 from .conftest import BACKENDS
 
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
 
 def _module(backend):
     """The backend's kernel object (plada_codec._kernels.Kernels): its cm_encode / cm_decode."""

@@ -1,15 +1,7 @@
-"""Format 1.1 vectors (spec/vectors/v1.1) on every backend, the payload-level
-behaviour of the context-model codec, and how a 1.0 reader treats it.
+"""The payload-level behaviour of the format 1.1 context-model codec and how a
+1.0 reader treats it. The 1.1 vectors themselves run in tests/test_vectors.py,
+with every other version's, on every backend and the educational decoder."""
 
-The valid vectors' JSON was written from plada_codec's own decode output, so
-for them this is a regression test; the independent checks are the hand-made
-streams in test_cm.py and spec/educational_decoder.py (test_spec_decoder.py).
-The invalid vectors name the spec's error class (FORMAT.md 9.1, 15).
-"""
-
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,47 +11,8 @@ import plada_codec
 from plada_codec.synthetic import clustered_selection
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors" / "v1.1"
-VALID = sorted(VECTORS.glob("*.bin"))
-INVALID = sorted((VECTORS / "invalid").glob("*.bin"))
-CONTENT_KEYS = ("format_version", "n_ref", "n_classes", "count", "fingerprint", "indices", "labels",
-                "class_names", "task_name", "metadata")
-SPEC_ERRORS = {"FormatError": plada_codec.PayloadFormatError,
-               "UnsupportedFeature": plada_codec.UnsupportedFeatureError}
 
-
-def _meta(path):
-    return json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-
-
-def test_there_are_vectors():
-    assert len(VALID) >= 8 and len(INVALID) >= 12
-
-
-@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
-def test_valid_vector_decodes(backend, path):
-    meta = _meta(path)
-    content = plada_codec.decode(path.read_bytes(), backend=backend).to_dict()
-    assert content == {key: meta[key] for key in CONTENT_KEYS}
-    assert content["format_version"] == "1.1"
-
-
-@pytest.mark.parametrize("path", [p for p in VALID if p.stat().st_size < 4096], ids=lambda p: p.stem)
-def test_valid_vector_reencodes(backend, path):
-    meta = _meta(path)
-    data = plada_codec.encode(meta["indices"], meta["labels"], n_ref=meta["n_ref"], n_classes=meta["n_classes"],
-                              backend=backend, **{k: v for k, v in meta["encode_options"].items()
-                                                  if k not in ("n_ref", "n_classes")})
-    assert data == path.read_bytes()
-
-
-@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
-def test_invalid_vector_rejected(backend, path):
-    meta = _meta(path)
-    assert meta["codec"] in ("index/context-model", "labels/joint")
-    expected = SPEC_ERRORS[meta["error"]]
-    with pytest.raises(expected) as info:
-        plada_codec.decode(path.read_bytes(), backend=backend)
-    assert type(info.value) is expected
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
 
 
 def test_a_1_0_reader_rejects_1_1_payloads_cleanly(backend):
@@ -67,11 +20,6 @@ def test_a_1_0_reader_rejects_1_1_payloads_cleanly(backend):
     data = (VECTORS / "002-cm-worked-example.bin").read_bytes()
     with pytest.raises(plada_codec.UnsupportedFeatureError, match="codec"):
         plada_codec.PayloadDecoder(format_version="1.0", backend=backend).decode(data)
-
-
-def test_a_1_1_reader_reads_1_0_payloads(backend):
-    for path in sorted((VECTORS.parent / "v1.0").glob("*.bin")):
-        plada_codec.decode(path.read_bytes(), backend=backend)
 
 
 def test_encoder_picks_the_context_model_on_clustered_selections(backend):
@@ -93,9 +41,3 @@ def test_encoder_keeps_the_1_0_escape_for_a_periodic_selection(backend):
     labels = np.arange(5_000) % 17
     data = plada_codec.encode(indices, labels, n_ref=5_000, n_classes=17, zstd_level=3, backend=backend)
     assert plada_codec.inspect(data).sections[0].codec_name != "context-model"
-
-
-def test_vectors_are_up_to_date():
-    result = subprocess.run([sys.executable, str(VECTORS / "make_vectors.py"), "--check"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -14,6 +14,8 @@ from plada_codec import wire
 from .helpers import check_rejects_only_documented
 from .strategies import mutations, small_payloads, structural_mutations
 
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
 
 def test_exception_tree():
     assert issubclass(plada_codec.PayloadFormatError, ValueError)

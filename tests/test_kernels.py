@@ -15,6 +15,8 @@ from .strategies import selections, widths_and_values
 c_kernels = pytest.importorskip("plada_codec._kernels_c") if "c" in plada_codec.available_backends() else None
 needs_c = pytest.mark.skipif(c_kernels is None, reason="C core not built")
 
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
 
 def outcome(fn, *args):
     """The result of fn(*args), or (exception class, message)."""

@@ -11,6 +11,8 @@ from plada_codec import wire
 
 PAYLOAD = plada_codec.encode([1, 4, 9], [0, 2, 1], n_ref=16, n_classes=3, task_name="t")
 
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
 
 class CountingReader(io.RawIOBase):
     """A stream of *data* that records how many bytes were asked for and given."""

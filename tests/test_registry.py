@@ -18,6 +18,8 @@ _spec = importlib.util.spec_from_file_location("educational_decoder_registry", S
 educational = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(educational)
 
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
 
 def _section_name(codec) -> str:
     return f"{codecs.SECTION_NAMES[codec.section_type]}/{codec.name}"

@@ -9,6 +9,8 @@ from plada_codec.synthetic import clustered_selection, uniform_selection
 from .helpers import check_roundtrip
 from .strategies import codec_pairs, encode_options, selections
 
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
 
 def _context_model_refused(indices, labels, n_ref, n_classes, options) -> bool:
     """Spec 15.1: a context-model body is stored uncompressed and holds at least

@@ -24,6 +24,8 @@ MiB = 1 << 20
 WORKING_SET = 4 * MiB
 ZSTD = zstandard.ZstdCompressor(level=19, write_content_size=True)
 
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
 
 def _payload(count, n_ref, n_classes, index_raw, label_raw, *, index_codec=0, label_codec=0, compress=True):
     def section(stype, codec, raw):
