@@ -17,6 +17,7 @@ from ._constants import (
     DEFAULT_MAX_COUNT,
     DEFAULT_MAX_METADATA_ITEMS,
     DEFAULT_MAX_SECTION_BYTES,
+    DEFAULT_EFFORT,
     DEFAULT_ZSTD_LEVEL,
     FORMAT_MAJOR,
     FORMAT_MINOR,
@@ -58,5 +59,6 @@ __all__ = [
     "backend", "available_backends", "write_atomically", "NotARegularFileError",
     "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_ANCILLARY_BYTES",
     "DEFAULT_MAX_METADATA_ITEMS", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
+    "DEFAULT_EFFORT",
     "FORMAT_VERSION", "FORMAT_MAJOR", "FORMAT_MINOR", "__version__",
 ]

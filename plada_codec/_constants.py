@@ -51,7 +51,12 @@ DEFAULT_MAX_SECTION_BYTES = 1 << 28
 # bound a decoder's time and memory on ones that claim megabytes (spec 5.5).
 DEFAULT_MAX_ANCILLARY_BYTES = 1 << 22
 DEFAULT_MAX_METADATA_ITEMS = 1 << 16
-DEFAULT_ZSTD_LEVEL = 19
+DEFAULT_ZSTD_LEVEL = 19  # the level of effort 3 and 4 (and of every frame when zstd_level is given)
+# Encoder effort (zstd's levels are the model): 1 fastest, 2 the default (fast,
+# decided by exact sizes), 3 the previous default (level 19 where it might win),
+# 4 every candidate at the slow level. PayloadEncoder's docstring has the table.
+EFFORTS = (1, 2, 3, 4)
+DEFAULT_EFFORT = 2
 # The encoder only tries the bitmap codec under "auto" when the bitmap is this small.
 BITMAP_TRY_MAX_BYTES = 1 << 26
 

@@ -16,7 +16,9 @@ from ._constants import (  # f2-cm: COMPRESSION_NONE, COMPRESSION_ZSTD
     COMPRESSION_NONE,
     COMPRESSION_ZSTD,
     CRITICAL_SECTIONS,
+    DEFAULT_EFFORT,
     DEFAULT_ZSTD_LEVEL,
+    EFFORTS,
     FORMAT_MAJOR,
     FORMAT_MINOR,
     MAX_CLASSES,
@@ -38,6 +40,10 @@ _OPTION_OF = {SECTION_INDEX: "index_codec", SECTION_LABELS: "label_codec"}
 # f2-cm: see PayloadEncoder._slow_zstd_cannot_win
 ZSTD_FAST_LEVEL = 1
 ZSTD_BEST_GAIN = 0.7
+# effort -> (level of the critical sections' 1.0 bodies, level of the ancillary
+# sections) when zstd_level is not given; see PayloadEncoder.
+EFFORT_LEVELS = {1: (1, 3), 2: (3, DEFAULT_ZSTD_LEVEL), 3: (DEFAULT_ZSTD_LEVEL, DEFAULT_ZSTD_LEVEL),
+                 4: (DEFAULT_ZSTD_LEVEL, DEFAULT_ZSTD_LEVEL)}
 
 
 def _integer_array(values, name: str) -> np.ndarray:
@@ -139,8 +145,30 @@ class PayloadEncoder:
         so output is deterministic. ``zstd`` rules out the 1.1 context
         model, whose body is always stored uncompressed (spec 15.1); so does a
         selection it would code in under 1 byte per 8 pairs.
-    zstd_level : int
-        Zstandard level, 1..22.
+    zstd_level : int, optional
+        Zstandard level, 1..22, of every frame written. Default: the levels
+        *effort* names.
+    effort : int, 1..4
+        How hard the encoder looks for the last bytes, as zstd's levels do
+        (``plada encode --effort``). Every choice is the smallest exact size
+        among the candidates the effort tries; a higher effort tries more:
+
+        == ========================================================================
+        1  the context model's presets; 1.0 bodies at Zstandard level 1,
+           ancillary sections at level 3
+        2  (default) the same, 1.0 bodies at level 3, ancillary sections at 19:
+           a few ms beyond the context coder, payloads as small as effort 3's
+           wherever the context model wins (benchmarks/README.md)
+        3  every frame at level 19, except a 1.0 body that a bound (0.7 of its
+           level-1 frame, FORMAT.md 15.9) says cannot win; the default before it
+           became 2: seconds on uniform selections of 1% of ImageNet-21K
+        4  every candidate at level 19, no bound
+        == ========================================================================
+
+        With *zstd_level* given, every frame is at that level and the bound of
+        effort 3 applies at efforts 1-3. Ancillary frames of 4 KiB or more are
+        cached per process by content, so a second payload with the same class
+        names does not compress them again (the output is the same either way).
     backend : {"auto", "c", "python"}
     format_version : str, optional
         Write only codecs a decoder of this format version reads, e.g.
@@ -154,7 +182,8 @@ class PayloadEncoder:
         index_codec: str = "auto",
         label_codec: str = "auto",
         compression: str = "auto",
-        zstd_level: int = DEFAULT_ZSTD_LEVEL,
+        zstd_level: int | None = None,
+        effort: int = DEFAULT_EFFORT,
         backend: str = "auto",
         format_version: str | None = None,
     ) -> None:
@@ -178,10 +207,18 @@ class PayloadEncoder:
             allowed = [names[compression]]
         else:
             raise EncodeError(f"compression must be 'auto' or one of {', '.join(names)}, got {_show(compression)}")
-        if isinstance(zstd_level, bool) or not isinstance(zstd_level, int) or not 1 <= zstd_level <= 22:
+        if isinstance(effort, bool) or not isinstance(effort, int) or effort not in EFFORTS:
+            raise EncodeError(f"effort must be an int in {EFFORTS[0]}..{EFFORTS[-1]}, got {_show(effort)}")
+        if zstd_level is None:
+            critical_level, ancillary_level = EFFORT_LEVELS[effort]
+            self._bound_slow_level = effort == 3
+        elif isinstance(zstd_level, bool) or not isinstance(zstd_level, int) or not 1 <= zstd_level <= 22:
             raise EncodeError(f"zstd_level must be an int in 1..22, got {_show(zstd_level)}")
-        self._compressor = Compressor(allowed, zstd_level)
-        self._zstd_level = zstd_level  # f2-cm: for _slow_zstd_cannot_win
+        else:
+            critical_level = ancillary_level = zstd_level
+            self._bound_slow_level = effort <= 3
+        self._compressor = Compressor(allowed, critical_level)
+        self._ancillary_compressor = Compressor(allowed, ancillary_level, cache=True)
         self._kernels = _backend.get_kernels(backend)
 
     def encode(
@@ -209,7 +246,7 @@ class PayloadEncoder:
         return assemble(header, [section for _, section in written])
 
     def _stored(self, codec: codecs.Codec, selection: codecs.Selection, raw: bytes | None = None,
-                fast_frames: dict | None = None):
+                fast_frames: dict | None = None, compressor: Compressor | None = None):
         """(codec, (type, codec id, compression, raw_length, stored)) with the smallest stored body.
 
         f2-cm: *raw* when the body was already encoded; *fast_frames* holds
@@ -236,7 +273,7 @@ class PayloadEncoder:
             found = [(COMPRESSION_NONE, raw)] if COMPRESSION_NONE in self._compressor.allowed else []
             found.append((COMPRESSION_ZSTD, fast_frames[key]))
         else:
-            found = self._compressor.candidates(raw, codec.try_compression)
+            found = (compressor or self._compressor).candidates(raw, codec.try_compression)
         for compression, stored in found:
             if best is None or len(stored) < len(best[4]):
                 best = (codec.section_type, codec.id, compression, len(raw), stored)
@@ -319,7 +356,7 @@ class PayloadEncoder:
     def _slow_zstd_cannot_win(self, usable, raws) -> dict | None:
         """Level-1 frames standing in for the slow level, by (type, codec id); None: compress as usual."""
         allowed = self._compressor.allowed
-        if COMPRESSION_ZSTD not in allowed or self._zstd_level <= ZSTD_FAST_LEVEL:
+        if COMPRESSION_ZSTD not in allowed or not self._bound_slow_level or self._compressor.level <= ZSTD_FAST_LEVEL:
             return None
         joint = [len(raws[(c.section_type, c.id)]) + len(raws[c.partner])
                  for c in usable[SECTION_INDEX] if c.partner is not None and c.partner in raws]
@@ -354,7 +391,7 @@ class PayloadEncoder:
             usable = [c for c in codecs.for_section(stype, self._version)
                       if any(selection.has(f) for f in c.fields)]
             if usable:
-                stored = [self._stored(c, selection) for c in usable]
+                stored = [self._stored(c, selection, compressor=self._ancillary_compressor) for c in usable]
                 written.append(min(stored, key=lambda cs: len(cs[1][4])))  # ties: lower id
         return written
 
@@ -372,7 +409,8 @@ def encode(
     index_codec: str = "auto",
     label_codec: str = "auto",
     compression: str = "auto",
-    zstd_level: int = DEFAULT_ZSTD_LEVEL,
+    zstd_level: int | None = None,
+    effort: int = DEFAULT_EFFORT,
     backend: str = "auto",
     format_version: str | None = None,
 ) -> bytes:
@@ -392,8 +430,9 @@ def encode(
     reference : ReferenceSet or 32-byte fingerprint, optional
         Binds the payload to a reference set; ``None`` writes an unbound payload.
     class_names, task_name, metadata : optional ancillary sections.
-    index_codec, label_codec, compression, zstd_level, backend, format_version :
-        See :class:`PayloadEncoder`.
+    index_codec, label_codec, compression, zstd_level, effort, backend, format_version :
+        See :class:`PayloadEncoder` (*effort*: 1..4, default 2; 3 and 4 spend
+        seconds where 2 spends milliseconds, for the last bytes).
 
     Notes
     -----
@@ -404,7 +443,7 @@ def encode(
     """
     return PayloadEncoder(
         index_codec=index_codec, label_codec=label_codec, compression=compression,
-        zstd_level=zstd_level, backend=backend, format_version=format_version,
+        zstd_level=zstd_level, effort=effort, backend=backend, format_version=format_version,
     ).encode(
         indices, labels, n_ref=n_ref, n_classes=n_classes, reference=reference,
         class_names=class_names, task_name=task_name, metadata=metadata,

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-__all__ = ["uniform_selection", "clustered_selection", "information_limit_bytes"]
+__all__ = ["uniform_selection", "clustered_selection", "safety_net_selection", "periodic_selection", "class_names",
+           "information_limit_bytes"]
 
 
 def uniform_selection(n_ref: int, count: int, n_classes: int, seed: int = 0):
@@ -79,3 +80,55 @@ def information_limit_bytes(n_ref: int, count: int, n_classes: int) -> float:
     code can beat on a uniformly random selection with uniform labels."""
     log2_choose = (math.lgamma(n_ref + 1) - math.lgamma(count + 1) - math.lgamma(n_ref - count + 1)) / math.log(2)
     return (log2_choose + count * math.log2(n_classes)) / 8
+
+
+def safety_net_selection(
+    n_ref: int,
+    count: int,
+    n_classes: int,
+    seed: int = 0,
+    *,
+    share: float = 0.5,
+    label_noise: float = 0.0,
+):
+    """A clustered selection whose *share* of the budget is a Safety-Net: every
+    class gets an equal quota of items scattered over the whole set, labelled
+    with that class (the pick of a per-class best-energy stage); then
+    *label_noise* of all labels are replaced by uniform ones."""
+    rng = np.random.default_rng(seed)
+    reserve = int(share * count)
+    core_indices, core_labels = clustered_selection(n_ref, count - reserve, n_classes, seed)
+    free = np.ones(n_ref, dtype=bool)
+    free[core_indices] = False
+    picks = np.flatnonzero(free)[rng.choice(n_ref - core_indices.size, reserve, replace=False)]
+    indices = np.concatenate([core_indices, picks])
+    labels = np.concatenate([core_labels, np.arange(reserve) % n_classes])
+    order = np.argsort(indices)
+    indices, labels = indices[order], labels[order]
+    noisy = rng.random(count) < label_noise
+    labels[noisy] = rng.integers(0, n_classes, int(noisy.sum()))
+    return indices.astype(np.int64), labels.astype(np.int64)
+
+
+def periodic_selection(n_ref: int, count: int, n_classes: int, seed: int = 0):
+    """One contiguous run of *count* items whose labels cycle through the
+    classes (0, 1, ..., C - 1, 0, ...): the shape where Zstandard over a 1.0
+    layout beats the context model."""
+    rng = np.random.default_rng(seed)
+    start = int(rng.integers(0, n_ref - count + 1))
+    return np.arange(start, start + count, dtype=np.int64), np.arange(count, dtype=np.int64) % n_classes
+
+
+def class_names(n_classes: int, seed: int = 0) -> list[str]:
+    """ImageNet-like class names: a WordNet id and one to three made-up words
+    (``"n01440764 tench, kolari"``), about 20-30 bytes each."""
+    rng = np.random.default_rng(seed)
+    syllables = ["ba", "ko", "ri", "ten", "ch", "ma", "lo", "sa", "ur", "quel", "ne", "ta", "fi", "gor",
+                 "hu", "zi", "pa", "del", "mon", "ve", "ar", "is", "tro", "cle"]
+    wnids = np.sort(rng.choice(15_000_000, n_classes, replace=False)) + 1_000_000
+    names = []
+    for wnid in wnids:
+        words = ["".join(syllables[s] for s in rng.integers(0, len(syllables), rng.integers(2, 5)))
+                 for _ in range(int(rng.integers(1, 4)))]
+        names.append(f"n{wnid:08d} " + ", ".join(words))
+    return names

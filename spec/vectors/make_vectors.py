@@ -189,6 +189,7 @@ def make_valid(w: Writer) -> None:
 
 def make_invalid(w: Writer) -> None:
     def encode_1_0(*args, **kwargs):  # the payloads these vectors break use format 1.0 codecs only
+        kwargs.setdefault("zstd_level", 19)  # the frames they were made with, at every effort
         return plada_codec.encode(*args, format_version=FORMAT_VERSION, **kwargs)
 
     base = encode_1_0([0, 3, 9], [1, 0, 2], n_ref=16, n_classes=3, compression="none",
