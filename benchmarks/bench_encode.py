@@ -1,0 +1,129 @@
+"""Default encode and decode time for every selection shape of issue 17, next to the previous default.
+
+    python benchmarks/bench_encode.py              # the table of benchmarks/README.md (a few minutes)
+    python benchmarks/bench_encode.py --quick      # fewer rounds
+    python benchmarks/bench_encode.py --json       # one JSON object per row
+
+Shapes: 1% of ImageNet-21K (N = 14,197,122, k = 141,971) clustered, uniform,
+with a Safety-Net (half the budget as per-class quotas scattered over N),
+periodic labels (one run, labels cycling through the classes), all C = 200;
+10% of ImageNet-1K (N = 1,281,167, k = 128,117) clustered, C = 200; and the
+ImageNet-21K case with its 21,841 class names: a Safety-Net selection over
+C = 21,841 with 20% of the labels noisy, the names ImageNet-like
+(``synthetic.class_names``, 658 KB as a section body), metadata as a server writes it.
+
+"default" is ``encode(...)`` (effort 2); "previous" is ``encode(..., effort=3)``,
+the encoder that was the default before (every frame at Zstandard level 19
+except where the 15.9 bound rules it out): the same code and machine, in the
+same run, so the ratios compare like with like. Times are CPU time
+(``time.process_time``, one core: nothing here starts a thread), the best of
+the rounds. "cold" clears the per-process cache of ancillary frames before each
+round (a first payload); "warm" keeps it (the next payload of the same task).
+Decode is of the default payload.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import plada_codec
+from plada_codec import _compression
+from plada_codec.synthetic import (
+    class_names,
+    clustered_selection,
+    periodic_selection,
+    safety_net_selection,
+    uniform_selection,
+)
+
+IN21K, IN1K = 14_197_122, 1_281_167
+K21, K1 = 141_971, 128_117
+C = 200
+METADATA = {"mode": "low-energy", "keep": 0.01, "teacher": "resnet50", "seed": 0}
+
+
+def shapes():
+    """name -> (n_ref, n_classes, indices, labels, class names or None)."""
+    return {
+        "IN-21K 1% clustered": (IN21K, C, *clustered_selection(IN21K, K21, C, 5), None),
+        "IN-21K 1% uniform": (IN21K, C, *uniform_selection(IN21K, K21, C, 5), None),
+        "IN-21K 1% Safety-Net": (IN21K, C, *safety_net_selection(IN21K, K21, C, 5), None),
+        "IN-21K 1% periodic labels": (IN21K, C, *periodic_selection(IN21K, K21, C, 5), None),
+        "IN-1K 10% clustered": (IN1K, C, *clustered_selection(IN1K, K1, C, 5), None),
+        "IN-21K 1% Safety-Net, C = 21,841 + names": (
+            IN21K, 21_841, *safety_net_selection(IN21K, K21, 21_841, 5, label_noise=0.2), class_names(21_841)),
+    }
+
+
+def _clear_cache() -> None:
+    with _compression._cache_lock:
+        _compression._cache.clear()
+        _compression._cache_bytes = 0
+
+
+def cpu_best(fn, rounds: int, cold: bool = True):
+    best, result = float("inf"), None
+    for _ in range(rounds):
+        if cold:
+            _clear_cache()
+        start = time.process_time()
+        result = fn()
+        best = min(best, time.process_time() - start)
+    return result, best
+
+
+def measure(name, n_ref, n_classes, indices, labels, names, rounds: int) -> dict:
+    def enc(**kw):
+        return lambda: plada_codec.encode(indices, labels, n_ref=n_ref, n_classes=n_classes, class_names=names,
+                                          metadata=METADATA, backend="c", **kw)
+
+    new, t_new = cpu_best(enc(), rounds)
+    _, t_warm = cpu_best(enc(), rounds, cold=False)
+    old, t_old = cpu_best(enc(effort=3), max(1, rounds // 3))
+    _, t_dec = cpu_best(lambda: plada_codec.decode(new, backend="c"), rounds)
+    info = plada_codec.inspect(new)
+    pairs = sum(24 + s.stored_length + 4 for s in info.sections if s.critical) + 80
+    return {
+        "shape": name, "k": int(indices.size), "n_ref": n_ref, "n_classes": n_classes,
+        "codec": info.sections[0].codec_name, "bytes": len(new), "pairs_bytes": pairs,
+        "previous_bytes": len(old), "encode_ms": 1e3 * t_new, "encode_warm_ms": 1e3 * t_warm,
+        "previous_encode_ms": 1e3 * t_old, "decode_ms": 1e3 * t_dec,
+    }
+
+
+def table(rows) -> str:
+    out = ["| selection | k | codec | bytes (default) | bytes (previous) | size ratio | encode ms, default "
+           "(cold / warm) | encode ms, previous | time ratio | decode ms |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        warm = f" / {r['encode_warm_ms']:,.1f}" if r["n_classes"] > C else ""
+        out.append(f"| {r['shape']} | {r['k']:,} | {r['codec']} | {r['bytes']:,} | {r['previous_bytes']:,} | "
+                   f"{r['bytes'] / r['previous_bytes']:.4f} | {r['encode_ms']:,.1f}{warm} | "
+                   f"{r['previous_encode_ms']:,.1f} | {r['encode_ms'] / r['previous_encode_ms']:.3f} | "
+                   f"{r['decode_ms']:.1f} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    if "c" not in plada_codec.available_backends():
+        print("bench_encode.py: the C core is not built", file=sys.stderr)
+        return 2
+    rounds = 3 if "--quick" in argv else 7
+    rows = []
+    for name, (n_ref, n_classes, indices, labels, names) in shapes().items():
+        row = measure(name, n_ref, n_classes, indices, labels, names, rounds)
+        rows.append(row)
+        if "--json" in argv:
+            print(json.dumps(row), flush=True)
+        else:
+            print(f"  {name}: {row['encode_ms']:.1f} ms, previous {row['previous_encode_ms']:.1f} ms",
+                  file=sys.stderr, flush=True)
+    if "--json" not in argv:
+        print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
