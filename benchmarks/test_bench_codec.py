@@ -118,3 +118,19 @@ def test_encode(benchmark, contender, level, fmt, selection):
     data = benchmark.pedantic(encoder.encode, args=(indices, labels), kwargs=dict(n_ref=n_ref, n_classes=200),
                               rounds=3 if level == 19 or contender == "python" else 10, iterations=1)
     benchmark.extra_info["payload_bytes"] = len(data)
+
+
+@pytest.mark.parametrize("effort", [2, 3])
+@pytest.mark.parametrize("contender", CONTENDERS)
+def test_encode_effort(benchmark, contender, effort, selection):
+    """The default encode (effort 2) next to the previous default (effort 3); every shape:
+    benchmarks/bench_encode.py."""
+    name, n_ref, indices, labels = selection
+    if _slow_pure_cm(contender, "1.1", name):
+        pytest.skip("pure-Python context model on 1.4M pairs: minutes")
+    benchmark.group = f"encode {name} effort {effort}" + (" (default)" if effort == 2 else " (previous default)")
+    benchmark.extra_info.update(count=int(indices.size), n_ref=n_ref, effort=effort)
+    encoder = plada_codec.PayloadEncoder(effort=effort, backend=contender)
+    data = benchmark.pedantic(encoder.encode, args=(indices, labels), kwargs=dict(n_ref=n_ref, n_classes=200),
+                              rounds=3, iterations=1)
+    benchmark.extra_info["payload_bytes"] = len(data)
