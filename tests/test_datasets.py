@@ -608,8 +608,9 @@ def test_tar_index_in_a_daemonic_process_lists_in_process(tar_set):
     worker = context.Process(target=_index_in_a_daemon, args=(sorted(str(p) for p in root.glob("*.tar")), queue),
                              daemon=True)
     worker.start()
-    result = queue.get(timeout=120)
-    worker.join(timeout=30)
+    # Hang guards only, generous for a loaded 2-core machine: the result, not the time, is tested.
+    result = queue.get(timeout=1800)
+    worker.join(timeout=600)
     assert result == N_IMAGES
 
 
