@@ -13,11 +13,11 @@ from ._atomic import NotARegularFileError, write_atomically
 from ._backend import available_backends, backend
 from ._catalog import Catalog, Resolution
 from ._constants import (
+    DEFAULT_EFFORT,
     DEFAULT_MAX_ANCILLARY_BYTES,
     DEFAULT_MAX_COUNT,
     DEFAULT_MAX_METADATA_ITEMS,
     DEFAULT_MAX_SECTION_BYTES,
-    DEFAULT_EFFORT,
     DEFAULT_ZSTD_LEVEL,
     FORMAT_MAJOR,
     FORMAT_MINOR,
