@@ -14,6 +14,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "_compat": ["import_timm"],
     "data": ["ImageSet", "Miniature", "load_folder", "load_miniature", "load_npz"],
     "distributed": ["Context", "pick_device"],
     "engine": ["evaluate", "seed_everything", "train_classifier"],

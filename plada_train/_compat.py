@@ -13,8 +13,8 @@ import sys
 _SCHEMA = "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
 
 
-def import_timm():
-    """Import and return timm, repairing torchvision's import on CPU-only torch."""
+def import_torchvision():
+    """Import and return torchvision, repairing its import on CPU-only torch."""
     import torch
 
     if "torchvision" not in sys.modules:
@@ -28,6 +28,12 @@ def import_timm():
             for op in ("torchvision::nms", "torchvision::qnms"):
                 torch.library.define(op, _SCHEMA)
             import torchvision  # noqa: F401
+    return sys.modules["torchvision"]
+
+
+def import_timm():
+    """Import and return timm, repairing torchvision's import on CPU-only torch."""
+    import_torchvision()
     import timm
 
     return timm

@@ -372,7 +372,7 @@ def make_payload(scores: Scores, *, n_classes: int, reference: plada_codec.Refer
                  budget: int | None = None, mode: str = "low", score: str = "energy", safety_share: float = 0.0,
                  alpha: float = -0.2, seed: int = 0, spread: float = 1.0, class_names=None,
                  task_name: str | None = None,
-                 extra_metadata: dict | None = None, zstd_level: int = plada_codec.DEFAULT_ZSTD_LEVEL,
+                 extra_metadata: dict | None = None, zstd_level: int | None = None,
                  positions: np.ndarray | None = None) -> Produced:
     """Server steps 3-4: select from saved scores and encode the payload, bound
     to *reference* and carrying how the selection was made.

