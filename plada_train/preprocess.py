@@ -116,14 +116,36 @@ class Preprocess:
 
     # -- transforms ------------------------------------------------------------
 
-    def transform(self, train: bool = False, expect_size: tuple[int, int] | None = None) -> ImageTransform:
+    def transform(self, train: bool = False, expect_size: tuple[int, int] | None = None,
+                  uint8: bool = False) -> ImageTransform:
         """A picklable callable: image (PIL image, or uint8 array/tensor (C, H, W))
         -> float tensor (channels, H, W). ``train=True`` adds timm's training
         augmentation for timm models; the smallcnn recipe is the same either way
         (its augmentation, a random shift, is applied per batch by the engine).
         Without resizing, an image whose size is not ``input_size`` (or
-        *expect_size* when that is None) raises :class:`ImageSizeError`."""
-        return ImageTransform(self, train, expect_size)
+        *expect_size* when that is None) raises :class:`ImageSizeError`.
+
+        ``uint8=True``: the same geometry (resize, crop, augmentation) but the
+        result stays a uint8 tensor (channels, H, W); :meth:`normalize` of a
+        batch of them gives the float inputs, on the batch's device (DataLoader
+        workers decode, the GPU converts: FFCV/DALI practice)."""
+        return ImageTransform(self, train, expect_size, uint8=uint8)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images (..., C, H, W) -> float32 model inputs, on *x*'s device.
+
+        The numbers of :meth:`transform`'s float path, op for op (bit for bit on
+        CPU): smallcnn ``x * (2/255) - 1``; timm ``(x / 255 - mean) / std``
+        (torchvision's ``ToTensor`` then ``Normalize``). A float tensor is
+        returned unchanged (it is already normalised)."""
+        if x.dtype != torch.uint8:
+            return x
+        x = x.to(torch.float32)
+        if self.kind == "smallcnn":
+            return x.mul_(2.0 / 255.0).sub_(1.0)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+        return x.div_(255).sub_(mean).div_(std)
 
 
 def _fit(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
@@ -167,11 +189,17 @@ def _to_pil(image, channels: int):
 class ImageTransform:
     """``Preprocess.transform(train)``: a picklable callable (DataLoader workers)."""
 
-    def __init__(self, preprocess: Preprocess, train: bool, expect_size: tuple[int, int] | None = None) -> None:
+    def __init__(self, preprocess: Preprocess, train: bool, expect_size: tuple[int, int] | None = None,
+                 uint8: bool = False) -> None:
         self.preprocess = preprocess
         self.train = train
         self.expect_size = tuple(preprocess.input_size or expect_size or ()) or None
+        self.uint8 = uint8
         self._timm = None
+
+    def as_uint8(self) -> ImageTransform:
+        """This transform with uint8 output (``Preprocess.transform(uint8=True)``)."""
+        return ImageTransform(self.preprocess, self.train, self.expect_size, uint8=True)
 
     def __getstate__(self):
         return {**self.__dict__, "_timm": None}
@@ -181,7 +209,7 @@ class ImageTransform:
         if p.kind == "smallcnn":
             return self._smallcnn(image)
         if self._timm is None:
-            self._timm = _timm_transform(p, self.train)
+            self._timm = _timm_transform(p, self.train, self.uint8)
         return self._timm(_to_pil(image, p.channels))
 
     def _smallcnn(self, image) -> torch.Tensor:
@@ -202,6 +230,8 @@ class ImageTransform:
         if not p.resize and self.expect_size and array.shape[1:] != self.expect_size:
             h, w = self.expect_size
             raise ImageSizeError(f"image is {array.shape[1]}x{array.shape[2]}, the model's input is {h}x{w}")
+        if self.uint8:
+            return torch.from_numpy(np.array(array, dtype=np.uint8))  # a copy: file and memmap arrays are read-only
         x = torch.from_numpy(array.astype(np.float32))  # a copy: file and memmap arrays are read-only
         return x.mul_(2.0 / 255.0).sub_(1.0)  # the engine's uint8 -> [-1, 1], op for op
 
@@ -217,7 +247,7 @@ def _pil_filter(name: str):
     return filters[name]
 
 
-def _timm_transform(p: Preprocess, train: bool):
+def _timm_transform(p: Preprocess, train: bool, uint8: bool = False):
     from ._compat import import_timm
 
     import_timm()
@@ -226,7 +256,8 @@ def _timm_transform(p: Preprocess, train: bool):
     return create_transform(input_size=(p.channels, *p.input_size), is_training=train,
                             interpolation=p.interpolation, mean=p.mean, std=p.std,
                             crop_pct=p.crop_pct, crop_mode=p.crop_mode,
-                            hflip=p.hflip, scale=p.train_scale)
+                            hflip=p.hflip, scale=p.train_scale,
+                            use_prefetcher=uint8)  # timm's uint8 output (MaybePILToTensor), no ToTensor/Normalize
 
 
 def preprocess_for(model: torch.nn.Module | None, model_name: str, in_chans: int,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,21 +118,80 @@ def differences(found: dict, wanted: dict) -> list[str]:
     return out
 
 
-@torch.no_grad()
-def _score_shard(model: nn.Module, reference: Dataset, start: int, stop: int, *, temperature: float,
-                 batch_size: int, workers: int, device: torch.device) -> dict[str, np.ndarray]:
-    loader = DataLoader(reference, batch_size=batch_size, sampler=range(start, stop), num_workers=workers,
-                        pin_memory=device.type == "cuda")
-    parts = []
-    for x, index in loader:
-        with autocast(device):
-            logits = model(x.to(device, non_blocking=True))
-        parts.append((index.numpy(), *score_logits(logits.float().cpu(), temperature)))
+class _ShardBatches:
+    """Batch sampler over several shards: batches of *batch_size* starting at each
+    shard's first item (the last one of a shard shorter), shard after shard, so
+    one DataLoader (one set of workers) serves every shard of a rank and the
+    batches are those of any other number of processes. Lazy: nothing per item."""
+
+    def __init__(self, shards: list[tuple[int, int]], batch_size: int) -> None:
+        self.shards, self.batch_size = list(shards), batch_size
+
+    def plan(self) -> Iterator[tuple[int, range]]:
+        for number, (start, stop) in enumerate(self.shards):
+            for lo in range(start, stop, self.batch_size):
+                yield number, range(lo, min(stop, lo + self.batch_size))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _, batch in self.plan():
+            yield list(batch)
+
+    def __len__(self) -> int:
+        return sum(-(-(stop - start) // self.batch_size) for start, stop in self.shards)
+
+
+def iter_inputs(reference: Dataset, shards: list[tuple[int, int]], *, batch_size: int, workers: int = 0,
+                device: torch.device | str = "cpu") -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """The scoring data path: per batch ``(shard number in *shards*, inputs on *device*, item indices)``.
+
+    *shards* are ``(start, stop)`` item ranges, read in order in batches of
+    *batch_size* from each one's start. One DataLoader serves them all, so its
+    *workers* are forked once, not once per shard. For a plada data set the
+    workers decode and resize to uint8 (:func:`plada_train.data.uint8_view`),
+    batches travel as uint8 (pinned, non-blocking copies on CUDA) and are
+    converted to float and normalised on *device*: the numbers of the float
+    items, bit for bit on CPU, whatever the worker count."""
+    from .data import uint8_view
+
+    device = torch.device(device)
+    sampler = _ShardBatches(shards, batch_size)
+    if not len(sampler):
+        return
+    data, normalise = uint8_view(reference)
+    loader = DataLoader(data, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda")
+    for (number, expected), (x, index) in zip(sampler.plan(), loader):
+        if len(index) != len(expected) or int(index[0]) != expected.start:
+            raise RuntimeError(f"reference items {expected.start}..{expected.stop} came back out of order")
+        x = x.to(device, non_blocking=True)
+        yield number, (normalise(x) if normalise is not None else x), index
+
+
+def _finish_shard(parts: list, start: int, stop: int, n_classes: int) -> dict[str, np.ndarray]:
     index, labels, energy, entropy, msp = (np.concatenate(p) for p in zip(*parts))
     if not np.array_equal(index, np.arange(start, stop)):
         raise RuntimeError(f"reference items {start}..{stop} came back out of order")
-    labels = labels.astype(label_dtype(logits.shape[1]))  # shards too: one type per run, by the class count
+    labels = labels.astype(label_dtype(n_classes))  # shards too: one type per run, by the class count
     return {"labels": labels, "energy": energy, "entropy": entropy, "neg_max_softmax": msp}
+
+
+@torch.no_grad()
+def _score_shards(model: nn.Module, reference: Dataset, shards: list[tuple[int, int]], *, temperature: float,
+                  batch_size: int, workers: int, device: torch.device,
+                  bar=None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield ``(position in *shards*, scored arrays)`` as each shard completes."""
+    parts, current, n_classes = [], 0, 1
+    for number, x, index in iter_inputs(reference, shards, batch_size=batch_size, workers=workers, device=device):
+        if number != current:
+            yield current, _finish_shard(parts, *shards[current], n_classes)
+            parts, current = [], number
+        with autocast(device):
+            logits = model(x)
+        n_classes = logits.shape[1]
+        parts.append((index.numpy(), *score_logits(logits.float().cpu(), temperature)))
+        if bar is not None:
+            bar.update(len(index))
+    if parts:
+        yield current, _finish_shard(parts, *shards[current], n_classes)
 
 
 def score_reference(model: nn.Module, reference: Dataset, context: Context, *, temperature: float = 1.0,
@@ -144,7 +204,14 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
     and rank 0 returns the merged Scores (other ranks return None); this needs
     *parts_dir*, a folder the ranks share. With *parts_dir*, completed shards
     persist there and a new call with the same *provenance* resumes; a
-    different one is refused."""
+    different one is refused.
+
+    Items of a plada data set are decoded and resized to uint8 in the
+    DataLoader workers and normalised on the model's device
+    (:func:`iter_inputs`); one set of workers serves all of this rank's
+    shards. The progress bar counts images (rate and ETA), starting at the
+    images of shards already on disk; it is off unless *progress*, and off
+    when stderr is not a terminal."""
     from tqdm.auto import tqdm
 
     if not temperature > 0:
@@ -175,15 +242,22 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
         on_disk = len(list(parts.glob("shard-*.npz")))
         if on_disk:
             print(f"resuming: {on_disk} of {n_shards} shards already scored in {parts}", flush=True)
+    bounds = {s: (s * shard_size, min(n, (s + 1) * shard_size)) for s in mine}
+    paths = {s: parts / f"shard-{s:08d}.npz" if parts is not None else None for s in mine}
+    todo = [s for s in mine if paths[s] is None or not paths[s].exists()]  # others: completed by an earlier run
+    done_items = sum(stop - start for start, stop in bounds.values()) - sum(
+        bounds[s][1] - bounds[s][0] for s in todo)
+    # In images, not shards; a resumed run starts at the images already scored. disable=None: off
+    # when stderr is not a terminal (logs stay clean); --quiet turns progress off altogether.
+    bar = tqdm(total=sum(stop - start for start, stop in bounds.values()), initial=done_items,
+               desc="score reference", unit="img", unit_scale=True, leave=False,
+               disable=True if not progress or not context.is_main else None)
     done_now = 0
     results: dict[int, dict] = {}
-    for s in tqdm(mine, desc="score reference", disable=not progress or not context.is_main, leave=False):
-        start, stop = s * shard_size, min(n, (s + 1) * shard_size)
-        path = parts / f"shard-{s:08d}.npz" if parts is not None else None
-        if path is not None and path.exists():
-            continue  # completed by an earlier run
-        shard = _score_shard(model, reference, start, stop, temperature=temperature, batch_size=batch_size,
-                             workers=workers, device=device)
+    for position, shard in _score_shards(model, reference, [bounds[s] for s in todo], temperature=temperature,
+                                         batch_size=batch_size, workers=workers, device=device, bar=bar):
+        s = todo[position]
+        path = paths[s]
         if path is None:
             results[s] = shard
             continue
@@ -192,6 +266,7 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
         os.replace(tmp, path)  # a shard file exists only once complete
         done_now += 1
         fail_point("shards", done_now)
+    bar.close()
     context.barrier()
     if not context.is_main:
         return None
@@ -214,4 +289,4 @@ def remove_parts(parts_dir: str | Path) -> None:
     shutil.rmtree(parts_dir, ignore_errors=True)
 
 
-__all__ = ["Scores", "score_logits", "score_reference", "differences", "remove_parts", "SCORE_NAMES"]
+__all__ = ["Scores", "score_logits", "score_reference", "iter_inputs", "differences", "remove_parts", "SCORE_NAMES"]

@@ -17,8 +17,9 @@ One file per concern, one registry of reference kinds (:mod:`.registry`):
 - :mod:`.targets` — labelled targets: ``builtin:mnist``, an ``.npz``
   (x_train, y_train, optional x_test, y_test) or an ImageFolder-style folder;
 - :mod:`.subset` — the client's k selected items with the payload's labels;
-- :mod:`.checks` — :class:`DataError` (one line with a fix hint) and the
-  up-front input checks.
+- :mod:`.checks` — :class:`DataError` (one line with a fix hint), the
+  up-front input checks and :func:`uint8_view` (items as uint8 tensors, normalised
+  later per batch on the device).
 
 The layout rules themselves (what a folder, a tar sample or a parquet row is,
 the image extensions, item ids) belong to ``plada_codec.kinds``: this package
@@ -43,7 +44,7 @@ from .builtin import (
     load_mnist,
     load_npz,
 )
-from .checks import IMAGE_EXTENSIONS, DataError, check_inputs, default_preprocess
+from .checks import IMAGE_EXTENSIONS, DataError, check_inputs, default_preprocess, uint8_view
 from .reference import ReferenceImages
 from .reference_array import ArrayImages
 from .reference_catalog import CatalogImages
@@ -56,7 +57,7 @@ from .targets import ArrayLabelled, FolderLabelled, LabelledImages, TargetData, 
 __all__ = [
     "DataError", "IMAGE_EXTENSIONS", "ReferenceImages", "ArrayImages", "FolderImages", "TarImages", "CatalogImages",
     "LabelledImages", "ArrayLabelled", "FolderLabelled", "TargetData", "LabelledSubset", "open_reference",
-    "open_target", "check_inputs", "default_preprocess", "REFERENCE_KINDS",
+    "open_target", "check_inputs", "default_preprocess", "uint8_view", "REFERENCE_KINDS",
     "ImageSet", "Miniature", "FASHION_DIR", "load_miniature", "load_mnist", "load_fashion_mnist",
     "load_animal_mnist", "load_npz", "load_folder",
 ]

@@ -3,16 +3,19 @@ decoding, the first-item probe and the up-front input checks."""
 
 from __future__ import annotations
 
+import copy
 import io
+from collections.abc import Callable
 
 import torch
+from torch.utils.data import Dataset, Subset
 
 from plada_codec.kinds import IMAGE_EXTENSIONS
 
 from ..errors import DataError
-from ..preprocess import ImageSizeError, Preprocess
+from ..preprocess import ImageSizeError, ImageTransform, Preprocess
 
-__all__ = ["DataError", "IMAGE_EXTENSIONS", "check_inputs", "default_preprocess"]
+__all__ = ["DataError", "IMAGE_EXTENSIONS", "check_inputs", "default_preprocess", "uint8_view"]
 
 
 def _decode(data: bytes, where: str):
@@ -66,6 +69,31 @@ def _apply(transform, image, data, index: int) -> torch.Tensor:
         return transform(image)
     except ImageSizeError as exc:
         raise DataError(f"{_item_name(data, index)}: {exc}; pass --image-size to resize every image") from None
+
+
+def uint8_view(data: Dataset) -> tuple[Dataset, Callable[[torch.Tensor], torch.Tensor] | None]:
+    """*data* as uint8 items, and the function that makes a batch of them model inputs.
+
+    For a plada data set (or a ``torch.utils.data.Subset`` of one) whose transform
+    is a :class:`Preprocess`'s: a shallow copy whose items carry uint8 tensors
+    (C, H, W), decoded, resized and cropped but not normalised, and
+    ``Preprocess.normalize``, which converts a batch on whatever device it is
+    on (the same numbers as the float items). DataLoader workers then ship a
+    quarter of the bytes and do no per-image float work. Any other data set
+    comes back as it is, with None. *data* itself is not changed."""
+    if isinstance(data, Subset):
+        inner, normalise = uint8_view(data.dataset)
+        return (Subset(inner, data.indices), normalise) if normalise is not None else (data, None)
+    if not hasattr(data, "_transform") or not hasattr(data, "set_preprocess"):
+        return data, None
+    if data._transform is None and len(data):
+        data.set_preprocess(default_preprocess(data))  # what __getitem__ would do on the first item
+    transform = data._transform
+    if not isinstance(transform, ImageTransform):
+        return data, None
+    view = copy.copy(data)  # through __getstate__: a tar set's view opens its own file handles
+    view._transform = transform if transform.uint8 else transform.as_uint8()
+    return view, transform.preprocess.normalize
 
 
 def _checked_transform(preprocess: Preprocess, train: bool, data):
