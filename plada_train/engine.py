@@ -61,11 +61,21 @@ def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
 
 
 def _loader(dataset: Dataset, batch_size: int, indices, workers: int, device: torch.device, batch_sampler=None):
+    """Batches ``(inputs on *device*, second field)``: a plada data set's items
+    travel from the workers as uint8 (pinned on CUDA) and are normalised on
+    *device* (``data.uint8_view``; the float items' numbers, bit for bit on CPU)."""
+    from .data import uint8_view
+
+    data, normalise = uint8_view(dataset)
     if batch_sampler is not None:
-        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
-                          pin_memory=device.type == "cuda", persistent_workers=False)
-    return DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers,
-                      pin_memory=device.type == "cuda", drop_last=False)
+        loader = DataLoader(data, batch_sampler=batch_sampler, num_workers=workers,
+                            pin_memory=device.type == "cuda", persistent_workers=False)
+    else:
+        loader = DataLoader(data, batch_size=batch_size, sampler=indices, num_workers=workers,
+                            pin_memory=device.type == "cuda", drop_last=False)
+    for x, y in loader:
+        x = x.to(device, non_blocking=True)
+        yield (normalise(x) if normalise is not None else x), y
 
 
 class _OutlierBatches:
@@ -171,11 +181,11 @@ def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, conte
         order = list(sampler)[skip * per_rank:]  # resume mid-epoch without reading skipped items
         for x, y in _loader(data, per_rank, order, recipe.workers, device):
             g = _step_generator(recipe.seed, rank, step)
-            x = augment(x.to(device, non_blocking=True), recipe, g)
+            x = augment(x, recipe, g)
             y = y.to(device, non_blocking=True)
             if outlier_iter is not None:
                 xo, _ = next(outlier_iter)
-                x = torch.cat([x, augment(xo.to(device, non_blocking=True), recipe, g)])  # one batch for BatchNorm
+                x = torch.cat([x, augment(xo, recipe, g)])  # one batch for BatchNorm
             with autocast(device):
                 logits = trained(x)
                 loss = F.cross_entropy(logits[: len(y)], y)
@@ -209,7 +219,7 @@ def evaluate(model: nn.Module, data: Dataset, context: Context, *, batch_size: i
     correct = 0
     for x, y in _loader(data, batch_size, indices, workers, context.device):
         with autocast(context.device):
-            logits = model(x.to(context.device, non_blocking=True))
+            logits = model(x)
         correct += int((logits.float().argmax(1).cpu() == y).sum())
     total_correct, = context.all_reduce_sum([float(correct)])
     return total_correct / len(data)

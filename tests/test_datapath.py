@@ -150,3 +150,25 @@ def test_the_bar_counts_images_and_a_resumed_run_starts_where_it_stopped(jpegs, 
     whole = scoring.score_reference(model, refs, Context(), batch_size=4, shard_size=10)
     assert resumed.energy.tobytes() == whole.energy.tobytes()
     assert _Bar.made[-1].kwargs["disable"] is True  # progress=False (--quiet): no bar at all
+
+
+def test_training_and_evaluation_batches_travel_as_uint8_and_match_the_float_items(jpegs, monkeypatch):
+    from plada_train import engine
+    from plada_train.data import LabelledSubset
+
+    seen = []
+
+    class Spying(engine.DataLoader):
+        def __iter__(self):
+            for x, y in super().__iter__():
+                seen.append(x.dtype)
+                yield x, y
+
+    monkeypatch.setattr(engine, "DataLoader", Spying)
+    refs = open_reference(str(jpegs[1]))
+    subset = LabelledSubset(refs, [3, 30, 7, 21, 0], [1, 0, 1, 2, 0]).set_preprocess(TIMM)
+    batches = list(engine._loader(subset, 2, [0, 1, 2, 3, 4], 0, torch.device("cpu")))
+    assert seen == [torch.uint8] * 3
+    x = torch.cat([b for b, _ in batches])
+    assert x.dtype == torch.float32 and torch.equal(x, torch.stack([subset[j][0] for j in range(5)]))
+    assert torch.cat([y for _, y in batches]).tolist() == [1, 0, 1, 2, 0]
