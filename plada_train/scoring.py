@@ -150,7 +150,9 @@ def iter_inputs(reference: Dataset, shards: list[tuple[int, int]], *, batch_size
     workers decode and resize to uint8 (:func:`plada_train.data.uint8_view`),
     batches travel as uint8 (pinned, non-blocking copies on CUDA) and are
     converted to float and normalised on *device*: the numbers of the float
-    items, bit for bit on CPU, whatever the worker count."""
+    items, bit for bit on CPU, whatever the worker count. On CPU the inputs
+    are written into one reused buffer: a batch's inputs are valid until the
+    next batch is asked for (scoring uses each at once)."""
     from .data import uint8_view
 
     device = torch.device(device)
@@ -159,11 +161,20 @@ def iter_inputs(reference: Dataset, shards: list[tuple[int, int]], *, batch_size
         return
     data, normalise = uint8_view(reference)
     loader = DataLoader(data, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda")
+    buffer = None
     for (number, expected), (x, index) in zip(sampler.plan(), loader):
         if len(index) != len(expected) or int(index[0]) != expected.start:
             raise RuntimeError(f"reference items {expected.start}..{expected.stop} came back out of order")
         x = x.to(device, non_blocking=True)
-        yield number, (normalise(x) if normalise is not None else x), index
+        if normalise is None:
+            yield number, x, index
+            continue
+        out = None
+        if device.type == "cpu" and x.dtype == torch.uint8:  # the CUDA caching allocator already reuses memory
+            if buffer is None or buffer.shape[1:] != x.shape[1:] or len(buffer) < len(x):
+                buffer = torch.empty(x.shape, dtype=torch.float32)
+            out = buffer[:len(x)]
+        yield number, normalise(x, out), index
 
 
 def _finish_shard(parts: list, start: int, stop: int, n_classes: int) -> dict[str, np.ndarray]:

@@ -58,6 +58,8 @@ def test_normalize_matches_a_hand_written_reference_and_the_float_path():
     np.testing.assert_allclose(small.normalize(x).numpy(), x.numpy() / 255 * 2 - 1, rtol=0, atol=2e-7)
     floats = small.normalize(x)
     assert TIMM.normalize(floats) is floats  # already float: unchanged
+    out = torch.empty(x.shape)
+    assert TIMM.normalize(x, out).data_ptr() == out.data_ptr() and torch.equal(out, got)
 
 
 @pytest.mark.parametrize("pre", [TIMM, Preprocess("smallcnn", "smallcnn", 3, (20, 20), resize=True,
@@ -88,7 +90,8 @@ def test_iter_inputs_same_numbers_for_0_and_2_workers_and_as_the_float_items(jpe
     shards = [(0, 16), (16, 32), (32, N)]
     runs = {}
     for workers in (0, 2):
-        got = list(scoring.iter_inputs(refs, shards, batch_size=6, workers=workers))
+        # on CPU a batch's inputs live in a reused buffer until the next batch: copy them
+        got = [(n, x.clone(), i) for n, x, i in scoring.iter_inputs(refs, shards, batch_size=6, workers=workers)]
         assert [n for n, _, _ in got] == [0, 0, 0, 1, 1, 1, 2]  # batches start at each shard's first item
         assert [int(i[0]) for _, _, i in got] == [0, 6, 12, 16, 22, 28, 32]
         runs[workers] = torch.cat([x for _, x, _ in got])
