@@ -18,9 +18,11 @@ into tar shards, then measures in one run:
   one DataLoader, so one fork of the workers, per shard).
 
 Every setting runs once per round, --repeat rounds, best of them (a shared
-machine's load then falls on every setting alike). Prints images/s and the
-ratio of each plada row to the plain loop with as many processes (workers=0
-is compared with the 1-process loop).
+machine's load then falls on every setting alike). Prints images/s (wall
+clock) and images per CPU second (this process and its reaped children: the
+DataLoader workers or the loop's processes; the per-worker-process cost,
+steady on a loaded machine), and the ratios of each plada row to the plain
+loop with as many processes (workers=0 is compared with the 1-process loop).
 """
 
 from __future__ import annotations
@@ -81,22 +83,32 @@ def _plain(args) -> int:
     return len(paths)
 
 
-def plain_loop(paths: list[Path], processes: int, short: int, size: int, resample) -> float:
-    start = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds of this process and of its reaped children (DataLoader workers, pool processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def plain_loop(paths: list[Path], processes: int, short: int, size: int, resample) -> tuple[float, float]:
+    """(images/s, images per CPU second)."""
+    start, cpu = time.perf_counter(), _cpu()
     if processes <= 1:
         _plain((paths, short, size, resample))
     else:
         chunks = [(paths[i::processes], short, size, resample) for i in range(processes)]
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            pool.map(_plain, chunks)
-    return len(paths) / (time.perf_counter() - start)
+        pool = multiprocessing.get_context("fork").Pool(processes)
+        pool.map(_plain, chunks)
+        pool.close()
+        pool.join()  # reaped: their CPU time is counted
+    return len(paths) / (time.perf_counter() - start), len(paths) / (_cpu() - cpu)
 
 
 def _touch(x: torch.Tensor) -> None:
     float(x.reshape(len(x), -1)[:, 0].sum())
 
 
-def plada_path(refs, shard_size: int, batch_size: int, workers: int, legacy: bool) -> float:
+def plada_path(refs, shard_size: int, batch_size: int, workers: int, legacy: bool) -> tuple[float, float]:
+    """(images/s, images per CPU second, main process and workers together)."""
     from torch.utils.data import DataLoader
 
     from plada_train import scoring
@@ -104,7 +116,7 @@ def plada_path(refs, shard_size: int, batch_size: int, workers: int, legacy: boo
     n = len(refs)
     shards = [(s, min(n, s + shard_size)) for s in range(0, n, shard_size)]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     if legacy or not hasattr(scoring, "iter_inputs"):
         # the path before issue 15, as _score_shard ran it: one DataLoader per shard
         for lo, hi in shards:
@@ -117,7 +129,7 @@ def plada_path(refs, shard_size: int, batch_size: int, workers: int, legacy: boo
             _touch(x)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), n / (_cpu() - cpu)
 
 
 def main() -> None:
@@ -156,26 +168,32 @@ def main() -> None:
             refs[kind] = open_reference(str(spec))
             refs[kind].set_preprocess(pre)
         which = ["plada"] + (["legacy"] if args.legacy and hasattr(scoring, "iter_inputs") else [])
-        plain: dict[int, float] = {}
-        best: dict[tuple, float] = {}
+        plain: dict[int, tuple[float, float]] = {}
+        best: dict[tuple, tuple[float, float]] = {}
         # Rounds over every setting, best of --repeat each: a shared machine's load moves between
         # settings, and interleaving spreads it over all of them alike.
         for _ in range(args.repeat):
             for processes in sorted({max(1, w) for w in args.workers}):
-                plain[processes] = max(plain.get(processes, 0.0), plain_loop(paths, processes, short, size, resample))
+                plain[processes] = _best(plain.get(processes), plain_loop(paths, processes, short, size, resample))
             for kind in refs:
                 for path in which:
                     for workers in args.workers:
-                        rate = plada_path(refs[kind], args.shard_size, args.batch_size, workers,
-                                          legacy=path == "legacy")
-                        best[path, kind, workers] = max(best.get((path, kind, workers), 0.0), rate)
-        rows = [("plain", "files", f"{p} process{'es' if p > 1 else ''}", rate, 1.0) for p, rate in plain.items()]
-        rows += [(path, kind, f"{workers} workers", rate, rate / plain[max(1, workers)])
-                 for (path, kind, workers), rate in best.items()]
-    print("\n| path | storage | processes | images/s | vs plain loop, same processes |")
-    print("|---|---|---|---:|---:|")
-    for which, kind, procs, rate, ratio in rows:
-        print(f"| {which} | {kind} | {procs} | {rate:,.1f} | {ratio:.2f}x |")
+                        rates = plada_path(refs[kind], args.shard_size, args.batch_size, workers,
+                                           legacy=path == "legacy")
+                        best[path, kind, workers] = _best(best.get((path, kind, workers)), rates)
+    rows = [("plain", "files", f"{p} process{'es' if p > 1 else ''}", *rates, 1.0, 1.0)
+            for p, rates in plain.items()]
+    rows += [(path, kind, f"{workers} workers", wall, cpu, wall / plain[max(1, workers)][0],
+              cpu / plain[max(1, workers)][1]) for (path, kind, workers), (wall, cpu) in best.items()]
+    print("\n| path | storage | processes | images/s | images per CPU s | vs plain loop, images/s | "
+          "vs plain loop, per CPU s |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for which_, kind, procs, wall, cpu, ratio, cpu_ratio in rows:
+        print(f"| {which_} | {kind} | {procs} | {wall:,.1f} | {cpu:,.1f} | {ratio:.2f}x | {cpu_ratio:.2f}x |")
+
+
+def _best(a: tuple[float, float] | None, b: tuple[float, float]) -> tuple[float, float]:
+    return b if a is None else (max(a[0], b[0]), max(a[1], b[1]))
 
 
 if __name__ == "__main__":
