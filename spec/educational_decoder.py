@@ -369,7 +369,7 @@ def decode(data: bytes, *, max_count: int = 2**24, max_section_bytes: int = 2**2
     out = {"format_version": f"1.{minor}", "n_ref": n_ref, "n_classes": c, "count": k,
            "fingerprint": None if unbound else fingerprint.hex(), "indices": None, "labels": None,
            "class_names": None, "task_name": None, "metadata": None}
-    for stype, codec, compression, raw_length, body in plan:  # the critical bounds first
+    for stype, codec, _compression, raw_length, _body in plan:  # the critical bounds first
         low, high = CODECS[(stype, codec)][2](k, n_ref, c)
         if not stype & 0x8000 and not low <= raw_length <= high:
             fail("FormatError", "raw_length outside its bounds")
