@@ -17,11 +17,13 @@ the mean over student seeds with its spread. What travels, per family:
 - **weights, linear probe** — a linear head on a frozen backbone the client
   must already hold (here: the built-in CNN's feature layers, initialised
   from a fixed seed, that is: the client holds the seed and the model code);
-  INT8 weights (per-tensor scale, float32) and float32 bias, Zstd-19.
+  INT8 weights (per-tensor scale, float32), float32 bias and the features'
+  float32 mean and std (the standardisation the head was trained on), Zstd-19.
 - **weights, whole model** — the teacher itself, globally L1-pruned to a
-  sparsity (torch.nn.utils.prune) and every float tensor INT8-quantized
-  (per-tensor scale), Zstd-19; the client runs it as it is (no student, so
-  its accuracy has no seed spread).
+  sparsity (torch.nn.utils.prune) and retrained with the pruned weights held
+  at zero (Deep Compression; ``FINETUNE_STEPS`` steps of the teacher recipe),
+  then every float tensor INT8-quantized (per-tensor scale), Zstd-19; the
+  client runs it as it is (no student, so its accuracy has no seed spread).
 
 Dataset distillation, the paper's third family, is out of scope: it needs a
 separate optimisation per task and the paper quotes it from the literature.
@@ -60,6 +62,7 @@ JPEG_QUALITY = 30
 ZSTD_LEVEL = 19
 RESULTS = "baselines.json"
 PROBE_BACKBONE_SEED = 12345
+FINETUNE_STEPS = 300  # student-sized retraining of a pruned teacher
 
 
 @dataclass
@@ -382,13 +385,13 @@ def run_baselines(target: str, reference: str, out: str | Path, *, keeps: Sequen
             optimiser.zero_grad()
             nn.functional.cross_entropy(head((train_x - mean) / std), y).backward()
             optimiser.step()
-        # Fold the standardisation into the head so that only one layer travels.
-        with torch.no_grad():
-            weight = head.weight / std
-            bias = head.bias - (weight * mean).sum(1)
-        wire, restored = int8_state_bytes({"weight": weight, "bias": bias}, keep_float=("bias",))
+        # The standardisation travels as float32 beside the INT8 weights: folded into the weights,
+        # a near-constant feature (a dead ReLU) gets a huge weight and the per-tensor INT8 scale
+        # then rounds every other weight to zero.
+        wire, restored = int8_state_bytes({"weight": head.weight, "bias": head.bias, "mean": mean, "std": std},
+                                          keep_float=("bias", "mean", "std"))
         probe_bytes[0] = len(wire)
-        logits = test_x @ restored["weight"].T + restored["bias"]
+        logits = ((test_x - restored["mean"]) / restored["std"]) @ restored["weight"].T + restored["bias"]
         return float((logits.argmax(1) == test_y).float().mean())
 
     if not store.done(probe_key):
@@ -399,8 +402,15 @@ def run_baselines(target: str, reference: str, out: str | Path, *, keeps: Sequen
                         list(seeds), time.perf_counter() - start,
                         {"backbone": f"SmallCNN feature layers, torch.manual_seed({PROBE_BACKBONE_SEED})"}))
         log(f"probe-int8: {probe_bytes[0]:,} B, accuracy {mean:.4f} ± {std:.4f}")
+    def finetune(model: nn.Module) -> nn.Module:
+        """Deep Compression's retraining: the pruned weights stay zero (torch's masks) while the rest adapt."""
+        tuning = ArrayLabelled(train_images, train_labels, "finetune")
+        tuning.set_preprocess(preprocess, train=True)
+        recipe = teacher_recipe.with_(epochs=None, steps=FINETUNE_STEPS, outlier_weight=0.0, checkpoint_every=0)
+        return train_classifier(model, tuning, recipe, context)
+
     for sparsity in (0.0, *sparsities):
-        pruned = _pruned(teacher, sparsity)
+        pruned = _pruned(teacher, sparsity, finetune if sparsity > 0 else None)
         wire, restored = int8_state_bytes(pruned.state_dict())
         model = _load_teacher(server, n_classes, channels)
         model.load_state_dict(restored)
@@ -424,9 +434,10 @@ def _load_teacher(server: Path, n_classes: int, channels: int) -> nn.Module:
     return model.eval()
 
 
-def _pruned(model: nn.Module, sparsity: float) -> nn.Module:
+def _pruned(model: nn.Module, sparsity: float, finetune=None) -> nn.Module:
     """A copy of *model* with the smallest-magnitude fraction *sparsity* of its
-    conv and linear weights set to zero (global L1, torch.nn.utils.prune)."""
+    conv and linear weights set to zero (global L1, torch.nn.utils.prune),
+    then ``finetune(model)`` with the masks in place, when given."""
     import copy
 
     from torch.nn.utils import prune
@@ -435,6 +446,8 @@ def _pruned(model: nn.Module, sparsity: float) -> nn.Module:
     layers = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if sparsity > 0:
         prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=sparsity)
+        if finetune is not None:
+            model = finetune(model)
         for module, name in layers:
             prune.remove(module, name)
     return model

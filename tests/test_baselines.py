@@ -168,3 +168,33 @@ def test_report_counts_kept_images_per_class(tmp_path, capsys):
         (tmp_path / "report.md").read_text()
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_retraining_after_pruning_keeps_the_pruned_weights_zero():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(10, 10), torch.nn.Linear(10, 2))
+    pruned_before = baselines._pruned(model, 0.5)
+    zeros_before = [m.weight == 0 for m in pruned_before]
+
+    def finetune(m):
+        optimiser = torch.optim.SGD(m.parameters(), lr=1.0)
+        for _ in range(3):
+            optimiser.zero_grad()
+            m(torch.randn(8, 10)).square().sum().backward()
+            optimiser.step()
+        return m
+
+    tuned = baselines._pruned(model, 0.5, finetune)
+    for layer, zero in zip(tuned, zeros_before):
+        assert torch.equal(layer.weight == 0, zero)  # the same weights pruned, and still zero
+    assert any(not torch.equal(a.weight, b.weight) for a, b in zip(tuned, pruned_before))  # the rest moved
+
+
+def test_probe_bytes_carry_weights_bias_and_standardisation():
+    weight, bias = torch.tensor([[1.27, -0.635]]), torch.tensor([0.5])
+    mean, std = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 4.0])
+    wire, _ = baselines.int8_state_bytes({"weight": weight, "bias": bias, "mean": mean, "std": std},
+                                         keep_float=("bias", "mean", "std"))
+    raw = np.array([127, -64], np.int8).tobytes() + struct.pack("<f", 0.01) + \
+        np.array([0.5, 1.0, 2.0, 0.5, 4.0], "<f4").tobytes()
+    assert wire == zstandard.ZstdCompressor(level=19).compress(raw)
