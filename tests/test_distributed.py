@@ -114,7 +114,7 @@ def test_ctrl_c_under_torchrun_is_one_line_from_rank_0(digits, tmp_path):
                "--teacher-steps", "1000000", "--teacher-batch-size", "64", *COMMON]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    guard = threading.Timer(600, lambda: os.killpg(proc.pid, signal.SIGKILL))  # a hang guard only
+    guard = threading.Timer(1800, lambda: os.killpg(proc.pid, signal.SIGKILL))  # a hang guard only
     guard.start()
     try:
         for line in proc.stdout:
