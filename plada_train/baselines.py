@@ -55,8 +55,8 @@ from .data import ArrayLabelled, open_target
 from .errors import DataError
 from .recipes import StudentRecipe, TeacherRecipe
 
-__all__ = ["Point", "run_baselines", "jpeg_zstd_bytes", "pack_images", "unpack_images", "kcenter_greedy",
-           "int8_state_bytes", "quantize_int8", "BaselineReport"]
+__all__ = ["Point", "run_baselines", "load_report", "plot", "jpeg_zstd_bytes", "pack_images", "unpack_images",
+           "kcenter_greedy", "int8_state_bytes", "quantize_int8", "BaselineReport"]
 
 JPEG_QUALITY = 30
 ZSTD_LEVEL = 19
@@ -453,6 +453,12 @@ def _pruned(model: nn.Module, sparsity: float, finetune=None) -> nn.Module:
     return model
 
 
+def load_report(out: str | Path) -> BaselineReport:
+    """The points of a finished (or partial) run in *out*."""
+    path = Path(out) / RESULTS
+    return BaselineReport([Point(**p) for p in json.loads(path.read_text())["points"]], path)
+
+
 def plot(report: BaselineReport, path: Path, title: str = "") -> None:
     """Accuracy against bytes on the wire (log x), one series per method, seed spread as error bars."""
     import matplotlib
@@ -462,8 +468,9 @@ def plot(report: BaselineReport, path: Path, title: str = "") -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     methods: dict[str, list[Point]] = {}
-    for point in report.points:
-        methods.setdefault(point.method, []).append(point)
+    for point in report.points:  # PLADA: one series per selection (keep rates along it)
+        series = f"plada {point.variant.rsplit(' ', 1)[0]}" if point.method == "plada" else point.method
+        methods.setdefault(series, []).append(point)
     for method, points in sorted(methods.items()):
         points.sort(key=lambda p: p.bytes)
         ax.errorbar([p.bytes for p in points], [p.accuracy for p in points], yerr=[p.accuracy_std for p in points],
