@@ -87,18 +87,9 @@ def _cmd_show(args) -> int:
     return EXIT_OK
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
-
-def add_catalog_command(sub, epilog: str) -> None:
-    """Register ``plada catalog`` and its three sub-commands on *sub*."""
+def add_catalog_command(sub, epilog: str, positive_int) -> None:
+    """Register ``plada catalog`` and its three sub-commands on *sub* (*positive_int*: the CLI's
+    argument type for counts)."""
     p = sub.add_parser("catalog", help="build a catalog of a reference set, or resolve a local copy against one",
                        epilog=epilog)
     commands = p.add_subparsers(dest="catalog_command", required=True, parser_class=type(p))
@@ -115,7 +106,7 @@ def add_catalog_command(sub, epilog: str) -> None:
                         "its first SEP, e.g. prefix:_ for ImageNet synsets)")
     b.add_argument("--no-content", action="store_true", help="ids only, no per-item SHA-256")
     b.add_argument("--kind", choices=kinds, default="auto", help="layout of PATH (default: detected)")
-    b.add_argument("--workers", type=_positive_int, default=None, help="threads hashing files (default: up to 8)")
+    b.add_argument("--workers", type=positive_int, default=None, help="threads hashing files (default: up to 8)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_build)
 
@@ -129,7 +120,7 @@ def add_catalog_command(sub, epilog: str) -> None:
                    help="do not hash the local items against the catalog's digests")
     r.add_argument("--index", metavar="PATH", help="where to cache the resolution (default: beside the catalog)")
     r.add_argument("--rebuild", action="store_true", help="ignore a cached resolution and list the copy again")
-    r.add_argument("--workers", type=_positive_int, default=None, help="threads hashing files (default: up to 8)")
+    r.add_argument("--workers", type=positive_int, default=None, help="threads hashing files (default: up to 8)")
     r.add_argument("--json", action="store_true",
                    help="one JSON object: present, missing, extra (counts), missing_ids, extra_ids, differ, ...")
     r.set_defaults(func=_cmd_resolve)

@@ -533,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_ref_hash)
 
-    _cli_catalog.add_catalog_command(sub, _EPILOG)
+    _cli_catalog.add_catalog_command(sub, _EPILOG, _positive_int)
     return parser
 
 

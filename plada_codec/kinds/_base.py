@@ -176,6 +176,19 @@ class Kind:
         )
 
 
+def holds_only(path: Path, suffix: str) -> bool:
+    """Whether the folder *path* holds at least one visible regular ``*suffix`` file and nothing
+    else visible (how a folder of tar shards or of parquet files is told from a folder tree)."""
+    if not path.is_dir():
+        return False
+    try:
+        visible = [e for e in os.scandir(path) if not e.name.startswith(".")]
+    except OSError as exc:
+        raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
+    files = [e for e in visible if e.name.endswith(suffix) and e.is_file(follow_symlinks=False)]
+    return bool(files) and len(files) == len(visible)
+
+
 def file_signature(files: Sequence[str]) -> list[tuple[str, int, int]]:
     """(file name, size, mtime_ns) of each file."""
     rows = []

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ReferenceSetError
-from ._base import Kind, Listing, PackedStrings, file_signature, stem_of
+from ._base import Kind, Listing, PackedStrings, file_signature, holds_only, stem_of
 
 IMAGE_COLUMN = "image"
 
@@ -86,14 +86,7 @@ class ParquetKind(Kind):
     def detect(cls, path: Path) -> bool:
         if path.is_file():
             return path.name.endswith(".parquet")
-        if not path.is_dir():
-            return False
-        try:
-            visible = [e for e in os.scandir(path) if not e.name.startswith(".")]
-        except OSError as exc:
-            raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
-        files = [e for e in visible if e.name.endswith(".parquet") and e.is_file(follow_symlinks=False)]
-        return bool(files) and len(files) == len(visible)
+        return holds_only(path, ".parquet")
 
     @classmethod
     def scan(cls, path: str) -> Listing:

@@ -8,13 +8,12 @@ shard's name, so shuffled shards of the same images give the same names.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .._errors import ReferenceSetError
-from ._base import Kind, Listing, PackedStrings, file_signature, read_exactly
+from ._base import Kind, Listing, PackedStrings, file_signature, holds_only, read_exactly
 
 
 def _shard_files(path: Path) -> list[str]:
@@ -35,14 +34,7 @@ class TarKind(Kind):
                     f"{path}: compressed tar shards cannot be read by offset; store them uncompressed (.tar)"
                 )
             return path.name.endswith(".tar")
-        if not path.is_dir():
-            return False
-        try:
-            visible = [e for e in os.scandir(path) if not e.name.startswith(".")]
-        except OSError as exc:
-            raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
-        shards = [e for e in visible if e.name.endswith(".tar") and e.is_file(follow_symlinks=False)]
-        return bool(shards) and len(shards) == len(visible)
+        return holds_only(path, ".tar")
 
     @classmethod
     def scan(cls, path: str) -> Listing:
