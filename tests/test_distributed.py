@@ -112,8 +112,10 @@ def test_ctrl_c_under_torchrun_is_one_line_from_rank_0(digits, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                "plada_train", "produce", "--target", target, "--reference", reference, "--out", str(tmp_path / "out"),
                "--teacher-steps", "1000000", "--teacher-batch-size", "64", *COMMON]
+    # SIGINT at its default in the child: a shell's background job (a CI runner) starts with it ignored.
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     guard = threading.Timer(1800, lambda: os.killpg(proc.pid, signal.SIGKILL))  # a hang guard only
     guard.start()
     try:

@@ -368,8 +368,11 @@ def test_ctrl_c_is_one_line_and_exit_130(digits, tmp_path):
     command = [sys.executable, "-m", "plada_train", "produce", "--target", target, "--reference", reference,
                "--out", str(tmp_path / "out"), "--teacher-steps", "1000000", "--teacher-batch-size", "64",
                "--image-size", "16", "--device", "cpu", "--quiet"]
+    # A shell's background job starts with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: restore the default in the child, as a terminal's Ctrl-C finds it.
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     guard = threading.Timer(1800, proc.kill)  # a hang guard only (a loaded CI machine is slow)
     guard.start()
     try:
