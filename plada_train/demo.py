@@ -1,4 +1,4 @@
-"""The demo: the whole PLADA pipeline on the built-in miniature (OFFLINE-DATA.md).
+"""The demo: the whole PLADA pipeline on the built-in miniature.
 
 Target task MNIST; reference pool = MNIST valid (10k, in-domain) + Fashion-MNIST
 (70k) + Animal-MNIST (10k), labels dropped. It runs exactly what the README's

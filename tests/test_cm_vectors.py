@@ -36,7 +36,7 @@ def test_encoder_picks_the_context_model_on_clustered_selections(backend):
 
 
 def test_encoder_keeps_the_1_0_escape_for_a_periodic_selection(backend):
-    """One contiguous run with periodic labels: Zstandard over the 1.0 layout wins (CODING-NOTES)."""
+    """One contiguous run with periodic labels: Zstandard over the 1.0 layout wins."""
     indices = np.arange(5_000)
     labels = np.arange(5_000) % 17
     data = plada_codec.encode(indices, labels, n_ref=5_000, n_classes=17, zstd_level=3, backend=backend)

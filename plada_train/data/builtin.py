@@ -1,5 +1,5 @@
 """Ordered data sets: in-memory arrays, folders of images, and the built-in
-offline miniature of the paper's setting (OFFLINE-DATA.md).
+offline miniature of the paper's setting (data packages that install without internet).
 
 Images are kept as uint8 arrays of shape (N, C, H, W); the item order is the
 order the reference fingerprint is computed over.
@@ -125,7 +125,7 @@ def load_animal_mnist() -> ImageSet:
 
 @dataclass
 class Miniature:
-    """Target task MNIST and the 90k-image reference pool of OFFLINE-DATA.md.
+    """Target task MNIST and the 90k-image reference pool of the built-in miniature.
 
     ``pool_truth`` holds the true digit for the pool's MNIST items and -1 for
     the rest; it is never given to the pipeline, only used to report
