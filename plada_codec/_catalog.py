@@ -318,13 +318,9 @@ class Catalog:
                 raise ReferenceSetError(f"{where}: digests must be 64 lowercase hex digits")
             digest_array = np.frombuffer(bytes.fromhex("".join(digests)), np.uint8).reshape(-1, 32)
         order = np.argsort(encoded, kind="stable") if group_array is None else np.lexsort((encoded, group_array))
-        encoded = encoded[order]
-        duplicate = np.flatnonzero(np.sort(encoded)[1:] == np.sort(encoded)[:-1])
-        if len(duplicate):
-            raise ReferenceSetError(f"{where}: item id {np.sort(encoded)[duplicate[0]].decode()!r} appears twice; "
-                                    "ids must be unique (choose another --id rule)")
-        catalog = cls(encoded, None if group_array is None else group_array[order],
+        catalog = cls(encoded[order], None if group_array is None else group_array[order],
                       None if digest_array is None else digest_array[order], b"", "")
+        _check_unique(catalog, where, hint="; ids must be unique (choose another --id rule)")
         catalog.fingerprint = hashlib.sha256(catalog.to_bytes()).digest()
         return catalog
 
@@ -427,12 +423,13 @@ def _check_order(ids: np.ndarray, groups: np.ndarray | None, where: str) -> None
                                 f"{ids[i + 1].decode()!r} follows {ids[i].decode()!r}")
 
 
-def _check_unique(catalog: Catalog, where: str) -> None:
+def _check_unique(catalog: Catalog, where: str, hint: str = "") -> None:
+    """Refuse a repeated id; the id order it sorts is kept for ``index_of``."""
     order = catalog._sorted()
     ordered = catalog._ids[order]
     same = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(same):
-        raise ReferenceSetError(f"{where}: id {ordered[same[0]].decode()!r} appears twice")
+        raise ReferenceSetError(f"{where}: item id {ordered[same[0]].decode()!r} appears twice{hint}")
 
 
 def item_ids(listing: Listing, rule: str) -> list[str]:

@@ -366,13 +366,11 @@ def _cmd_inspect(args) -> int:
 
 def _cmd_verify(args) -> int:
     reference = _reference_from(args)
-    info = verify(_read(args), reference=reference, max_count=args.max_count,
-                          max_section_bytes=args.max_section_bytes)
+    data = _read(args)  # once: standard input cannot be read twice
+    info = verify(data, reference=reference, max_count=args.max_count, max_section_bytes=args.max_section_bytes)
     checked = "checksums and content" + (" and reference fingerprint" if reference else "")
     if getattr(args, "resolution", None) is not None:
-        _cli_catalog.report_selected(args.resolution, decode(_read(args), max_count=args.max_count,
-                                                            max_section_bytes=args.max_section_bytes).indices,
-                                     stream=sys.stdout)
+        _cli_catalog.report_selected(args.resolution, _decode(args, data).indices, stream=sys.stdout)
     _print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
     return EXIT_OK
 
