@@ -291,3 +291,19 @@ def test_invalid_vector_files(path):
         "ReferenceSetError"
     with pytest.raises(ReferenceSetError):
         Catalog.open(path)
+
+
+def test_cli_verify_from_standard_input_with_a_local_copy(stored, tmp_path, monkeypatch, capsys):
+    import sys
+    import types
+
+    from .refsets import write_folder
+
+    folder = write_folder(stored.items[:20], tmp_path / "folder")
+    cat = tmp_path / "c.plcat"
+    catalog = Catalog.build(folder, cat, content=False)
+    payload = plada_codec.encode([0, 3], [1, 0], n_classes=2, reference=catalog.reference)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(payload)))
+    assert main(["verify", "-", "--catalog", str(cat), "--reference", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "all 2 selected items are present" in out and "OK: -: 2 entries" in out
