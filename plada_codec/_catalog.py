@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import ReferenceSetError
+from ._npz import map_npz
 from ._reference import ReferenceSet, _check_ids
 from .kinds import Listing, detect_kind
 from .kinds._base import PackedStrings, PathLike
@@ -612,7 +613,7 @@ class Resolution:
     def _load(cls, path: Path, catalog: Catalog, local: str, kind: Any, rule: str,
               content: bool) -> Resolution | None:
         try:
-            arrays = _map_npz(path)
+            arrays = map_npz(path)
             meta = json.loads(bytes(arrays["meta"]).decode("utf-8", "surrogateescape"))
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None  # missing or corrupt: resolve again
@@ -638,38 +639,3 @@ class Resolution:
             return None
         resolution.from_cache = True
         return resolution
-
-
-def _map_npz(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an uncompressed ``.npz``, memory-mapped (read-only) rather
-    than loaded: a resolution's arrays are shared by every process that opens it."""
-    out: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
-        for info in zf.infolist():
-            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
-                raise ValueError(f"{path}: not an uncompressed .npz")
-            fh.seek(info.header_offset)
-            local = fh.read(30)
-            name_length = int.from_bytes(local[26:28], "little")
-            extra_length = int.from_bytes(local[28:30], "little")
-            fh.seek(info.header_offset + 30 + name_length + extra_length)
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"{path}: .npy format version {version}")
-            if dtype.hasobject:
-                raise ValueError(f"{path}: object arrays are not allowed")
-            start = fh.tell()
-            count = int(np.prod(shape)) if shape else 1
-            if start + count * dtype.itemsize > os.fstat(fh.fileno()).st_size:
-                raise ValueError(f"{path}: truncated")
-            key = info.filename[:-4]
-            if count == 0:
-                out[key] = np.zeros(shape, dtype)
-            else:
-                out[key] = np.memmap(path, dtype=dtype, mode="r", offset=start, shape=shape,
-                                     order="F" if fortran else "C")
-    return out

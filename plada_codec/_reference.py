@@ -25,6 +25,7 @@ part of the format.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -39,6 +40,7 @@ import numpy as np
 
 from ._atomic import check_writable_target, write_atomically
 from ._errors import ReferenceSetError, StaleManifestError
+from .kinds._walk import FolderWalk, walk_folder
 from .kinds.images import _ASCII_LOWER, IMAGE_EXTENSIONS
 
 __all__ = [
@@ -201,69 +203,50 @@ def _hash_members(task: tuple[str, list[tuple[int, int]]]) -> list[str]:
     return out
 
 
-def _chunks(items: Sequence[T], size_of: Callable[[T], int], same_group: Callable[[T, T], bool]) -> Iterator[list[T]]:
-    """Consecutive runs of *items* of at most _FILES_PER_TASK items / _BYTES_PER_TASK bytes."""
-    chunk: list[T] = []
-    nbytes = 0
-    for item in items:
-        if chunk and (len(chunk) >= _FILES_PER_TASK or nbytes >= _BYTES_PER_TASK
-                      or not same_group(chunk[-1], item)):
-            yield chunk
-            chunk, nbytes = [], 0
-        chunk.append(item)
-        nbytes += size_of(item)
-    if chunk:
-        yield chunk
-
-
 # -- folders --------------------------------------------------------------------
 
 
-class _FileEntry(NamedTuple):
-    item_id: str
-    path: str
-    size: int
-    mtime_ns: int
-
-
-def _scan_folder(root: Path) -> list[_FileEntry]:
+def _scan_folder(root: Path, progress: Callable[[int], None] | None = None) -> FolderWalk:
     """Every visible regular file below *root* in canonical order (spec/REFERENCE.md,
     "Folders"): names starting with "." are skipped (files and folders), symbolic
     links and special files are skipped, names a manifest cannot hold are refused."""
-    if not root.is_dir():
-        raise ReferenceSetError(f"{root}: not a folder" if root.exists() else f"{root}: no such folder")
-    entries: list[_FileEntry] = []
-    stack = [(str(root), "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            with os.scandir(folder) as listing:
-                children = list(listing)
-        except OSError as exc:
-            raise ReferenceSetError(f"{_shown(folder)}: cannot list ({exc.strerror or exc})") from exc
-        for child in children:
-            if child.name.startswith("."):
-                continue
-            item_id = prefix + child.name
-            try:
-                if child.is_dir(follow_symlinks=False):
-                    stack.append((child.path, item_id + "/"))
-                    continue
-                if not child.is_file(follow_symlinks=False):
-                    continue  # symbolic link, FIFO, socket, device
-                stat = child.stat(follow_symlinks=False)
-            except OSError as exc:
-                raise ReferenceSetError(f"{_shown(child.path)}: cannot stat ({exc.strerror or exc})") from exc
-            entries.append(_FileEntry(item_id, child.path, stat.st_size, stat.st_mtime_ns))
-    if not entries:
+    walk = walk_folder(root, progress=progress)
+    if not len(walk.names):
         raise ReferenceSetError(
             f"{root}: no visible regular files (names starting with '.' and symbolic links do not count); "
             "a reference set holds at least one item"
         )
-    _check_ids([e.item_id for e in entries], str(root))
-    # Code-point order of valid Unicode strings is the UTF-8 byte order the spec names.
-    entries.sort(key=lambda e: e.item_id)
-    return entries
+    names = walk.names
+    for start in range(0, len(names), _CHECK_CHUNK):  # one chunk of ids as Python strings at a time
+        chunk = names.blob[names.offsets[start]:names.offsets[min(len(names), start + _CHECK_CHUNK)]]
+        try:
+            text = str(chunk, "utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        if not text or _FORBIDDEN_ID_CHARS.search(text):
+            for i in range(start, min(len(names), start + _CHECK_CHUNK)):
+                _check_id(names[i], str(root))
+    return walk
+
+
+_CHECK_CHUNK = 1 << 16
+
+
+def _walk_paths(root: Path, walk: FolderWalk) -> Iterator[list[str]]:
+    """The walk's files as hashing tasks: runs of paths of at most _FILES_PER_TASK
+    files / _BYTES_PER_TASK bytes."""
+    base = os.fsencode(root) + b"/"
+    blob, offsets, sizes = walk.names.blob, walk.names.offsets, walk.size
+    task: list[str] = []
+    nbytes = 0
+    for i in range(len(walk.names)):
+        if task and (len(task) >= _FILES_PER_TASK or nbytes >= _BYTES_PER_TASK):
+            yield task
+            task, nbytes = [], 0
+        task.append(os.fsdecode(base + bytes(blob[offsets[i]:offsets[i + 1]])))
+        nbytes += int(sizes[i])
+    if task:
+        yield task
 
 
 # -- tar shards -----------------------------------------------------------------
@@ -596,19 +579,25 @@ class ReferenceSet:
         """The canonical item ids of *folder*: relative POSIX paths of its visible
         regular files (names starting with "." skipped, symbolic links not
         followed), sorted by UTF-8 bytes (spec/REFERENCE.md, "Folders")."""
-        return [entry.item_id for entry in _scan_folder(Path(folder))]
+        return list(_scan_folder(Path(folder)).names)
+
+    @staticmethod
+    def folder_listing(folder: PathLike, progress: Callable[[int], None] | None = None) -> FolderWalk:
+        """:meth:`folder_files` as packed arrays (ids, sizes, mtimes), without a
+        Python object per file: what a listing of millions of files should use.
+        *progress* is called with the count of files found so far."""
+        return _scan_folder(Path(folder), progress)
 
     @classmethod
     def _hash_folder(
-        cls, root: Path, entries: list[_FileEntry], content: bool, manifest_out: BinaryIO | None, workers: int | None
+        cls, root: Path, walk: FolderWalk, content: bool, manifest_out: BinaryIO | None, workers: int | None
     ) -> ReferenceSet:
         if content:
-            chunks = _chunks(entries, lambda e: e.size, lambda a, b: True)
-            digests = (d for chunk in _ordered_map(_hash_files, ([e.path for e in c] for c in chunks),
-                                                   workers or _default_workers()) for d in chunk)
-            items: Iterable[tuple[str, str | None]] = zip((e.item_id for e in entries), digests)
+            digests = (d for chunk in _ordered_map(_hash_files, _walk_paths(root, walk), workers or _default_workers())
+                       for d in chunk)
+            items: Iterable[tuple[str, str | None]] = zip(walk.names, digests)
         else:
-            items = ((e.item_id, None) for e in entries)
+            items = ((name, None) for name in walk.names)
         return cls.from_items(items, manifest_out=manifest_out, source=f"folder {root}")
 
     @classmethod
@@ -629,8 +618,8 @@ class ReferenceSet:
         :meth:`record` to also write the cache that :meth:`open` checks.
         """
         root = Path(folder)
-        entries = _scan_folder(root)
-        return _to_manifest(manifest_out, lambda fh: cls._hash_folder(root, entries, content, fh, workers))
+        walk = _scan_folder(root)
+        return _to_manifest(manifest_out, lambda fh: cls._hash_folder(root, walk, content, fh, workers))
 
     @classmethod
     def _hash_tar(
@@ -723,9 +712,9 @@ class ReferenceSet:
             )
         if kind == "folder":
             root = Path(resolved[0])
-            entries = _scan_folder(root)
-            ref = write_atomically(manifest, lambda fh: cls._hash_folder(root, entries, content, fh, workers))
-            rows = [(e.item_id, e.size, e.mtime_ns) for e in entries]
+            walk = _scan_folder(root)
+            ref = write_atomically(manifest, lambda fh: cls._hash_folder(root, walk, content, fh, workers))
+            rows: Iterable[tuple[str, int, int]] = _walk_rows(walk)
             where = str(root.resolve())
         else:
             shards = resolved
@@ -739,7 +728,8 @@ class ReferenceSet:
 
         def write_cache(fh: BinaryIO) -> None:
             fh.write(f"{CACHE_HEADER}\n{json.dumps(header, sort_keys=True)}\n".encode())
-            fh.write(_cache_rows(rows).encode("utf-8"))
+            for chunk in _batched(rows, _CHECK_CHUNK):
+                fh.write(_cache_rows(chunk).encode("utf-8"))
 
         write_atomically(_cache_path(manifest), write_cache)
         ref.source = f"{kind} {path} (manifest {manifest})"
@@ -874,15 +864,15 @@ def _first_difference(expected: Path, actual: Path) -> str:
             return f"manifest line {lineno} is {item(line_a)!r} but the set has {item(line_b)!r} there"
 
 
-def _read_cache(manifest: Path) -> tuple[dict, str]:
-    """The cache's header and its rows as text (``SIZE MTIME_NS NAME`` LF each)."""
+def _read_cache(manifest: Path) -> tuple[dict, int]:
+    """The cache's header and the byte offset of its rows (``SIZE MTIME_NS NAME`` LF each)."""
     cache = _cache_path(manifest)
     try:
         with open(cache, "rb") as fh:
-            if fh.readline().decode("utf-8", "replace").rstrip("\n") != CACHE_HEADER:
+            if fh.readline(len(CACHE_HEADER) + 2).decode("utf-8", "replace").rstrip("\n") != CACHE_HEADER:
                 raise _NoCache
-            header = json.loads(fh.readline())
-            rows = fh.read().decode("utf-8")
+            header = json.loads(fh.readline(1 << 20))
+            rows_at = fh.tell()
     except FileNotFoundError:
         raise _NoCache from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -891,19 +881,79 @@ def _read_cache(manifest: Path) -> tuple[dict, str]:
         raise ReferenceSetError(f"{cache}: cannot read ({exc.strerror or exc})") from exc
     if not isinstance(header, dict) or header.get("fingerprint") != _file_sha256(manifest):
         raise _NoCache  # the manifest was replaced or edited since the cache was written
-    return header, rows
+    return header, rows_at
 
 
 def _cache_rows(rows: Iterable[tuple[str, int, int]]) -> str:
     return "".join(f"{size} {mtime_ns} {name}\n" for name, size, mtime_ns in rows)
 
 
-def _parse_rows(text: str, cache: Path) -> list[tuple[int, int, str]]:
-    try:
-        return [(int(size), int(mtime), name) for size, mtime, name in
-                (line.split(" ", 2) for line in text.splitlines())]
-    except ValueError as exc:
-        raise ReferenceSetError(f"{cache}: damaged manifest cache ({exc}); delete it or rehash") from exc
+def _batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, n)):
+        yield chunk
+
+
+def _walk_rows(walk: FolderWalk) -> Iterator[tuple[str, int, int]]:
+    """``(id, size, mtime_ns)`` per file of the walk, Python objects for one chunk at a time."""
+    for start in range(0, len(walk.names), _CHECK_CHUNK):
+        stop = start + _CHECK_CHUNK
+        blob, offsets = walk.names.blob, walk.names.offsets[start:stop + 1].tolist()
+        yield from zip((str(blob[a:b], "utf-8") for a, b in zip(offsets, offsets[1:])),
+                       walk.size[start:stop].tolist(), walk.mtime_ns[start:stop].tolist())
+
+
+def _cached_rows(fh: BinaryIO, cache: Path) -> Iterator[tuple[str, int, int]]:
+    """The cache's rows from the current position as ``(name, size, mtime_ns)``, one line at a time."""
+    for line in fh:
+        try:
+            size, mtime, name = line.decode("utf-8").rstrip("\n").split(" ", 2)
+            yield name, int(size), int(mtime)
+        except ValueError as exc:
+            raise ReferenceSetError(f"{cache}: damaged manifest cache ({exc}); delete it or rehash") from exc
+
+
+def _matches_cache(current: Iterable[tuple[str, int, int]], cache: Path, rows_at: int) -> bool:
+    """Whether the cache's rows are exactly *current*, compared a chunk at a time."""
+    with open(cache, "rb") as fh:
+        fh.seek(rows_at)
+        for chunk in _batched(current, _CHECK_CHUNK):
+            expected = _cache_rows(chunk).encode("utf-8")
+            if fh.read(len(expected)) != expected:
+                return False
+        return fh.read(1) == b""
+
+
+def _first_change(current: Iterator[tuple[str, int, int]], cached: Iterator[tuple[str, int, int]],
+                  path: PathLike | Sequence[PathLike], manifest: Path, what: str, hint: str) -> StaleManifestError:
+    """What changed between two listings in the same canonical order, walked side by side:
+    the first item added or removed (and how many), else the first resized, else the first touched."""
+    added = removed = None
+    changed = 0
+    resized = touched = None
+    a, b = next(current, None), next(cached, None)
+    while a is not None or b is not None:
+        if a is not None and b is not None and a[0] == b[0]:
+            if a[1] != b[1] and resized is None:
+                resized = f"{path}: {what} {a[0]!r} is {a[1]} bytes, was {b[1]} when {manifest} was written{hint}"
+            elif a[2] != b[2] and touched is None:
+                touched = f"{path}: {what} {a[0]!r} was modified since {manifest} was written{hint}"
+            a, b = next(current, None), next(cached, None)
+        elif b is None or (a is not None and a[0] < b[0]):  # str order of valid UTF-8 is its byte order
+            added = added or a[0]  # type: ignore[index]
+            changed += 1
+            a = next(current, None)
+        else:
+            removed = removed or b[0]
+            changed += 1
+            b = next(cached, None)
+    if changed:
+        change = f"{what} {added!r} was added" if added else f"{what} {removed!r} was removed"
+        return StaleManifestError(f"{path} changed since {manifest} was written: {change}"
+                                  + (f" (and {changed - 1} more changes)" if changed > 1 else "") + hint)
+    if resized or touched:
+        return StaleManifestError(resized or touched)
+    return StaleManifestError(f"{_cache_path(manifest)}: damaged manifest cache; delete it or rehash")
 
 
 _REHASH_HINT = (
@@ -912,42 +962,31 @@ _REHASH_HINT = (
 
 
 def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: str) -> ReferenceSet:
-    """The manifest's set, after checking the listing, sizes and mtimes against its cache."""
-    header, cached_text = _read_cache(manifest)
+    """The manifest's set, after checking the listing, sizes and mtimes against its cache,
+    in streaming fashion: one chunk of rows in memory at a time."""
+    header, rows_at = _read_cache(manifest)
+    cache = _cache_path(manifest)
     hint = _REHASH_HINT.format(p=path if isinstance(path, (str, os.PathLike)) else "SHARDS...", m=manifest)
     resolved, kind = _resolve(path, header["kind"] if kind == "auto" else kind)
     if kind != header["kind"]:
         raise StaleManifestError(f"{manifest} records a {header['kind']} reference set, not a {kind}{hint}")
-    if kind == "folder":
-        current = [(e.size, e.mtime_ns, e.item_id) for e in _scan_folder(Path(resolved[0]))]
-        what = "file"
-    else:
-        current = [(*_stat_row(s), os.path.basename(s)) for s in resolved]
-        what = "shard"
     ref = ReferenceSet(int(header["n_ref"]), bytes.fromhex(header["fingerprint"]),
                        f"{kind} {path} (manifest {manifest}, verified by size and mtime)")
-    # The common case, unchanged, is one string comparison; details only on a difference.
-    if _cache_rows((name, size, mtime) for size, mtime, name in current) == cached_text:
+    if kind == "folder":
+        walk = _scan_folder(Path(resolved[0]))
+        if _matches_cache(_walk_rows(walk), cache, rows_at):
+            return ref
+        with open(cache, "rb") as fh:
+            fh.seek(rows_at)
+            raise _first_change(_walk_rows(walk), _cached_rows(fh, cache), path, manifest, "file", hint)
+    # Tar shards: a row per shard, in the order given (a list of shards may be reordered).
+    current = [(os.path.basename(s), *_stat_row(s)) for s in resolved]
+    if _matches_cache(current, cache, rows_at):
         return ref
-    rows = _parse_rows(cached_text, _cache_path(manifest))
-    names_now = {name for _, _, name in current}
-    names_then = {name for _, _, name in rows}
-    if names_now != names_then:
-        added = sorted(names_now - names_then)
-        removed = sorted(names_then - names_now)
-        change = (f"{what} {added[0]!r} was added" if added else f"{what} {removed[0]!r} was removed")
-        count = len(added) + len(removed)
-        raise StaleManifestError(
-            f"{path} changed since {manifest} was written: {change}"
-            + (f" (and {count - 1} more changes)" if count > 1 else "") + hint
-        )
-    if [name for _, _, name in current] != [name for _, _, name in rows]:
-        raise StaleManifestError(f"{path}: the order of the {what}s changed since {manifest} was written{hint}")
-    for (size, mtime, name), (size0, mtime0, _) in zip(current, rows):
-        if size != size0:
-            raise StaleManifestError(
-                f"{path}: {what} {name!r} is {size} bytes, was {size0} when {manifest} was written{hint}"
-            )
-        if mtime != mtime0:
-            raise StaleManifestError(f"{path}: {what} {name!r} was modified since {manifest} was written{hint}")
-    raise ReferenceSetError(f"{_cache_path(manifest)}: damaged manifest cache; delete it or rehash")
+    with open(cache, "rb") as fh:
+        fh.seek(rows_at)
+        rows = list(_cached_rows(fh, cache))
+    if sorted(name for name, _, _ in current) == sorted(name for name, _, _ in rows) and \
+            [name for name, _, _ in current] != [name for name, _, _ in rows]:
+        raise StaleManifestError(f"{path}: the order of the shards changed since {manifest} was written{hint}")
+    raise _first_change(iter(sorted(current)), iter(sorted(rows)), path, manifest, "shard", hint)

@@ -21,14 +21,16 @@ import os
 from pathlib import Path
 
 from .._errors import ReferenceSetError
-from ._base import Kind, Listing, PathLike, stem_of
+from ._base import Kind, Listing, PackedStrings, PathLike, stem_of
+from ._walk import FolderWalk, walk_folder
 from .folder import FolderKind
 from .images import IMAGE_EXTENSIONS, is_image_name
 from .npz import NpzKind
 from .parquet import ParquetKind
 from .tar import TarKind
 
-__all__ = ["Kind", "Listing", "KINDS", "IMAGE_EXTENSIONS", "is_image_name", "kind_named", "detect_kind",
+__all__ = ["Kind", "Listing", "PackedStrings", "FolderWalk", "walk_folder",
+           "KINDS", "IMAGE_EXTENSIONS", "is_image_name", "kind_named", "detect_kind",
            "list_items", "stem_of"]
 
 # Detection order matters: a folder of shards is a tar set, not a folder of files.

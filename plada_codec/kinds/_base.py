@@ -35,8 +35,9 @@ class PackedStrings:
 
     __slots__ = ("blob", "offsets")
 
-    def __init__(self, blob: bytes, offsets: np.ndarray) -> None:
-        self.blob = blob
+    def __init__(self, blob: bytes | bytearray | memoryview | np.ndarray, offsets: np.ndarray) -> None:
+        # A uint8 array (a memory map of an index file, say) is read through a memoryview: no copy.
+        self.blob = memoryview(np.ascontiguousarray(blob, np.uint8)) if isinstance(blob, np.ndarray) else blob  # type: ignore[arg-type]
         self.offsets = np.asarray(offsets, np.int64)
 
     @classmethod
@@ -58,11 +59,20 @@ class PackedStrings:
         return len(self.offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        return self.blob[self.offsets[i] : self.offsets[i + 1]].decode("utf-8", "surrogateescape")
+        return str(self.blob[self.offsets[i] : self.offsets[i + 1]], "utf-8", "surrogateescape")
 
     def __iter__(self) -> Iterator[str]:
-        blob, offsets = self.blob, self.offsets.tolist()
-        return (blob[a:b].decode("utf-8", "surrogateescape") for a, b in zip(offsets, offsets[1:]))
+        blob = self.blob
+        for start in range(0, len(self), self._ITER_CHUNK):  # Python ints for one chunk at a time
+            offsets = self.offsets[start : start + self._ITER_CHUNK + 1].tolist()
+            yield from (str(blob[a:b], "utf-8", "surrogateescape") for a, b in zip(offsets, offsets[1:]))
+
+    _ITER_CHUNK = 1 << 16
+
+    def __reduce__(self):
+        # A memory-mapped blob travels as bytes (a memoryview cannot be pickled).
+        blob = bytes(self.blob) if isinstance(self.blob, memoryview) else self.blob
+        return PackedStrings, (blob, self.offsets)
 
     def nbytes(self) -> int:
         return len(self.blob) + self.offsets.nbytes

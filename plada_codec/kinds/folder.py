@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import ReferenceSetError
-from ._base import Kind, Listing, PackedStrings, read_exactly
+from ._base import Kind, Listing, read_exactly
+from ._walk import walk_folder
 from .images import is_image_name
 
 
@@ -31,55 +32,22 @@ class FolderKind(Kind):
 
     @classmethod
     def scan(cls, path: str) -> Listing:
-        root = Path(path)
-        if not root.is_dir():
-            raise ReferenceSetError(f"{root}: not a folder" if root.exists() else f"{root}: no such folder")
-        names: list[str] = []
-        sizes: list[int] = []
-        mtimes: list[int] = []
-        ignored = 0
-        stack = [(str(root), "")]
-        while stack:
-            folder, prefix = stack.pop()
-            try:
-                with os.scandir(folder) as listing:
-                    children = list(listing)
-            except OSError as exc:
-                raise ReferenceSetError(f"{folder}: cannot list ({exc.strerror or exc})") from exc
-            for child in children:
-                if child.name.startswith("."):
-                    continue
-                name = prefix + child.name
-                try:
-                    if child.is_dir(follow_symlinks=False):
-                        stack.append((child.path, name + "/"))
-                        continue
-                    if not child.is_file(follow_symlinks=False):
-                        continue  # symbolic link, FIFO, socket, device
-                    if not is_image_name(child.name):
-                        ignored += 1
-                        continue
-                    stat = child.stat(follow_symlinks=False)
-                except OSError as exc:
-                    raise ReferenceSetError(f"{child.path}: cannot stat ({exc.strerror or exc})") from exc
-                names.append(name)
-                sizes.append(stat.st_size)
-                mtimes.append(stat.st_mtime_ns)
-        if not names:
-            raise ReferenceSetError(f"{root}: holds no image files (extensions: see plada_codec.IMAGE_EXTENSIONS)")
-        order = sorted(range(len(names)), key=names.__getitem__)
-        names = [names[i] for i in order]
-        size = np.asarray(sizes, np.int64)[order]
-        mtime = np.asarray(mtimes, np.int64)[order]
-        packed = PackedStrings.pack(names)
+        walk = walk_folder(path, keep=is_image_name)
+        n = len(walk.names)
+        if not n:
+            raise ReferenceSetError(f"{path}: holds no image files (extensions: see plada_codec.IMAGE_EXTENSIONS)")
         # One row for the whole tree: a digest over every file's name, size and mtime.
         rows = hashlib.sha256()
-        for name, nbytes, mtime_ns in zip(names, size.tolist(), mtime.tolist()):
-            rows.update(f"{name}\t{nbytes}\t{mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        signature = [(f"tree:{rows.hexdigest()}", len(names), ignored)]
-        n = len(names)
-        return Listing(cls, str(root), [], packed, np.arange(n, dtype=np.int32), np.zeros(n, np.int64), size,
-                       signature, extra={"ignored": ignored})
+        for start in range(0, n, 1 << 16):  # Python objects for one chunk at a time
+            stop = min(n, start + (1 << 16))
+            offsets = walk.names.offsets[start:stop + 1].tolist()
+            blob = walk.names.blob
+            rows.update(b"".join(bytes(blob[a:b]) + f"\t{nbytes}\t{mtime_ns}\n".encode()
+                                 for a, b, nbytes, mtime_ns in zip(offsets, offsets[1:], walk.size[start:stop].tolist(),
+                                                                   walk.mtime_ns[start:stop].tolist())))
+        signature = [(f"tree:{rows.hexdigest()}", n, walk.skipped)]
+        return Listing(cls, str(path), [], walk.names, np.arange(n, dtype=np.int32), np.zeros(n, np.int64),
+                       walk.size, signature, extra={"ignored": walk.skipped})
 
     @classmethod
     def read(cls, listing: Listing, i: int) -> bytes:

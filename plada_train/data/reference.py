@@ -3,6 +3,7 @@ order the reference fingerprint is computed over."""
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import numpy as np
@@ -10,8 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from plada_codec import ReferenceSet
+from plada_codec.kinds import PackedStrings
 
-from .._tar_index import _Strings
 from ..preprocess import Preprocess
 from .checks import _apply, _checked_transform, _first_info, default_preprocess
 
@@ -70,5 +71,20 @@ class ReferenceImages(Dataset):
 
     def index_nbytes(self) -> int:
         """Bytes held per set for locating items (ids, offsets): what grows with N."""
-        return sum(v.nbytes() if isinstance(v, _Strings) else v.nbytes for v in vars(self).values()
-                   if isinstance(v, (_Strings, np.ndarray)) and not isinstance(v, np.memmap))
+        total = 0
+        for value in vars(self).values():
+            if isinstance(value, PackedStrings):
+                total += (0 if _mapped(value.blob) else len(value.blob)) + (0 if _mapped(value.offsets)
+                                                                            else value.offsets.nbytes)
+            elif isinstance(value, np.ndarray) and not _mapped(value):
+                total += value.nbytes
+        return total
+
+
+def _mapped(buffer) -> bool:
+    """Whether *buffer* (an array or a memoryview) is a view of a memory-mapped file."""
+    while buffer is not None:
+        if isinstance(buffer, (np.memmap, mmap.mmap)):
+            return True
+        buffer = buffer.obj if isinstance(buffer, memoryview) else getattr(buffer, "base", None)
+    return False

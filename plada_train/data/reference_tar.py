@@ -13,8 +13,9 @@ import numpy as np
 
 import plada_codec
 from plada_codec import ReferenceSet
+from plada_codec._npz import map_npz
+from plada_codec.kinds import PackedStrings
 
-from .._tar_index import _Strings
 from ._pool import _in_daemon, _list_in_processes, _listing_workers
 from .checks import DataError, _decode, _first_info
 from .reference import ReferenceImages
@@ -94,8 +95,8 @@ class TarImages(ReferenceImages):
         self._shard = np.concatenate(shard_ids)
         self._offset = np.concatenate(offsets)
         self._size = np.concatenate(sizes)
-        self._ids = _Strings.concatenate(ids)
-        self._members = _Strings.concatenate(members)
+        self._ids = PackedStrings.concatenate(ids)
+        self._members = PackedStrings.concatenate(members)
 
     # The index cache: the member offsets of every shard, valid while each shard
     # keeps its name, size and mtime. It spares a client the scan of every tar
@@ -103,15 +104,20 @@ class TarImages(ReferenceImages):
     _INDEX_VERSION = 1
 
     def _load_index(self, stats: list[tuple[str, int, int]]) -> bool:
+        # Memory-mapped: ranks that open the same cache share its pages.
         try:
-            with np.load(self.index_cache, allow_pickle=False) as data:
-                if int(data["version"]) != self._INDEX_VERSION or data["stats"].tolist() != [
-                        f"{name}\t{size}\t{mtime}" for name, size, mtime in stats]:
-                    return False
-                self._shard, self._offset, self._size = data["shard"], data["offset"], data["size"]
-                self._ids = _Strings.from_arrays(data["ids_blob"], data["ids_offsets"])
-                self._members = _Strings.from_arrays(data["members_blob"], data["members_offsets"])
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            data = map_npz(self.index_cache)
+            if int(data["version"]) != self._INDEX_VERSION or data["stats"].tolist() != [
+                    f"{name}\t{size}\t{mtime}" for name, size, mtime in stats]:
+                return False
+            n = len(data["shard"])
+            if not (len(data["offset"]) == len(data["size"]) == n == len(data["ids_offsets"]) - 1
+                    == len(data["members_offsets"]) - 1):
+                return False
+            self._shard, self._offset, self._size = data["shard"], data["offset"], data["size"]
+            self._ids = PackedStrings(data["ids_blob"], data["ids_offsets"])
+            self._members = PackedStrings(data["members_blob"], data["members_offsets"])
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
             return False
         return True
 
@@ -122,9 +128,9 @@ class TarImages(ReferenceImages):
                 np.savez(fh, version=self._INDEX_VERSION,
                          stats=np.array([f"{name}\t{size}\t{mtime}" for name, size, mtime in stats]),
                          shard=self._shard, offset=self._offset, size=self._size,
-                         ids_blob=np.frombuffer(self._ids._blob, np.uint8), ids_offsets=self._ids._offsets,
-                         members_blob=np.frombuffer(self._members._blob, np.uint8),
-                         members_offsets=self._members._offsets)
+                         ids_blob=np.frombuffer(self._ids.blob, np.uint8), ids_offsets=self._ids.offsets,
+                         members_blob=np.frombuffer(self._members.blob, np.uint8),
+                         members_offsets=self._members.offsets)
             os.replace(tmp, self.index_cache)
         except OSError:
             tmp.unlink(missing_ok=True)  # a cache that cannot be written costs time, not correctness

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._tar_index import _Strings
+from plada_codec.kinds import PackedStrings
+
 from ..preprocess import Preprocess
 from .checks import DataError, _apply, _checked_transform, _decode, _first_info, default_preprocess
 from .npz import _npz_array
@@ -120,7 +121,7 @@ class FolderLabelled(LabelledImages):
             raise DataError(f"{root}: {exc}; every class folder needs at least one image") from None
         self.classes = folder.classes
         self.loader = folder.loader
-        self._paths = _Strings(p for p, _ in folder.samples)
+        self._paths = PackedStrings.pack(p for p, _ in folder.samples)
         self._labels = np.fromiter((c for _, c in folder.samples), np.int64, len(folder.samples))
         if not len(self._labels):
             raise DataError(f"{root}: no images in the class folders")

@@ -1,0 +1,52 @@
+"""Uncompressed ``.npz`` files read as memory maps: an index written once is
+shared, page by page, by every process that opens it (the page cache holds
+one copy), and costs a process only the pages it touches."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import BinaryIO
+
+import numpy as np
+
+from ._reference import PathLike
+
+__all__ = ["map_npz", "map_npz_member"]
+
+
+def map_npz_member(path: PathLike, zf: zipfile.ZipFile, fh: BinaryIO, info: zipfile.ZipInfo) -> np.ndarray:
+    """One stored (uncompressed) ``.npy`` member of the zip *zf* at *path*
+    (open as *fh*), memory-mapped read-only. ValueError if the member is
+    compressed, of another ``.npy`` version, holds objects or is truncated."""
+    if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+        raise ValueError(f"{path}: {info.filename} is not an uncompressed .npy member")
+    fh.seek(info.header_offset)
+    local = fh.read(30)
+    # The local file header: name length at 26..28, extra length at 28..30 (little-endian).
+    name_length = int.from_bytes(local[26:28], "little")
+    extra_length = int.from_bytes(local[28:30], "little")
+    fh.seek(info.header_offset + 30 + name_length + extra_length)
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"{path}: .npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"{path}: object arrays are not allowed")
+    start = fh.tell()
+    count = int(np.prod(shape)) if shape else 1
+    if start + count * dtype.itemsize > os.fstat(fh.fileno()).st_size:
+        raise ValueError(f"{path}: truncated")
+    if count == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=start, shape=shape, order="F" if fortran else "C")
+
+
+def map_npz(path: PathLike) -> dict[str, np.ndarray]:
+    """Every array of an uncompressed ``.npz``, memory-mapped read-only, by name.
+    ValueError or zipfile.BadZipFile for anything else."""
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        return {info.filename[:-4]: map_npz_member(path, zf, fh, info) for info in zf.infolist()}
