@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from plada_codec._npz import map_npz_member
+
 from .checks import DataError
 
 __all__ = []
@@ -24,7 +26,7 @@ def _npz_array(path: Path, key: str, role: str, required: bool = True) -> np.nda
                 raise DataError(f"{path}: no {key!r} array (found: {', '.join(names) or 'none'}); a {role} "
                                 f".npz needs {key!r}")
             info = zf.getinfo(key + ".npy")
-            mapped = _memmap_member(path, zf, info) if info.compress_type == zipfile.ZIP_STORED else None
+            mapped = _try_map(path, zf, info)
     except zipfile.BadZipFile:
         raise DataError(f"{path}: not a .npz file (not a zip archive); save it with numpy.savez") from None
     if mapped is not None and (key.startswith("y") or mapped.dtype == np.uint8):
@@ -38,21 +40,12 @@ def _npz_array(path: Path, key: str, role: str, required: bool = True) -> np.nda
     return ImageSet(array, name=str(path)).images  # the existing float [0, 1] -> uint8 rule
 
 
-def _memmap_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray | None:
-    with open(path, "rb") as fh:
-        fh.seek(info.header_offset)
-        local = fh.read(30)
-        # local file header: 26..28 name length, 28..30 extra length (little-endian)
-        name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-        start = info.header_offset + 30 + name_length + extra_length
-        fh.seek(start)
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        else:
-            return None
-        if fortran or dtype.hasobject:
-            return None
-        return np.memmap(path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape)
+def _try_map(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray | None:
+    """The member memory-mapped, or None where it cannot be (compressed, another .npy version)."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return map_npz_member(path, zf, fh, info)
+    except ValueError:
+        return None
