@@ -24,6 +24,8 @@ class Context:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    local_world_size: int = 1
+    node: int = 0
 
     @property
     def distributed(self) -> bool:
@@ -53,6 +55,17 @@ class Context:
             dist.broadcast_object_list(value, src=0)
         return value[0]
 
+    def per_node(self, compute):
+        """``compute()`` run once per machine (on its local rank 0), its small
+        picklable result sent to that machine's other ranks: work on a local
+        copy of data (hashing a folder, checking a manifest) is done once per
+        copy, not once per process."""
+        if not self.distributed:
+            return compute()
+        gathered: list = [None] * self.world_size
+        dist.all_gather_object(gathered, (self.node, compute()) if self.local_rank == 0 else (None, None))
+        return next(value for node, value in gathered if node == self.node)
+
 
 def pick_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
     """``auto`` (the GPU of this rank when CUDA is present), ``cpu`` or ``cuda``."""
@@ -72,6 +85,8 @@ def setup(device: str = "auto") -> Context:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    node = int(os.environ.get("GROUP_RANK", "0"))  # torchrun's node rank
     dev = pick_device(device, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if dev.type == "cuda":
@@ -79,7 +94,7 @@ def setup(device: str = "auto") -> Context:
             dist.init_process_group("nccl", device_id=dev)
         else:
             dist.init_process_group("gloo")
-    return Context(rank, world_size, local_rank, dev)
+    return Context(rank, world_size, local_rank, dev, local_world_size, node)
 
 
 def teardown(context: Context) -> None:

@@ -335,14 +335,33 @@ def _class_names(req: ProduceRequest, target, n_classes: int) -> list[str] | Non
 
 
 def _open_reference(spec: str, manifest, rehash: bool, catalog: str | None = None, id_rule: str = "stem",
-                    present_only: bool = False):
+                    present_only: bool = False, context: Context | None = None):
+    """The reference data set. Under torchrun with several processes a machine,
+    its local rank 0 lists the set and writes the listing to a temporary file
+    that the others memory-map, so a machine holds one listing and scans its
+    copy once; the file is removed once every process has opened it."""
     from .sources import open_reference
 
     if catalog is not None:
         return open_reference(spec, catalog=catalog, id_rule=id_rule, present_only=present_only)
-    if manifest is None and not rehash:
-        return open_reference(spec)
-    return open_reference(spec, manifest=manifest, rehash=rehash)
+    kwargs = {} if manifest is None and not rehash else {"manifest": manifest, "rehash": rehash}
+    if context is None or context.local_world_size <= 1 or not context.distributed:
+        return open_reference(spec, **kwargs)
+    import secrets
+    import tempfile
+
+    name = context.from_main(lambda: f"plada-listing-{os.getpid()}-{secrets.token_hex(8)}")
+    shared = Path(tempfile.gettempdir()) / f"{name}-node{context.node}.npz"
+    try:
+        refs = open_reference(spec, shared_index=shared, **kwargs) if context.local_rank == 0 else None
+        context.barrier()
+        if refs is None:
+            refs = open_reference(spec, shared_index=shared, **kwargs)
+        context.barrier()
+    finally:
+        if context.local_rank == 0:
+            shared.unlink(missing_ok=True)
+    return refs
 
 
 # -- server ------------------------------------------------------------------------------------
@@ -674,9 +693,10 @@ def _produce_locked(req: ProduceRequest, context: Context, out: Path) -> Produce
            f"the target has labels up to {target.n_classes - 1} but --n-classes is {n_classes}: raise it or drop it")
     class_names = _class_names(req, target, n_classes)
     _stage("opening the reference set")
-    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, present_only=True)
+    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, present_only=True,
+                           context=context)
     channels = req.channels or target.channels
-    reference_set = refs.reference_set()
+    reference_set = context.per_node(refs.reference_set)  # hashed or checked once per machine
     positions = getattr(refs, "positions", None)  # a catalog copy: the held catalog positions
     _check(positions is not None or reference_set.n_ref == len(refs),
            "the reference fingerprint does not describe these images")
@@ -876,8 +896,9 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
         test_target = open_target(req.test)
         test_target.require_test()
     data = _read_payload(req.payload)
-    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule)
-    decoded = plada_codec.decode(data, reference=refs.reference_set())  # ReferenceMismatchError before reading images
+    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, context=context)
+    # ReferenceMismatchError before reading images; hashed or checked once per machine.
+    decoded = plada_codec.decode(data, reference=context.per_node(refs.reference_set))
     indices, labels = decoded.indices, decoded.labels.astype(np.int64)
     resolution = getattr(refs, "resolution", None)
     if resolution is not None:  # a catalog copy: train on the selected items it holds

@@ -636,3 +636,28 @@ def test_listing_workers_share_the_cpus_among_local_ranks(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "not-a-number")
     assert _listing_workers() == 8
+
+
+def test_a_shared_folder_index_is_written_once_and_then_memory_mapped(tmp_path):
+    # The first process lists the folder and writes the index; the next maps it
+    # (its listing costs no heap) and reads the same ids, without walking the folder.
+    from plada_train.data.reference_folder import FolderImages
+
+    root = tmp_path / "ref"
+    for i in range(30):
+        path = root / f"c{i % 3}" / f"{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8), i, np.uint8)).save(path)
+    index = tmp_path / "listing.npz"
+    first = FolderImages(root, shared_index=index)
+    assert index.is_file() and first.index_nbytes() > 0
+    (root / "c0" / "999.png").write_bytes((root / "c0" / "000.png").read_bytes())  # not seen by the next one
+    second = FolderImages(root, shared_index=index)
+    assert [second.item_id(i) for i in range(len(second))] == [first.item_id(i) for i in range(len(first))]
+    assert len(second) == 30 and second.index_nbytes() == 0
+    assert second.item_id(0) == "c0/000.png" and second.item_id(29) == "c2/029.png"
+    other = FolderImages(tmp_path / "ref", shared_index=tmp_path / "other.npz")
+    assert len(other) == 31  # another index file: listed afresh
+    index.write_bytes(b"PK not a zip")
+    with pytest.raises(DataError, match="unreadable folder index"):
+        FolderImages(root, shared_index=index)

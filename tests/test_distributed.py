@@ -130,3 +130,46 @@ def test_ctrl_c_under_torchrun_is_one_line_from_rank_0(digits, tmp_path):
     assert len(ours) == 1 and "interrupted while training the teacher" in ours[0], err[-3000:]
     assert "run the same command again to resume" in ours[0]
     assert "KeyboardInterrupt" not in err and "plada_train/" not in err, err[-3000:]
+
+
+def test_ranks_of_one_machine_share_one_listing_of_a_folder_and_of_tar_shards(digits, tmp_path):
+    # Local rank 0 lists the set into a temporary file that the other rank maps; the two
+    # layouts of the same images score alike, and no listing file is left behind.
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    target, reference, _ = digits
+    with np.load(reference) as data:
+        images = data["x"][:300]
+    folder, shards = tmp_path / "folder", tmp_path / "shards"
+    shards.mkdir()
+    for i, image in enumerate(images):
+        path = folder / f"c{i // 100}" / f"img{i:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[0] if image.ndim == 3 else image).save(path)
+    for shard in range(3):  # the same images, the same order: shard c0.tar holds c0/img0000 ...
+        with tarfile.open(shards / f"c{shard}.tar", "w") as tar:
+            for i in range(shard * 100, shard * 100 + 100):
+                data = (folder / f"c{shard}" / f"img{i:04d}.png").read_bytes()
+                info = tarfile.TarInfo(f"img{i:04d}.png")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    torch.manual_seed(0)
+    weights = tmp_path / "teacher.pth"
+    torch.save(create_model("smallcnn", 10, 1).eval().state_dict(), weights)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    scores = {}
+    for name, ref in (("folder", folder), ("tar", shards)):
+        out = tmp_path / f"out-{name}"
+        run = torchrun("produce", "--target", target, "--reference", ref, "--out", out, "--teacher-checkpoint",
+                       weights, "--teacher-epochs", "0", "--shard-size", "64", "--score-batch-size", "32",
+                       "--keep", "0.2", *COMMON, env={"TMPDIR": str(scratch)})
+        assert run.returncode == 0, run.stderr[-2000:]
+        scores[name] = Scores.load(out / "scores.npz")
+        assert len(scores[name].labels) == 300
+        assert not list(scratch.glob("plada-listing-*"))  # the shared listing is removed once both ranks hold it
+    for field in ("labels", "energy"):
+        assert getattr(scores["folder"], field).tobytes() == getattr(scores["tar"], field).tobytes(), field

@@ -23,7 +23,7 @@ __all__ = ["open_reference", "REFERENCE_KINDS", "BUILTIN_REFERENCES"]
 BUILTIN_REFERENCES = ("builtin:pool", "builtin:pool-far")
 
 
-def _open_builtin(spec: str, manifest) -> ReferenceImages:
+def _open_builtin(spec: str, manifest, shared_index=None) -> ReferenceImages:
     from .builtin import load_miniature
     from .reference_array import ArrayImages
 
@@ -31,33 +31,33 @@ def _open_builtin(spec: str, manifest) -> ReferenceImages:
     return ArrayImages(pool.images, spec)
 
 
-def _open_tar(spec, manifest) -> ReferenceImages:
+def _open_tar(spec, manifest, shared_index=None) -> ReferenceImages:
     from .reference_tar import TarImages
 
     shards = [os.fspath(s) for s in spec] if isinstance(spec, (list, tuple)) else plada_codec.tar_shards(spec)
-    cache = os.fspath(manifest) + ".index.npz" if manifest is not None else None
+    cache = os.fspath(manifest) + ".index.npz" if manifest is not None else shared_index
     return TarImages(shards, spec, index_cache=cache)
 
 
-def _open_npz(spec, manifest) -> ReferenceImages:
+def _open_npz(spec, manifest, shared_index=None) -> ReferenceImages:
     from .npz import _npz_array
     from .reference_array import ArrayImages
 
     return ArrayImages(_npz_array(Path(spec), "x", "reference"), str(spec))
 
 
-def _open_folder(spec, manifest) -> ReferenceImages:
+def _open_folder(spec, manifest, shared_index=None) -> ReferenceImages:
     from .reference_folder import FolderImages
 
-    return FolderImages(spec)
+    return FolderImages(spec, shared_index=shared_index)
 
 
-def _open_parquet(spec, manifest) -> ReferenceImages:
+def _open_parquet(spec, manifest, shared_index=None) -> ReferenceImages:
     raise DataError(f"{spec}: a parquet reference has no manifest of its own; build a catalog of it once "
                     f"(plada catalog build {spec} -o ref.plcat) and pass --catalog ref.plcat")
 
 
-# kind (plada_codec.kinds) -> opener(spec, manifest)
+# kind (plada_codec.kinds) -> opener(spec, manifest, shared_index)
 REFERENCE_KINDS: dict[str, Callable[..., ReferenceImages]] = {
     "tar": _open_tar,
     "parquet": _open_parquet,
@@ -68,7 +68,7 @@ REFERENCE_KINDS: dict[str, Callable[..., ReferenceImages]] = {
 
 def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash: bool = False,
                    catalog: str | os.PathLike | None = None, id_rule: str = "stem", kind: str = "auto",
-                   present_only: bool = False) -> ReferenceImages:
+                   present_only: bool = False, shared_index: str | os.PathLike | None = None) -> ReferenceImages:
     """A reference set by spec: ``builtin:pool``, ``builtin:pool-far``, an
     ``.npz`` with an ``x`` array, a folder of images, ``.tar`` shards (a file,
     a folder of shards, or a list), or, with *catalog*, a local copy of any
@@ -78,6 +78,11 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
     is asked for. For a tar set, *manifest* also names the member-offset index
     kept beside it (``<manifest>.index.npz``), so a later open reads no tar
     headers.
+
+    *shared_index* names a file through which the processes of one machine
+    share a folder's or tar set's listing: the first to open the set writes
+    it there, the others memory-map it (``plada-train`` passes it under
+    torchrun).
     """
     if catalog is not None:
         from .reference_catalog import open_catalog_reference
@@ -90,7 +95,7 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
         return open_catalog_reference(os.fspath(catalog), os.fspath(spec), id_rule=id_rule, kind=kind,
                                       present_only=present_only)
     if isinstance(spec, (list, tuple)):
-        dataset = _open_tar(spec, manifest)
+        dataset = _open_tar(spec, manifest, shared_index)
     elif str(spec) in BUILTIN_REFERENCES:
         dataset = _open_builtin(str(spec), manifest)
     else:
@@ -105,6 +110,6 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
         except plada_codec.ReferenceSetError as exc:
             raise DataError(f"{exc}; use a folder of images, .tar shards, a .npz with an 'x' array, or "
                             "builtin:pool") from None
-        dataset = REFERENCE_KINDS[found](spec, manifest)
+        dataset = REFERENCE_KINDS[found](spec, manifest, shared_index)
     dataset._manifest, dataset._rehash = manifest, rehash
     return dataset
