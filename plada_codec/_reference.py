@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, NamedTuple, TypeVar, Union
+from typing import Any, BinaryIO, NamedTuple, TypeVar, Union
 
 import numpy as np
 
@@ -133,6 +133,38 @@ def array_item_digest(item: np.ndarray) -> str:
 # -- hashing, in parallel -------------------------------------------------------
 
 
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(progress: bool, desc: str, unit: str, total: int | None = None):
+    """A tqdm bar on standard error when *progress* (shown only on a terminal), else a no-op."""
+    if not progress:
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the bar is a courtesy: without tqdm the work is the same
+        return _NoBar()
+    scale = unit == "B"
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
+                disable=None, leave=False, dynamic_ncols=True)
+
+
+def _listing_bar(progress: bool, root: Path) -> tuple[Any, Callable[[int], None] | None]:
+    bar = _bar(progress, f"listing {root}", " files")
+    seen = [0]
+
+    def update(found: int) -> None:
+        bar.update(found - seen[0])
+        seen[0] = found
+
+    return bar, (update if progress else None)
+
+
 def _ordered_map(func: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iterator[R]:
     """``map(func, tasks)`` on *workers* threads, results in task order, with a
     bounded number of tasks in flight (memory stays flat for millions of files)."""
@@ -206,11 +238,18 @@ def _hash_members(task: tuple[str, list[tuple[int, int]]]) -> list[str]:
 # -- folders --------------------------------------------------------------------
 
 
-def _scan_folder(root: Path, progress: Callable[[int], None] | None = None) -> FolderWalk:
+def _scan_folder(root: Path, progress: Callable[[int], None] | bool | None = None) -> FolderWalk:
     """Every visible regular file below *root* in canonical order (spec/REFERENCE.md,
     "Folders"): names starting with "." are skipped (files and folders), symbolic
     links and special files are skipped, names a manifest cannot hold are refused."""
-    walk = walk_folder(root, progress=progress)
+    bar = None
+    if isinstance(progress, bool):
+        bar, progress = _listing_bar(progress, root)
+    try:
+        walk = walk_folder(root, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     if not len(walk.names):
         raise ReferenceSetError(
             f"{root}: no visible regular files (names starting with '.' and symbolic links do not count); "
@@ -229,7 +268,7 @@ def _scan_folder(root: Path, progress: Callable[[int], None] | None = None) -> F
     return walk
 
 
-_CHECK_CHUNK = 1 << 16
+_CHECK_CHUNK = 1 << 13  # rows as Python objects at a time: about 2 MB
 
 
 def _walk_paths(root: Path, walk: FolderWalk) -> Iterator[list[str]]:
@@ -590,15 +629,25 @@ class ReferenceSet:
 
     @classmethod
     def _hash_folder(
-        cls, root: Path, walk: FolderWalk, content: bool, manifest_out: BinaryIO | None, workers: int | None
+        cls, root: Path, walk: FolderWalk, content: bool, manifest_out: BinaryIO | None, workers: int | None,
+        progress: bool = False,
     ) -> ReferenceSet:
-        if content:
-            digests = (d for chunk in _ordered_map(_hash_files, _walk_paths(root, walk), workers or _default_workers())
-                       for d in chunk)
-            items: Iterable[tuple[str, str | None]] = zip(walk.names, digests)
-        else:
-            items = ((name, None) for name in walk.names)
-        return cls.from_items(items, manifest_out=manifest_out, source=f"folder {root}")
+        if not content:
+            return cls.from_items(((name, None) for name in walk.names), manifest_out=manifest_out,
+                                  source=f"folder {root}")
+        bar = _bar(progress, f"hashing {root}", "B", int(walk.size.sum()))
+
+        def digests() -> Iterator[str]:
+            done = 0
+            for chunk in _ordered_map(_hash_files, _walk_paths(root, walk), workers or _default_workers()):
+                bar.update(int(walk.size[done:done + len(chunk)].sum()))
+                done += len(chunk)
+                yield from chunk
+
+        try:
+            return cls.from_items(zip(walk.names, digests()), manifest_out=manifest_out, source=f"folder {root}")
+        finally:
+            bar.close()
 
     @classmethod
     def from_folder(
@@ -608,6 +657,7 @@ class ReferenceSet:
         content: bool = True,
         manifest_out: BinaryIO | PathLike | None = None,
         workers: int | None = None,
+        progress: bool = False,
     ) -> ReferenceSet:
         """Fingerprint a folder of files in canonical (sorted-path) order.
 
@@ -616,14 +666,17 @@ class ReferenceSet:
         Files are hashed by *workers* threads (default: up to 8). *manifest_out*
         (a binary file object or a path) receives the manifest; use
         :meth:`record` to also write the cache that :meth:`open` checks.
+        With *progress*, bars of files listed and bytes hashed go to standard
+        error when it is a terminal.
         """
         root = Path(folder)
-        walk = _scan_folder(root)
-        return _to_manifest(manifest_out, lambda fh: cls._hash_folder(root, walk, content, fh, workers))
+        walk = _scan_folder(root, progress)
+        return _to_manifest(manifest_out, lambda fh: cls._hash_folder(root, walk, content, fh, workers, progress))
 
     @classmethod
     def _hash_tar(
-        cls, shards: list[str], content: bool, manifest_out: BinaryIO | None, workers: int | None
+        cls, shards: list[str], content: bool, manifest_out: BinaryIO | None, workers: int | None,
+        progress: bool = False,
     ) -> ReferenceSet:
         # One task per shard: reading a shard's headers is pure Python (tarfile),
         # so shards are listed in parallel too, overlapping with other shards' hashing.
@@ -634,9 +687,18 @@ class ReferenceSet:
             digests = _hash_members((shard, [(image.offset, image.size) for image in images]))
             return [(image.item_id, digest) for image, digest in zip(images, digests)]
 
-        per_shard = _ordered_map(shard_items, shards, workers or _default_workers())
-        items = (item for chunk in per_shard for item in chunk)
-        return cls.from_items(items, manifest_out=manifest_out, source=f"tar shards ({len(shards)})")
+        sizes = [os.path.getsize(shard) for shard in shards]
+        bar = _bar(progress, f"{'hashing' if content else 'listing'} {len(shards)} tar shards", "B", sum(sizes))
+
+        def items() -> Iterator[tuple[str, str | None]]:
+            for size, chunk in zip(sizes, _ordered_map(shard_items, shards, workers or _default_workers())):
+                bar.update(size)
+                yield from chunk
+
+        try:
+            return cls.from_items(items(), manifest_out=manifest_out, source=f"tar shards ({len(shards)})")
+        finally:
+            bar.close()
 
     @classmethod
     def from_tar_shards(
@@ -646,6 +708,7 @@ class ReferenceSet:
         content: bool = True,
         manifest_out: BinaryIO | PathLike | None = None,
         workers: int | None = None,
+        progress: bool = False,
     ) -> ReferenceSet:
         """Fingerprint a WebDataset-style tar reference set (see :func:`tar_images`).
 
@@ -653,7 +716,7 @@ class ReferenceSet:
         the SHA-256 of the sample's image member, hashed by *workers* threads.
         """
         resolved = tar_shards(shards)
-        return _to_manifest(manifest_out, lambda fh: cls._hash_tar(resolved, content, fh, workers))
+        return _to_manifest(manifest_out, lambda fh: cls._hash_tar(resolved, content, fh, workers, progress))
 
     @classmethod
     def from_manifest(cls, path: PathLike) -> ReferenceSet:
@@ -686,11 +749,13 @@ class ReferenceSet:
         content: bool = True,
         workers: int | None = None,
         kind: str = "auto",
+        progress: bool = False,
     ) -> ReferenceSet:
         """Hash a folder or tar set, write its manifest to *manifest* and the
         sidecar cache ``<manifest>.cache`` (each file's size and mtime), so that
         :meth:`open` can verify the set later without reading it. The manifest
-        may not lie inside the folder it describes unless its name starts with "."."""
+        may not lie inside the folder it describes unless its name starts with ".".
+        *progress*: bars on standard error (a terminal only), as in :meth:`from_folder`."""
         manifest = Path(manifest)
         # Refused before hours of hashing, not after: a FIFO, device or link is not replaced.
         check_writable_target(manifest)
@@ -712,8 +777,8 @@ class ReferenceSet:
             )
         if kind == "folder":
             root = Path(resolved[0])
-            walk = _scan_folder(root)
-            ref = write_atomically(manifest, lambda fh: cls._hash_folder(root, walk, content, fh, workers))
+            walk = _scan_folder(root, progress)
+            ref = write_atomically(manifest, lambda fh: cls._hash_folder(root, walk, content, fh, workers, progress))
             rows: Iterable[tuple[str, int, int]] = _walk_rows(walk)
             where = str(root.resolve())
         else:
@@ -721,7 +786,7 @@ class ReferenceSet:
             # Stat before hashing: a file rewritten while it is read then shows a
             # newer mtime than the cache records, and the next open() says stale.
             rows = [(os.path.basename(s), *_stat_row(s)) for s in shards]
-            ref = write_atomically(manifest, lambda fh: cls._hash_tar(shards, content, fh, workers))
+            ref = write_atomically(manifest, lambda fh: cls._hash_tar(shards, content, fh, workers, progress))
             where = os.path.dirname(os.path.abspath(shards[0]))
         # The fingerprint is the SHA-256 of the manifest's bytes: it binds cache and manifest.
         header = {"kind": kind, "content": content, "n_ref": ref.n_ref, "fingerprint": ref.hex, "root": where}
@@ -745,6 +810,8 @@ class ReferenceSet:
         workers: int | None = None,
         content: bool = True,
         kind: str = "auto",
+        progress: bool = False,
+        listing: FolderWalk | None = None,
     ) -> ReferenceSet:
         """The reference set at *path*: a folder of files, tar shards (a list of
         shards, a ``.tar`` file, or a folder holding only ``.tar`` files), or a
@@ -757,27 +824,34 @@ class ReferenceSet:
         :class:`~plada_codec.StaleManifestError`. A manifest that does not exist
         yet is created; a manifest without a valid cache (copied from elsewhere)
         is checked by hashing the set once, then cached. ``rehash=True`` hashes
-        everything again and rewrites manifest and cache.
+        everything again and rewrites manifest and cache. *progress*: bars of
+        files listed and bytes hashed on standard error (a terminal only).
+        *listing*: the folder's :meth:`folder_listing`, made moments before,
+        checked instead of walking the folder a second time.
         """
         if manifest is None:
             resolved, kind = _resolve(path, kind)
             if kind == "manifest":
                 return cls.from_manifest(resolved[0])
+            if kind == "folder" and listing is not None:
+                root = Path(resolved[0])
+                return cls._hash_folder(root, listing, content, None, workers, progress)
             if kind == "folder":
-                return cls.from_folder(resolved[0], content=content, workers=workers)
-            return cls.from_tar_shards(resolved, content=content, workers=workers)
+                return cls.from_folder(resolved[0], content=content, workers=workers, progress=progress)
+            return cls.from_tar_shards(resolved, content=content, workers=workers, progress=progress)
         manifest = Path(manifest)
         if rehash or not manifest.exists():
-            return cls.record(path, manifest, content=content, workers=workers, kind=kind)
+            return cls.record(path, manifest, content=content, workers=workers, kind=kind, progress=progress)
         try:
-            return _verify_cached(path, manifest, kind)
+            return _verify_cached(path, manifest, kind, progress, listing)
         except _NoCache:
             pass
         # A manifest with no usable cache: hash once, compare, then cache.
         expected = cls.from_manifest(manifest)
         tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.check")
         try:
-            actual = cls.record(path, tmp, content=_manifest_has_digests(manifest), workers=workers, kind=kind)
+            actual = cls.record(path, tmp, content=_manifest_has_digests(manifest), workers=workers, kind=kind,
+                                progress=progress)
             if actual != expected:
                 raise StaleManifestError(
                     f"{path} does not match manifest {manifest}: "
@@ -961,7 +1035,8 @@ _REHASH_HINT = (
 )
 
 
-def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: str) -> ReferenceSet:
+def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: str,
+                   progress: bool = False, listing: FolderWalk | None = None) -> ReferenceSet:
     """The manifest's set, after checking the listing, sizes and mtimes against its cache,
     in streaming fashion: one chunk of rows in memory at a time."""
     header, rows_at = _read_cache(manifest)
@@ -973,7 +1048,7 @@ def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: st
     ref = ReferenceSet(int(header["n_ref"]), bytes.fromhex(header["fingerprint"]),
                        f"{kind} {path} (manifest {manifest}, verified by size and mtime)")
     if kind == "folder":
-        walk = _scan_folder(Path(resolved[0]))
+        walk = listing if listing is not None else _scan_folder(Path(resolved[0]), progress)
         if _matches_cache(_walk_rows(walk), cache, rows_at):
             return ref
         with open(cache, "rb") as fh:

@@ -420,7 +420,8 @@ def _cmd_ref_hash(args) -> int:
         raise UsageError(f"{path}: no such folder, tar shard or manifest")
     if args.manifest_out and args.manifest:
         raise UsageError("give --manifest-out (hash and write) or --manifest (check against), not both")
-    kwargs = dict(content=not args.no_content, workers=args.workers, kind=args.reference_kind)
+    kwargs = dict(content=not args.no_content, workers=args.workers, kind=args.reference_kind,
+                  progress=not args.quiet)
     if args.manifest_out:
         reference = ReferenceSet.record(path, args.manifest_out, **kwargs)
     else:
@@ -529,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rehash", action="store_true", help="with --manifest: read every file again, rewrite M")
     _add_hashing(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (they are shown on standard error when it is a terminal)")
     p.set_defaults(func=_cmd_ref_hash)
 
     _cli_catalog.add_catalog_command(sub, _EPILOG, _positive_int)

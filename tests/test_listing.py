@@ -3,7 +3,9 @@ order without a global sort, packed arrays, memory per item bounded."""
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import tracemalloc
 
 import pytest
@@ -93,3 +95,22 @@ def test_folder_manifest_cache_is_checked_without_the_rows_in_memory(tmp_path):
     with pytest.raises(plada_codec.StaleManifestError,
                        match=r"file 'c010/extra.png' was added \(and 1 more changes\)"):
         plada_codec.ReferenceSet.open(root, manifest=manifest)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_listing_and_hashing_show_bars_on_a_terminal_only(tmp_path, monkeypatch):
+    _make(tmp_path / "ref", [f"c{i}/img{j}.png" for i in range(3) for j in range(5)])
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    ref = plada_codec.ReferenceSet.from_folder(tmp_path / "ref", progress=True)
+    shown = terminal.getvalue()
+    assert "listing" in shown and "files/s" in shown and "hashing" in shown and "B/s" in shown, shown
+    assert ref == plada_codec.ReferenceSet.from_folder(tmp_path / "ref")  # bars change nothing
+    piped = io.StringIO()  # not a terminal: tqdm stays silent
+    monkeypatch.setattr(sys, "stderr", piped)
+    plada_codec.ReferenceSet.from_folder(tmp_path / "ref", progress=True)
+    assert piped.getvalue() == ""

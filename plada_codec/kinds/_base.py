@@ -67,7 +67,7 @@ class PackedStrings:
             offsets = self.offsets[start : start + self._ITER_CHUNK + 1].tolist()
             yield from (str(blob[a:b], "utf-8", "surrogateescape") for a, b in zip(offsets, offsets[1:]))
 
-    _ITER_CHUNK = 1 << 16
+    _ITER_CHUNK = 1 << 13
 
     def __reduce__(self):
         # A memory-mapped blob travels as bytes (a memoryview cannot be pickled).

@@ -38,8 +38,8 @@ class FolderKind(Kind):
             raise ReferenceSetError(f"{path}: holds no image files (extensions: see plada_codec.IMAGE_EXTENSIONS)")
         # One row for the whole tree: a digest over every file's name, size and mtime.
         rows = hashlib.sha256()
-        for start in range(0, n, 1 << 16):  # Python objects for one chunk at a time
-            stop = min(n, start + (1 << 16))
+        for start in range(0, n, 1 << 13):  # Python objects for one chunk at a time
+            stop = min(n, start + (1 << 13))
             offsets = walk.names.offsets[start:stop + 1].tolist()
             blob = walk.names.blob
             rows.update(b"".join(bytes(blob[a:b]) + f"\t{nbytes}\t{mtime_ns}\n".encode()

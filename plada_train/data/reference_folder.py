@@ -13,7 +13,7 @@ import numpy as np
 import plada_codec
 from plada_codec import ReferenceSet, write_atomically
 from plada_codec._npz import map_npz
-from plada_codec.kinds import PackedStrings
+from plada_codec.kinds import FolderWalk, PackedStrings
 from plada_codec.kinds.images import is_image_name
 
 from .checks import IMAGE_EXTENSIONS, DataError, _decode, _first_info
@@ -38,28 +38,32 @@ class FolderImages(ReferenceImages):
         root = Path(root)
         super().__init__(str(root))
         self.root = str(root)
+        # The walk (ids, sizes, mtimes) is kept until the fingerprint is asked for, which
+        # checks it against the manifest cache instead of walking the folder again.
+        self._walk = None
         ids = self._load_index(Path(shared_index)) if shared_index is not None else None
         if ids is None:
-            ids = self._list(root)
+            self._walk = self._list(root)
+            ids = self._walk.names
             if shared_index is not None:
                 self.save_index(shared_index, ids)
         self._ids = ids
         _first_info(self)  # decode the first image now: a wrong folder fails before any work
 
-    def _list(self, root: Path) -> PackedStrings:
+    def _list(self, root: Path) -> FolderWalk:
         try:
-            names = ReferenceSet.folder_listing(root).names
+            walk = ReferenceSet.folder_listing(root)
         except plada_codec.ReferenceSetError as exc:
             if "no visible regular files" in str(exc):
                 raise DataError(f"{root}: the folder holds no files; point the reference at a folder of images") \
                     from None
             raise DataError(f"{exc}; rename or move the offending entry") from None
-        for item_id in names:
+        for item_id in walk.names:
             if not is_image_name(item_id):
                 raise DataError(f"{root}: {item_id!r} is not an image file (extensions: "
                                 f"{' '.join(sorted(IMAGE_EXTENSIONS))}); a folder reference is every file "
                                 f"below it: move that file out")
-        return names
+        return walk
 
     def save_index(self, path: str | os.PathLike, ids: PackedStrings | None = None) -> None:
         """Write the listing to *path* (an uncompressed ``.npz``, atomically)."""
@@ -104,4 +108,10 @@ class FolderImages(ReferenceImages):
         return _decode(self.read_bytes(index), os.path.join(self.root, self._ids[index]))
 
     def _fingerprint(self, manifest, rehash) -> ReferenceSet:
-        return ReferenceSet.open(self.root, manifest=manifest, rehash=rehash, kind="folder")
+        walk, self._walk = self._walk, None
+        return ReferenceSet.open(self.root, manifest=manifest, rehash=rehash, kind="folder", listing=walk)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_walk"] = None  # DataLoader workers (spawned) need the ids only
+        return state
