@@ -621,10 +621,11 @@ class ReferenceSet:
         return list(_scan_folder(Path(folder)).names)
 
     @staticmethod
-    def folder_listing(folder: PathLike, progress: Callable[[int], None] | None = None) -> FolderWalk:
+    def folder_listing(folder: PathLike, progress: Callable[[int], None] | bool | None = None) -> FolderWalk:
         """:meth:`folder_files` as packed arrays (ids, sizes, mtimes), without a
         Python object per file: what a listing of millions of files should use.
-        *progress* is called with the count of files found so far."""
+        *progress*: True for a bar on standard error (a terminal only), or a
+        function called with the count of files found so far."""
         return _scan_folder(Path(folder), progress)
 
     @classmethod

@@ -210,17 +210,25 @@ def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, conte
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset, context: Context, *, batch_size: int = 512, workers: int = 0) -> float:
-    """Top-1 accuracy on a labelled Dataset (split over ranks under torchrun)."""
+def evaluate(model: nn.Module, data: Dataset, context: Context, *, batch_size: int = 512, workers: int = 0,
+             progress: bool = False, desc: str = "evaluate") -> float:
+    """Top-1 accuracy on a labelled Dataset (split over ranks under torchrun);
+    with *progress*, a bar in images on rank 0."""
+    from tqdm.auto import tqdm
+
     if len(data) == 0:
         raise DataError("the test split is empty")
     model.to(context.device).eval()
     indices = list(range(context.rank, len(data), context.world_size))
     correct = 0
+    bar = tqdm(total=len(indices), desc=desc, unit=" images", disable=not progress or not context.is_main,
+               leave=False)
     for x, y in _loader(data, batch_size, indices, workers, context.device):
         with autocast(context.device):
             logits = model(x)
         correct += int((logits.float().argmax(1).cpu() == y).sum())
+        bar.update(len(y))
+    bar.close()
     total_correct, = context.all_reduce_sum([float(correct)])
     return total_correct / len(data)
 

@@ -335,7 +335,7 @@ def _class_names(req: ProduceRequest, target, n_classes: int) -> list[str] | Non
 
 
 def _open_reference(spec: str, manifest, rehash: bool, catalog: str | None = None, id_rule: str = "stem",
-                    present_only: bool = False, context: Context | None = None):
+                    present_only: bool = False, context: Context | None = None, progress: bool = False):
     """The reference data set. Under torchrun with several processes a machine,
     its local rank 0 lists the set and writes the listing to a temporary file
     that the others memory-map, so a machine holds one listing and scans its
@@ -344,7 +344,9 @@ def _open_reference(spec: str, manifest, rehash: bool, catalog: str | None = Non
 
     if catalog is not None:
         return open_reference(spec, catalog=catalog, id_rule=id_rule, present_only=present_only)
-    kwargs = {} if manifest is None and not rehash else {"manifest": manifest, "rehash": rehash}
+    kwargs: dict = {} if manifest is None and not rehash else {"manifest": manifest, "rehash": rehash}
+    if progress:
+        kwargs["progress"] = True
     if context is None or context.local_world_size <= 1 or not context.distributed:
         return open_reference(spec, **kwargs)
     import secrets
@@ -356,6 +358,7 @@ def _open_reference(spec: str, manifest, rehash: bool, catalog: str | None = Non
         refs = open_reference(spec, shared_index=shared, **kwargs) if context.local_rank == 0 else None
         context.barrier()
         if refs is None:
+            kwargs.pop("progress", None)
             refs = open_reference(spec, shared_index=shared, **kwargs)
         context.barrier()
     finally:
@@ -444,11 +447,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
     _write(path, lambda fh: fh.write(data))
 
 
-def _target_digests(target) -> dict:
+def _target_digests(target, progress: bool = False) -> dict:
     """What a saved teacher was trained and evaluated on: content, not paths.
     One read of the target (a fraction of one training epoch)."""
-    return {"train_sha256": target.train.content_digest(),
-            "test_sha256": None if target.test is None else target.test.content_digest()}
+    return {"train_sha256": target.train.content_digest(progress),
+            "test_sha256": None if target.test is None else target.test.content_digest(progress)}
 
 
 def _without_target_spec(record: dict, *path: str) -> dict:
@@ -617,7 +620,8 @@ def _teacher(req: ProduceRequest, context: Context, out: Path, n_classes: int, c
         model = train_teacher(model, target.train, context, recipe=req.teacher_recipe, outliers=reference,
                               checkpoint_dir=out / "teacher-train", progress=req.progress)
     _stage("evaluating the teacher")
-    accuracy = evaluate(model, target.test, context, workers=req.workers) if target.test is not None else None
+    accuracy = (evaluate(model, target.test, context, workers=req.workers, progress=req.progress,
+                         desc="evaluating the teacher") if target.test is not None else None)
     if context.is_main:
         _stage("saving the teacher")
         state = model.state_dict()
@@ -694,9 +698,10 @@ def _produce_locked(req: ProduceRequest, context: Context, out: Path) -> Produce
     class_names = _class_names(req, target, n_classes)
     _stage("opening the reference set")
     refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, present_only=True,
-                           context=context)
+                           context=context, progress=req.progress and context.local_rank == 0)
     channels = req.channels or target.channels
-    reference_set = context.per_node(refs.reference_set)  # hashed or checked once per machine
+    # Hashed or checked once per machine.
+    reference_set = context.per_node(lambda: refs.reference_set(progress=req.progress))
     positions = getattr(refs, "positions", None)  # a catalog copy: the held catalog positions
     _check(positions is not None or reference_set.n_ref == len(refs),
            "the reference fingerprint does not describe these images")
@@ -716,7 +721,7 @@ def _produce_locked(req: ProduceRequest, context: Context, out: Path) -> Produce
         "checkpoint_sha256": file_digest(req.teacher_checkpoint) if req.teacher_checkpoint else None,
         "recipe": _result_recipe(req.teacher_recipe),
         "target": {"n_train": len(target.train), "n_classes": n_classes,
-                   **context.from_main(lambda: _target_digests(target))},
+                   **context.from_main(lambda: _target_digests(target, req.progress))},
         "reference": reference_set.hex if held is None else held,  # outlier exposure reads it
         "preprocess": preprocess.to_metadata(),
     }
@@ -896,9 +901,10 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
         test_target = open_target(req.test)
         test_target.require_test()
     data = _read_payload(req.payload)
-    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, context=context)
+    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, context=context,
+                           progress=req.progress and context.local_rank == 0)
     # ReferenceMismatchError before reading images; hashed or checked once per machine.
-    decoded = plada_codec.decode(data, reference=context.per_node(refs.reference_set))
+    decoded = plada_codec.decode(data, reference=context.per_node(lambda: refs.reference_set(progress=req.progress)))
     indices, labels = decoded.indices, decoded.labels.astype(np.int64)
     resolution = getattr(refs, "resolution", None)
     if resolution is not None:  # a catalog copy: train on the selected items it holds
@@ -941,7 +947,8 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
     if test_target is not None:
         _stage("evaluating the student")
         test_target.set_preprocess(preprocess)
-        accuracy = evaluate(student, test_target.test, context, workers=req.workers)
+        accuracy = evaluate(student, test_target.test, context, workers=req.workers, progress=req.progress,
+                            desc="evaluating the student")
     if req.save and context.is_main:
         _stage("saving the student")
         state = student.state_dict()

@@ -661,3 +661,31 @@ def test_a_shared_folder_index_is_written_once_and_then_memory_mapped(tmp_path):
     index.write_bytes(b"PK not a zip")
     with pytest.raises(DataError, match="unreadable folder index"):
         FolderImages(root, shared_index=index)
+
+
+def test_listing_and_target_hashing_show_bars_on_a_terminal(tmp_path, monkeypatch):
+    import sys
+
+    from plada_train.data.reference_folder import FolderImages
+    from plada_train.data.targets import FolderLabelled
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for split in ("train",):
+        for c in range(2):
+            for i in range(3):
+                path = tmp_path / "target" / split / f"class{c}" / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((8, 8), 10 * i + c, np.uint8)).save(path)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    refs = FolderImages(tmp_path / "target" / "train", progress=True)
+    refs.reference_set(progress=True)
+    target = FolderLabelled(str(tmp_path / "target" / "train"))
+    digest = target.content_digest(progress=True)
+    shown = terminal.getvalue()
+    assert "listing" in shown and "hashing" in shown and "images/s" in shown, shown
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert target.content_digest() == digest  # the bar changes nothing

@@ -42,7 +42,7 @@ class ReferenceImages(Dataset):
     def item_id(self, index: int) -> str:
         raise NotImplementedError
 
-    def _fingerprint(self, manifest, rehash: bool) -> ReferenceSet:
+    def _fingerprint(self, manifest, rehash: bool, progress: bool = False) -> ReferenceSet:
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -55,9 +55,10 @@ class ReferenceImages(Dataset):
         self._transform = _checked_transform(preprocess, train, self)
         return self
 
-    def reference_set(self) -> ReferenceSet:
-        """The fingerprint of this set (the same as ``plada ref-hash``)."""
-        return self._fingerprint(getattr(self, "_manifest", None), getattr(self, "_rehash", False))
+    def reference_set(self, progress: bool = False) -> ReferenceSet:
+        """The fingerprint of this set (the same as ``plada ref-hash``); with
+        *progress*, bars of the hashing on standard error (a terminal only)."""
+        return self._fingerprint(getattr(self, "_manifest", None), getattr(self, "_rehash", False), progress)
 
     def describe(self) -> dict[str, Any]:
         """n, channels and image size (of the first item; ``uniform`` says whether

@@ -54,7 +54,7 @@ class ArrayImages(ReferenceImages):
     def item_id(self, index: int) -> str:
         return str(index)
 
-    def _fingerprint(self, manifest, rehash) -> ReferenceSet:
+    def _fingerprint(self, manifest, rehash, progress=False) -> ReferenceSet:
         return ReferenceSet.from_array(self.images)
 
     def _uniform_size(self) -> bool:

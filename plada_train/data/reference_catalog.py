@@ -70,7 +70,7 @@ class CatalogImages(ReferenceImages):
     def raw(self, index: int):
         return self._load(self.catalog_position(index))
 
-    def _fingerprint(self, manifest, rehash) -> ReferenceSet:
+    def _fingerprint(self, manifest, rehash, progress=False) -> ReferenceSet:
         return self.catalog.reference
 
     def describe(self) -> dict:

@@ -29,12 +29,14 @@ class FolderImages(ReferenceImages):
     8 bytes an item more than the ids themselves. With *shared_index*, a file
     that another process of this job wrote for the same folder moments before
     (``save_index``), the listing is memory-mapped from it instead of walking
-    the folder again: processes on one machine then share one copy."""
+    the folder again: processes on one machine then share one copy. With
+    *progress*, a bar of the files listed (standard error, a terminal only)."""
 
     kind = "folder"
     _INDEX_VERSION = 1
 
-    def __init__(self, root: str | os.PathLike, shared_index: str | os.PathLike | None = None) -> None:
+    def __init__(self, root: str | os.PathLike, shared_index: str | os.PathLike | None = None,
+                 progress: bool = False) -> None:
         root = Path(root)
         super().__init__(str(root))
         self.root = str(root)
@@ -43,16 +45,16 @@ class FolderImages(ReferenceImages):
         self._walk = None
         ids = self._load_index(Path(shared_index)) if shared_index is not None else None
         if ids is None:
-            self._walk = self._list(root)
+            self._walk = self._list(root, progress)
             ids = self._walk.names
             if shared_index is not None:
                 self.save_index(shared_index, ids)
         self._ids = ids
         _first_info(self)  # decode the first image now: a wrong folder fails before any work
 
-    def _list(self, root: Path) -> FolderWalk:
+    def _list(self, root: Path, progress: bool) -> FolderWalk:
         try:
-            walk = ReferenceSet.folder_listing(root)
+            walk = ReferenceSet.folder_listing(root, progress)
         except plada_codec.ReferenceSetError as exc:
             if "no visible regular files" in str(exc):
                 raise DataError(f"{root}: the folder holds no files; point the reference at a folder of images") \
@@ -107,9 +109,10 @@ class FolderImages(ReferenceImages):
     def raw(self, index: int):
         return _decode(self.read_bytes(index), os.path.join(self.root, self._ids[index]))
 
-    def _fingerprint(self, manifest, rehash) -> ReferenceSet:
+    def _fingerprint(self, manifest, rehash, progress=False) -> ReferenceSet:
         walk, self._walk = self._walk, None
-        return ReferenceSet.open(self.root, manifest=manifest, rehash=rehash, kind="folder", listing=walk)
+        return ReferenceSet.open(self.root, manifest=manifest, rehash=rehash, kind="folder", listing=walk,
+                                 progress=progress)
 
     def __getstate__(self):
         state = self.__dict__.copy()

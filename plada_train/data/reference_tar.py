@@ -168,5 +168,5 @@ class TarImages(ReferenceImages):
             fh.close()
         self._files = {}
 
-    def _fingerprint(self, manifest, rehash) -> ReferenceSet:
-        return ReferenceSet.open(self._spec, manifest=manifest, rehash=rehash)
+    def _fingerprint(self, manifest, rehash, progress=False) -> ReferenceSet:
+        return ReferenceSet.open(self._spec, manifest=manifest, rehash=rehash, progress=progress)

@@ -23,7 +23,7 @@ __all__ = ["open_reference", "REFERENCE_KINDS", "BUILTIN_REFERENCES"]
 BUILTIN_REFERENCES = ("builtin:pool", "builtin:pool-far")
 
 
-def _open_builtin(spec: str, manifest, shared_index=None) -> ReferenceImages:
+def _open_builtin(spec: str, manifest, shared_index=None, progress=False) -> ReferenceImages:
     from .builtin import load_miniature
     from .reference_array import ArrayImages
 
@@ -31,7 +31,7 @@ def _open_builtin(spec: str, manifest, shared_index=None) -> ReferenceImages:
     return ArrayImages(pool.images, spec)
 
 
-def _open_tar(spec, manifest, shared_index=None) -> ReferenceImages:
+def _open_tar(spec, manifest, shared_index=None, progress=False) -> ReferenceImages:
     from .reference_tar import TarImages
 
     shards = [os.fspath(s) for s in spec] if isinstance(spec, (list, tuple)) else plada_codec.tar_shards(spec)
@@ -39,25 +39,25 @@ def _open_tar(spec, manifest, shared_index=None) -> ReferenceImages:
     return TarImages(shards, spec, index_cache=cache)
 
 
-def _open_npz(spec, manifest, shared_index=None) -> ReferenceImages:
+def _open_npz(spec, manifest, shared_index=None, progress=False) -> ReferenceImages:
     from .npz import _npz_array
     from .reference_array import ArrayImages
 
     return ArrayImages(_npz_array(Path(spec), "x", "reference"), str(spec))
 
 
-def _open_folder(spec, manifest, shared_index=None) -> ReferenceImages:
+def _open_folder(spec, manifest, shared_index=None, progress=False) -> ReferenceImages:
     from .reference_folder import FolderImages
 
-    return FolderImages(spec, shared_index=shared_index)
+    return FolderImages(spec, shared_index=shared_index, progress=progress)
 
 
-def _open_parquet(spec, manifest, shared_index=None) -> ReferenceImages:
+def _open_parquet(spec, manifest, shared_index=None, progress=False) -> ReferenceImages:
     raise DataError(f"{spec}: a parquet reference has no manifest of its own; build a catalog of it once "
                     f"(plada catalog build {spec} -o ref.plcat) and pass --catalog ref.plcat")
 
 
-# kind (plada_codec.kinds) -> opener(spec, manifest, shared_index)
+# kind (plada_codec.kinds) -> opener(spec, manifest, shared_index, progress=)
 REFERENCE_KINDS: dict[str, Callable[..., ReferenceImages]] = {
     "tar": _open_tar,
     "parquet": _open_parquet,
@@ -68,7 +68,8 @@ REFERENCE_KINDS: dict[str, Callable[..., ReferenceImages]] = {
 
 def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash: bool = False,
                    catalog: str | os.PathLike | None = None, id_rule: str = "stem", kind: str = "auto",
-                   present_only: bool = False, shared_index: str | os.PathLike | None = None) -> ReferenceImages:
+                   present_only: bool = False, shared_index: str | os.PathLike | None = None,
+                   progress: bool = False) -> ReferenceImages:
     """A reference set by spec: ``builtin:pool``, ``builtin:pool-far``, an
     ``.npz`` with an ``x`` array, a folder of images, ``.tar`` shards (a file,
     a folder of shards, or a list), or, with *catalog*, a local copy of any
@@ -82,7 +83,7 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
     *shared_index* names a file through which the processes of one machine
     share a folder's or tar set's listing: the first to open the set writes
     it there, the others memory-map it (``plada-train`` passes it under
-    torchrun).
+    torchrun). *progress*: a bar while a folder is listed.
     """
     if catalog is not None:
         from .reference_catalog import open_catalog_reference
@@ -110,6 +111,6 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
         except plada_codec.ReferenceSetError as exc:
             raise DataError(f"{exc}; use a folder of images, .tar shards, a .npz with an 'x' array, or "
                             "builtin:pool") from None
-        dataset = REFERENCE_KINDS[found](spec, manifest, shared_index)
+        dataset = REFERENCE_KINDS[found](spec, manifest, shared_index, progress=progress)
     dataset._manifest, dataset._rehash = manifest, rehash
     return dataset

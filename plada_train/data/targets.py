@@ -44,15 +44,16 @@ class LabelledImages(Dataset):
             self.set_preprocess(default_preprocess(self))
         return _apply(self._transform, self.raw(index), self, index), self.label(index)
 
-    def content_digest(self) -> str:
+    def content_digest(self, progress: bool = False) -> str:
         """SHA-256 over the labels and every image's bytes, in order: identifies
-        what a saved teacher was trained on (a path names a file, not its content)."""
+        what a saved teacher was trained on (a path names a file, not its content).
+        *progress*: a bar in images on standard error (a terminal only)."""
         h = hashlib.sha256(b"plada-labelled-v1\0")
         h.update(np.ascontiguousarray(self.labels, dtype="<i8").tobytes())
-        self._hash_images(h)
+        self._hash_images(h, progress)
         return h.hexdigest()
 
-    def _hash_images(self, h) -> None:
+    def _hash_images(self, h, progress: bool = False) -> None:
         raise NotImplementedError
 
     def set_preprocess(self, preprocess: Preprocess, train: bool = False) -> LabelledImages:
@@ -83,7 +84,7 @@ class ArrayLabelled(LabelledImages):
     def label(self, index: int) -> int:
         return int(self._labels[index])
 
-    def _hash_images(self, h) -> None:
+    def _hash_images(self, h, progress: bool = False) -> None:  # an array: a fraction of a second
         h.update(f"{self.images.dtype.str}{tuple(self.images.shape)}".encode())
         step = max(1, (64 << 20) // max(1, self.images[:1].nbytes))  # ~64 MiB at a time (memory-mapped .npz)
         for start in range(0, len(self.images), step):
@@ -132,8 +133,11 @@ class FolderLabelled(LabelledImages):
     def raw(self, index: int):
         return self.loader(self._paths[index])
 
-    def _hash_images(self, h) -> None:
-        for path in self._paths:
+    def _hash_images(self, h, progress: bool = False) -> None:
+        from tqdm.auto import tqdm
+
+        for path in tqdm(self._paths, total=len(self._paths), desc=f"hashing {self.name}", unit=" images",
+                         disable=None if progress else True, leave=False):
             relative = os.path.relpath(path, self.name).encode("utf-8", "surrogateescape")
             with open(path, "rb") as fh:
                 data = fh.read()
