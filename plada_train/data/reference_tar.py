@@ -38,12 +38,14 @@ class TarImages(ReferenceImages):
     PARALLEL_INDEX_BYTES = 64 << 20
 
     def __init__(self, shards: Sequence[str], source: str | os.PathLike | Sequence | None = None,
-                 index_cache: str | os.PathLike | None = None, index_workers: int | None = None) -> None:
+                 index_cache: str | os.PathLike | None = None, index_workers: int | None = None,
+                 progress: bool = False) -> None:
         """*index_workers*: processes that list the shards' tar headers when
         there is no valid index cache (None: up to 8, one per usable CPU
         divided among torchrun's local ranks, once the shards hold more than
         PARALLEL_INDEX_BYTES together; 1: this process). A DataLoader worker
-        or other daemonic process always lists in-process."""
+        or other daemonic process always lists in-process. *progress*: a bar
+        of the shards listed (standard error, a terminal only)."""
         self._spec = list(shards) if source is None or isinstance(source, (list, tuple)) else os.fspath(source)
         super().__init__(self._spec if isinstance(self._spec, str) else
                          (shards[0] if len(shards) == 1 else os.path.dirname(shards[0])))
@@ -62,7 +64,7 @@ class TarImages(ReferenceImages):
             if index_workers is None:
                 large = sum(size for _, size, _ in stats) > self.PARALLEL_INDEX_BYTES
                 index_workers = _listing_workers() if large else 1
-            self._build_index(int(index_workers))
+            self._build_index(int(index_workers), progress)
             if self.index_cache:
                 self._save_index(stats)
         if not len(self._shard):
@@ -72,7 +74,7 @@ class TarImages(ReferenceImages):
         self._pid = os.getpid()
         _first_info(self)
 
-    def _build_index(self, workers: int) -> None:
+    def _build_index(self, workers: int, progress: bool = False) -> None:
         # Each shard comes back as flat arrays, so the transient per-member objects
         # stay bounded by a shard (per worker); results arrive in shard order.
         from .._tar_index import shard_index
@@ -84,6 +86,10 @@ class TarImages(ReferenceImages):
                 listed = _list_in_processes(shard_index, self.shards, workers)
             if listed is None:
                 listed = map(shard_index, self.shards)
+            from tqdm.auto import tqdm
+
+            listed = tqdm(listed, total=len(self.shards), desc=f"listing {len(self.shards)} tar shards",
+                          unit=" shards", disable=None if progress else True, leave=False)
             for number, (offset, size, shard_ids_, shard_members) in enumerate(listed):
                 shard_ids.append(np.full(len(offset), number, np.int32))
                 offsets.append(offset)

@@ -36,7 +36,7 @@ def _open_tar(spec, manifest, shared_index=None, progress=False) -> ReferenceIma
 
     shards = [os.fspath(s) for s in spec] if isinstance(spec, (list, tuple)) else plada_codec.tar_shards(spec)
     cache = os.fspath(manifest) + ".index.npz" if manifest is not None else shared_index
-    return TarImages(shards, spec, index_cache=cache)
+    return TarImages(shards, spec, index_cache=cache, progress=progress)
 
 
 def _open_npz(spec, manifest, shared_index=None, progress=False) -> ReferenceImages:
@@ -83,7 +83,7 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
     *shared_index* names a file through which the processes of one machine
     share a folder's or tar set's listing: the first to open the set writes
     it there, the others memory-map it (``plada-train`` passes it under
-    torchrun). *progress*: a bar while a folder is listed.
+    torchrun). *progress*: a bar while a folder or tar set is listed.
     """
     if catalog is not None:
         from .reference_catalog import open_catalog_reference
