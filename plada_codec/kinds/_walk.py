@@ -37,6 +37,15 @@ class FolderWalk(NamedTuple):
     """Visible regular files that *keep* refused."""
 
 
+def _shown(path: str) -> str:
+    """A path as a user can read it; escaped only where it holds undecodable bytes."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return ascii(path)
+    return path
+
+
 def _sorted_children(folder: str) -> list[tuple[bytes, os.DirEntry, bool]]:
     try:
         with os.scandir(folder) as listing:
@@ -47,11 +56,11 @@ def _sorted_children(folder: str) -> list[tuple[bytes, os.DirEntry, bool]]:
                 try:
                     is_dir = child.is_dir(follow_symlinks=False)
                 except OSError as exc:
-                    raise ReferenceSetError(f"{ascii(child.path)}: cannot stat ({exc.strerror or exc})") from exc
+                    raise ReferenceSetError(f"{_shown(child.path)}: cannot stat ({exc.strerror or exc})") from exc
                 name = os.fsencode(child.name)
                 children.append((name + b"/" if is_dir else name, child, is_dir))
     except OSError as exc:
-        raise ReferenceSetError(f"{ascii(folder)}: cannot list ({exc.strerror or exc})") from exc
+        raise ReferenceSetError(f"{_shown(folder)}: cannot list ({exc.strerror or exc})") from exc
     children.sort(key=lambda c: c[0])
     return children
 
@@ -89,7 +98,7 @@ def walk_folder(root: str | os.PathLike, keep: Callable[[str], bool] | None = No
                     continue
                 stat = child.stat(follow_symlinks=False)
             except OSError as exc:
-                raise ReferenceSetError(f"{ascii(child.path)}: cannot stat ({exc.strerror or exc})") from exc
+                raise ReferenceSetError(f"{_shown(child.path)}: cannot stat ({exc.strerror or exc})") from exc
             blob += prefix
             blob += key
             ends.append(len(blob))
