@@ -689,3 +689,28 @@ def test_listing_and_target_hashing_show_bars_on_a_terminal(tmp_path, monkeypatc
     assert "listing" in shown and "hashing" in shown and "images/s" in shown, shown
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert target.content_digest() == digest  # the bar changes nothing
+
+
+def test_every_reference_kind_takes_its_preprocess_at_construction(tmp_path):
+    # As torchvision's datasets take transform=: items come out in the recipe's shape at once.
+    from plada_train.data.reference_array import ArrayImages
+    from plada_train.data.reference_folder import FolderImages
+    from plada_train.sources import open_reference, open_target
+
+    recipe = preprocess_for(None, "smallcnn", 1, 16)
+    images = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)
+    root = tmp_path / "ref"
+    root.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(root / f"{i}.png")
+    np.savez(tmp_path / "ref.npz", x=images)
+    np.savez(tmp_path / "target.npz", x_train=images, y_train=np.array([0, 1, 0]))
+    for refs in (FolderImages(root, preprocess=recipe), ArrayImages(images, preprocess=recipe),
+                 open_reference(str(root), preprocess=recipe), open_reference(str(tmp_path / "ref.npz"),
+                                                                           preprocess=recipe)):
+        x, index = refs[2]
+        assert tuple(x.shape) == (1, 16, 16) and index == 2
+    x, _ = FolderImages(root)[2]
+    assert tuple(x.shape) == (1, 8, 8)  # without one: native size
+    target = open_target(tmp_path / "target.npz", preprocess=recipe)
+    assert tuple(target.train[0][0].shape) == (1, 16, 16)

@@ -23,8 +23,10 @@ class ReferenceImages(Dataset):
     """An ordered reference set; item i -> (input tensor, i).
 
     ``raw(i)`` gives the undecoded-by-model image (a PIL image for files, a uint8
-    array (C, H, W) for arrays); ``set_preprocess`` picks the model's recipe
-    (default: the SmallCNN's, at native size and channels).
+    array (C, H, W) for arrays). Every kind takes ``preprocess=`` (the model's
+    recipe, checked against the first image) at construction, as torchvision's
+    datasets take ``transform=``; ``set_preprocess`` changes it later. Without
+    one, items use the SmallCNN's recipe at native size and channels.
     """
 
     kind = "reference"
@@ -49,6 +51,11 @@ class ReferenceImages(Dataset):
         if self._transform is None:
             self.set_preprocess(default_preprocess(self))
         return _apply(self._transform, self.raw(index), self, index), index
+
+    def _set_initial(self, preprocess: Preprocess | None) -> None:
+        # The last step of every kind's constructor: the set is listed and its first image known.
+        if preprocess is not None:
+            self.set_preprocess(preprocess)
 
     def set_preprocess(self, preprocess: Preprocess, train: bool = False) -> ReferenceImages:
         """Use *preprocess* for items (checked against the first image first)."""

@@ -7,6 +7,7 @@ import numpy as np
 
 from plada_codec import ReferenceSet
 
+from ..preprocess import Preprocess
 from .checks import DataError
 from .reference import ReferenceImages
 
@@ -19,7 +20,7 @@ class ArrayImages(ReferenceImages):
 
     kind = "array"
 
-    def __init__(self, images: np.ndarray, source: str = "array") -> None:
+    def __init__(self, images: np.ndarray, source: str = "array", *, preprocess: Preprocess | None = None) -> None:
         super().__init__(source)
         if images.ndim == 3:
             images = images[:, None]
@@ -29,6 +30,7 @@ class ArrayImages(ReferenceImages):
         if len(images) == 0:
             raise DataError(f"{source}: no images; the reference set needs at least one")
         self.images = images
+        self._set_initial(preprocess)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -11,6 +11,7 @@ import numpy as np
 import plada_codec
 from plada_codec import Catalog, ReferenceSet
 
+from ..preprocess import Preprocess
 from .checks import DataError, _channels_and_size, _decode
 from .reference import ReferenceImages
 
@@ -29,7 +30,7 @@ class CatalogImages(ReferenceImages):
     kind = "catalog"
 
     def __init__(self, catalog: Catalog, local: str, *, id_rule: str = "stem", kind: str = "auto",
-                 present_only: bool = False) -> None:
+                 present_only: bool = False, preprocess: Preprocess | None = None) -> None:
         super().__init__(str(local))
         self.catalog = catalog
         try:
@@ -44,6 +45,7 @@ class CatalogImages(ReferenceImages):
         self.positions: np.ndarray | None = held if present_only else None
         image = self._load(int(held[0]))
         self._first = (*_channels_and_size(image), hasattr(image, "mode"))
+        self._set_initial(preprocess)
 
     def __len__(self) -> int:
         return len(self.positions) if self.positions is not None else len(self.catalog)

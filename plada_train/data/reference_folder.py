@@ -16,6 +16,7 @@ from plada_codec._npz import map_npz
 from plada_codec.kinds import FolderWalk, PackedStrings
 from plada_codec.kinds.images import is_image_name
 
+from ..preprocess import Preprocess
 from .checks import IMAGE_EXTENSIONS, DataError, _decode, _first_info
 from .reference import ReferenceImages
 
@@ -36,7 +37,7 @@ class FolderImages(ReferenceImages):
     _INDEX_VERSION = 1
 
     def __init__(self, root: str | os.PathLike, shared_index: str | os.PathLike | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, *, preprocess: Preprocess | None = None) -> None:
         root = Path(root)
         super().__init__(str(root))
         self.root = str(root)
@@ -51,6 +52,7 @@ class FolderImages(ReferenceImages):
                 self.save_index(shared_index, ids)
         self._ids = ids
         _first_info(self)  # decode the first image now: a wrong folder fails before any work
+        self._set_initial(preprocess)
 
     def _list(self, root: Path, progress: bool) -> FolderWalk:
         try:

@@ -16,6 +16,7 @@ from plada_codec import ReferenceSet
 from plada_codec._npz import map_npz
 from plada_codec.kinds import PackedStrings
 
+from ..preprocess import Preprocess
 from ._pool import _in_daemon, _list_in_processes, _listing_workers
 from .checks import DataError, _decode, _first_info
 from .reference import ReferenceImages
@@ -39,7 +40,7 @@ class TarImages(ReferenceImages):
 
     def __init__(self, shards: Sequence[str], source: str | os.PathLike | Sequence | None = None,
                  index_cache: str | os.PathLike | None = None, index_workers: int | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, *, preprocess: Preprocess | None = None) -> None:
         """*index_workers*: processes that list the shards' tar headers when
         there is no valid index cache (None: up to 8, one per usable CPU
         divided among torchrun's local ranks, once the shards hold more than
@@ -73,6 +74,7 @@ class TarImages(ReferenceImages):
         self._files: dict[int, Any] = {}
         self._pid = os.getpid()
         _first_info(self)
+        self._set_initial(preprocess)
 
     def _build_index(self, workers: int, progress: bool = False) -> None:
         # Each shard comes back as flat arrays, so the transient per-member objects

@@ -69,7 +69,7 @@ REFERENCE_KINDS: dict[str, Callable[..., ReferenceImages]] = {
 def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash: bool = False,
                    catalog: str | os.PathLike | None = None, id_rule: str = "stem", kind: str = "auto",
                    present_only: bool = False, shared_index: str | os.PathLike | None = None,
-                   progress: bool = False) -> ReferenceImages:
+                   progress: bool = False, preprocess=None) -> ReferenceImages:
     """A reference set by spec: ``builtin:pool``, ``builtin:pool-far``, an
     ``.npz`` with an ``x`` array, a folder of images, ``.tar`` shards (a file,
     a folder of shards, or a list), or, with *catalog*, a local copy of any
@@ -84,6 +84,8 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
     share a folder's or tar set's listing: the first to open the set writes
     it there, the others memory-map it (``plada-train`` passes it under
     torchrun). *progress*: a bar while a folder or tar set is listed.
+    *preprocess* (a :class:`~plada_train.preprocess.Preprocess`) is the
+    items' recipe, checked against the first image before this returns.
     """
     if catalog is not None:
         from .reference_catalog import open_catalog_reference
@@ -93,8 +95,9 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
                             "files or an .npz")
         if not Path(spec).exists():
             raise DataError(f"reference {str(spec)!r} not found: give the local copy of the catalog's images")
-        return open_catalog_reference(os.fspath(catalog), os.fspath(spec), id_rule=id_rule, kind=kind,
-                                      present_only=present_only)
+        dataset = open_catalog_reference(os.fspath(catalog), os.fspath(spec), id_rule=id_rule, kind=kind,
+                                         present_only=present_only)
+        return dataset.set_preprocess(preprocess) if preprocess is not None else dataset
     if isinstance(spec, (list, tuple)):
         dataset = _open_tar(spec, manifest, shared_index)
     elif str(spec) in BUILTIN_REFERENCES:
@@ -113,4 +116,4 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
                             "builtin:pool") from None
         dataset = REFERENCE_KINDS[found](spec, manifest, shared_index, progress=progress)
     dataset._manifest, dataset._rehash = manifest, rehash
-    return dataset
+    return dataset.set_preprocess(preprocess) if preprocess is not None else dataset

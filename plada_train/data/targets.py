@@ -181,8 +181,15 @@ class TargetData:
         return self.test
 
 
-def open_target(spec: str | os.PathLike) -> TargetData:
-    """A labelled target by spec: builtin:mnist, a .npz, or an ImageFolder-style folder."""
+def open_target(spec: str | os.PathLike, *, preprocess: Preprocess | None = None,
+                augment: bool = False) -> TargetData:
+    """A labelled target by spec: builtin:mnist, a .npz, or an ImageFolder-style folder;
+    with *preprocess*, both splits use it (``TargetData.set_preprocess``)."""
+    target = _open_target(spec)
+    return target.set_preprocess(preprocess, augment) if preprocess is not None else target
+
+
+def _open_target(spec: str | os.PathLike) -> TargetData:
     spec_s = str(spec)
     if spec_s == "builtin:mnist":
         from .builtin import load_miniature
