@@ -40,10 +40,12 @@ from ._errors import (
     UnsupportedFeatureError,
     UnsupportedVersionError,
 )
+from ._npz import map_npz
 from ._read import DEFAULT_MAX_TOTAL_LENGTH, read_payload
 from ._reference import ReferenceSet, TarImage, tar_images, tar_shards
 from ._results import Payload, PayloadInfo, SectionInfo
 from ._version import __version__
+from .kinds import PackedStrings
 
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
@@ -56,7 +58,7 @@ __all__ = [
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",
     "ChecksumError", "UnsupportedVersionError", "UnsupportedFeatureError",
     "LimitExceededError", "ReferenceMismatchError", "EncodeError",
-    "backend", "available_backends", "write_atomically", "NotARegularFileError",
+    "backend", "available_backends", "write_atomically", "NotARegularFileError", "PackedStrings", "map_npz",
     "DEFAULT_MAX_COUNT", "DEFAULT_MAX_SECTION_BYTES", "DEFAULT_MAX_ANCILLARY_BYTES",
     "DEFAULT_MAX_METADATA_ITEMS", "DEFAULT_MAX_TOTAL_LENGTH", "DEFAULT_ZSTD_LEVEL",
     "DEFAULT_EFFORT",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Iterable
 from typing import BinaryIO
 
 import numpy as np
@@ -45,8 +46,18 @@ def map_npz_member(path: PathLike, zf: zipfile.ZipFile, fh: BinaryIO, info: zipf
     return np.memmap(path, dtype=dtype, mode="r", offset=start, shape=shape, order="F" if fortran else "C")
 
 
-def map_npz(path: PathLike) -> dict[str, np.ndarray]:
-    """Every array of an uncompressed ``.npz``, memory-mapped read-only, by name.
-    ValueError or zipfile.BadZipFile for anything else."""
+def map_npz(path: PathLike, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed ``.npz`` (all of them, or those *names*),
+    memory-mapped read-only, by name. ValueError (a member compressed, missing
+    or not a plain ``.npy``) or zipfile.BadZipFile for anything else."""
     with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
-        return {info.filename[:-4]: map_npz_member(path, zf, fh, info) for info in zf.infolist()}
+        if names is None:
+            return {info.filename[:-4]: map_npz_member(path, zf, fh, info) for info in zf.infolist()}
+        out = {}
+        for name in names:
+            try:
+                info = zf.getinfo(name + ".npy")
+            except KeyError:
+                raise ValueError(f"{path}: no array {name!r}") from None
+            out[name] = map_npz_member(path, zf, fh, info)
+        return out

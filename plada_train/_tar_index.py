@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 import plada_codec
-from plada_codec.kinds import PackedStrings
+from plada_codec import PackedStrings
 
 # (data offsets, sizes, item ids, member names)
 ShardIndex = tuple[np.ndarray, np.ndarray, PackedStrings, PackedStrings]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plada_codec._npz import map_npz_member
+from plada_codec import map_npz
 
 from .checks import DataError
 
@@ -45,7 +45,6 @@ def _try_map(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarr
     if info.compress_type != zipfile.ZIP_STORED:
         return None
     try:
-        with open(path, "rb") as fh:
-            return map_npz_member(path, zf, fh, info)
+        return map_npz(path, [info.filename[:-4]])[info.filename[:-4]]
     except ValueError:
         return None

@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from plada_codec import ReferenceSet
-from plada_codec.kinds import PackedStrings
+from plada_codec import PackedStrings, ReferenceSet
 
 from ..preprocess import Preprocess
 from .checks import _apply, _checked_transform, _first_info, default_preprocess

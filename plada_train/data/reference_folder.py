@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 import plada_codec
-from plada_codec import ReferenceSet, write_atomically
-from plada_codec._npz import map_npz
-from plada_codec.kinds import FolderWalk, PackedStrings
+from plada_codec import PackedStrings, ReferenceSet, map_npz, write_atomically
+from plada_codec.kinds import FolderWalk
 from plada_codec.kinds.images import is_image_name
 
 from ..preprocess import Preprocess

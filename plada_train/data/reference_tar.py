@@ -12,9 +12,7 @@ from typing import Any
 import numpy as np
 
 import plada_codec
-from plada_codec import ReferenceSet
-from plada_codec._npz import map_npz
-from plada_codec.kinds import PackedStrings
+from plada_codec import PackedStrings, ReferenceSet, map_npz
 
 from ..preprocess import Preprocess
 from ._pool import _in_daemon, _list_in_processes, _listing_workers

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from plada_codec.kinds import PackedStrings
+from plada_codec import PackedStrings
 
 from ..preprocess import Preprocess
 from .checks import DataError, _apply, _checked_transform, _decode, _first_info, default_preprocess
