@@ -152,6 +152,8 @@ def main() -> None:
     size = pre.input_size[0]
     short = int(size / pre.crop_pct)  # timm's eval Resize: math.floor(size / crop_pct)
     resample = _pil_filter(pre.interpolation)
+    if args.root is not None:
+        Path(args.root).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.root) as tmp:
         t0 = time.perf_counter()
         folder, tars = make_jpegs(Path(tmp), args.n)
