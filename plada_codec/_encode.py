@@ -244,6 +244,11 @@ class PayloadEncoder:
         indices = _integer_array(indices, "indices")
         labels = _integer_array(labels, "labels")
         _validate_selection(indices, labels, n_ref, n_classes)
+        if class_names is not None and not isinstance(class_names, (str, list, tuple)):
+            try:  # an iterator is read once here: both class-names codecs may read the names
+                class_names = list(class_names)
+            except TypeError:
+                pass  # not iterable: the codec says what is wrong
         selection = codecs.Selection(indices, labels, n_ref, n_classes, class_names, task_name, metadata)
         written = self._critical(selection) + self._ancillary(selection)
         minor = max(codec.introduced for codec, _ in written)[1]

@@ -131,6 +131,12 @@ def test_names_holding_lf_are_written_by_codec_0(backend):
     assert data[9] == 0  # only 1.0 codecs: the header says 1.0
 
 
+@pytest.mark.parametrize("effort", [2, 4])  # one codec tried, or both
+def test_names_from_an_iterator_are_read_once(effort):
+    data = plada_codec.encode([], [], n_ref=1, n_classes=3, class_names=iter(["a", "b", "c"]), effort=effort)
+    assert plada_codec.decode(data).class_names == ("a", "b", "c")
+
+
 def test_the_encoder_errors_are_those_of_codec_0():
     with pytest.raises(plada_codec.EncodeError, match="class_names has 1 names, n_classes is 2"):
         plada_codec.encode([], [], n_ref=1, n_classes=2, class_names=["a"])
