@@ -371,10 +371,15 @@ def compression_bomb(model: Model, rng: random.Random) -> None:
         model.n_ref = max(model.n_ref, model.count) if model.n_ref <= 1 << 48 else model.count
         raw = bytes(-(-model.count // 128))  # every block width 0: k consecutive indices
         section = Section(INDEX, 0, 1, 0, 0, 0, b"")
-    elif kind == "class-names":
+    elif kind == "class-names" and rng.random() < 0.5:
         model.n_classes = min(size // 4, 1 << 24)
         raw = bytes(4 * model.n_classes)
         section = Section(CLASS_NAMES, 0, 1, 0, 0, 0, b"")
+    elif kind == "class-names":  # codec 1 (format 1.2): C empty names are C - 1 LF bytes
+        model.n_classes = min(size, 1 << 24)
+        model.minor = max(model.minor, 2)
+        raw = b"\n" * (model.n_classes - 1)
+        section = Section(CLASS_NAMES, 1, 1, 0, 0, 0, b"")
     else:
         item = b"0," if kind == "metadata-zeros" else b"{},"
         raw = b'{"a":[' + item * (size // len(item)) + b"0]}"
@@ -409,19 +414,28 @@ def mutate_section_list(model: Model, rng: random.Random) -> None:
 def make_ancillary(model: Model, rng: random.Random) -> Section:
     """A class-names, task-name, metadata or unknown ancillary section."""
     stype = rng.choice((CLASS_NAMES, TASK_NAME, METADATA, METADATA, 0x8004, 0xFFFF))
+    codec = rng.choice((0, 0, 0, 1))
     if stype == METADATA:
         raw = rng.choice(TRICKY_JSON)
     elif stype == CLASS_NAMES:
+        codec = rng.choice((0, 1, 1, 2))  # 1: text (format 1.2), 2: unknown
         n = model.n_classes if model.n_classes <= 4096 and rng.random() < 0.8 else rng.randint(0, 8)
-        names = [rng.choice((b"", b"cat", "é".encode(), b"\xff", b"a" * 300)) for _ in range(n)]
-        raw = b"".join(struct.pack("<I", len(x)) + x for x in names)
+        names = [rng.choice((b"", b"cat", "é".encode(), b"\xff", b"a" * 300, b"\r", b"\xc0\x8a")) for _ in range(n)]
+        if codec == 1:  # joined by LF (FORMAT.md 5.6): an LF inside a name, or one more or less, breaks rule 1
+            raw = b"\n".join(names)
+            if rng.random() < 0.2:
+                raw = rng.choice((b"\n", b"")) + raw + rng.choice((b"\n", b"\na\nb", b""))
+            if rng.random() < 0.8:
+                model.minor = max(model.minor, 2)  # else the version rule of 9 step 8a rejects it
+        else:
+            raw = b"".join(struct.pack("<I", len(x)) + x for x in names)
         if rng.random() < 0.2 and raw:
             raw = raw[: rng.randrange(len(raw))]
     elif stype == TASK_NAME:
         raw = rng.choice((b"", b"mnist", "τ".encode(), b"\xc3", b"\xed\xa0\x80"))
     else:
         raw = rng.randbytes(rng.randint(0, 32))
-    section = Section(stype, rng.choice((0, 0, 0, 1)), 0, 0, 0, 0, b"")
+    section = Section(stype, codec, 0, 0, 0, 0, b"")
     store(section, raw, rng, compression=rng.choice((0, 0, 1)))
     return section
 

@@ -9,7 +9,7 @@ import crc32c as _crc32c
 # -- the format's constants ---------------------------------------------------
 MAGIC = b"\x89PLADA\r\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1  # the newest minor version this library reads and writes
+FORMAT_MINOR = 2  # the newest minor version this library reads and writes
 HEADER_SIZE = 80
 SECTION_HEADER_SIZE = 24
 SECTION_CRC_SIZE = 4

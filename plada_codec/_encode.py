@@ -156,17 +156,19 @@ class PayloadEncoder:
         == ========================================================================
         1  the context model's presets; 1.0 bodies at Zstandard level 1,
            ancillary sections at level 3
-        2  (default) the same, 1.0 bodies at level 3, ancillary sections at 19:
-           a few ms beyond the context coder, payloads as small as effort 3's
-           wherever the context model wins (benchmarks/README.md)
+        2  (default) the same, 1.0 bodies at level 3, ancillary sections at 19
+           except class names, which take the 1.2 text codec at level 7 (codec
+           plain, at 19, only for names the text codec cannot carry): a few ms
+           beyond the context coder, payloads as small as effort 3's wherever
+           the context model wins (benchmarks/README.md)
         3  every frame at level 19, except a 1.0 body that a bound (0.7 of its
            level-1 frame, FORMAT.md 15.9) says cannot win; the default before it
            became 2: seconds on uniform selections of 1% of ImageNet-21K
         4  every candidate at level 19, no bound
         == ========================================================================
 
-        With *zstd_level* given, every frame is at that level and the bound of
-        effort 3 applies at efforts 1-3. Ancillary frames of 4 KiB or more are
+        With *zstd_level* given, every frame is at that level, both class-names
+        codecs are tried, and the bound of effort 3 applies at efforts 1-3. Ancillary frames of 4 KiB or more are
         cached per process by content, so a second payload with the same class
         names does not compress them again (the output is the same either way).
     backend : {"auto", "c", "python"}
@@ -219,6 +221,10 @@ class PayloadEncoder:
             self._bound_slow_level = effort <= 3
         self._compressor = Compressor(allowed, critical_level)
         self._ancillary_compressor = Compressor(allowed, ancillary_level, cache=True)
+        # Efforts 1-2 without zstd_level: a codec with a fast_level (class-names
+        # text) is written at it, and the codec it supersedes is not tried.
+        self._fast_ancillary = zstd_level is None and effort <= 2
+        self._ancillary_compressors = {ancillary_level: self._ancillary_compressor}
         self._kernels = _backend.get_kernels(backend)
 
     def encode(
@@ -238,6 +244,11 @@ class PayloadEncoder:
         indices = _integer_array(indices, "indices")
         labels = _integer_array(labels, "labels")
         _validate_selection(indices, labels, n_ref, n_classes)
+        if class_names is not None and not isinstance(class_names, (str, list, tuple)):
+            try:  # an iterator is read once here: both class-names codecs may read the names
+                class_names = list(class_names)
+            except TypeError:
+                pass  # not iterable: the codec says what is wrong
         selection = codecs.Selection(indices, labels, n_ref, n_classes, class_names, task_name, metadata)
         written = self._critical(selection) + self._ancillary(selection)
         minor = max(codec.introduced for codec, _ in written)[1]
@@ -389,11 +400,23 @@ class PayloadEncoder:
             if stype in CRITICAL_SECTIONS:
                 continue
             usable = [c for c in codecs.for_section(stype, self._version)
-                      if any(selection.has(f) for f in c.fields)]
+                      if any(selection.has(f) for f in c.fields) and c.usable(selection, False)]
+            if self._fast_ancillary:
+                superseded = {c.supersedes for c in usable if c.supersedes is not None}
+                usable = [c for c in usable if c.id not in superseded]
             if usable:
-                stored = [self._stored(c, selection, compressor=self._ancillary_compressor) for c in usable]
+                stored = [self._stored(c, selection, compressor=self._ancillary_compressor_of(c)) for c in usable]
                 written.append(min(stored, key=lambda cs: len(cs[1][4])))  # ties: lower id
         return written
+
+    def _ancillary_compressor_of(self, codec: codecs.Codec) -> Compressor:
+        """The ancillary level, or the codec's fast level where that is lower at efforts 1-2."""
+        level = self._ancillary_compressor.level
+        if self._fast_ancillary and codec.fast_level is not None:
+            level = min(level, codec.fast_level)
+        if level not in self._ancillary_compressors:
+            self._ancillary_compressors[level] = Compressor(self._compressor.allowed, level, cache=True)
+        return self._ancillary_compressors[level]
 
 
 def encode(

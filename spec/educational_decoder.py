@@ -277,6 +277,17 @@ UNCOMPRESSED.add((0x0001, 2))  # 15.1: compression 0 only
 # -- end of format 1.1 --
 
 
+# -- format 1.2: class-names codec 1, text (section 5.6) ---------------------------------------
+def decode_class_names_text(raw: bytes, k: int, n_ref: int, c: int) -> list[str]:
+    if raw.count(b"\n") != c - 1:  # rule 1, before any name is built
+        fail("FormatError", "class-names text: not exactly C - 1 LF bytes")
+    return utf8(raw).split("\n")  # rule 2: the whole body is UTF-8; rule 3: nothing else is special
+
+
+CODECS[(0x8001, 1)] = ("class_names", 2, lambda k, n_ref, c: (c - 1, 2**26), decode_class_names_text)
+# -- end of format 1.2 --
+
+
 # -- the decoding procedure of section 9 -----------------------------------------------------
 def decode(data: bytes, *, max_count: int = 2**24, max_section_bytes: int = 2**28,
            max_ancillary_bytes: int = 2**22, max_metadata_items: int = 2**16, reference=None) -> dict:

@@ -61,6 +61,20 @@ def encode_options(draw):
     }
 
 
+# Any Unicode scalar value (no surrogates: they have no UTF-8), LF and CR drawn often.
+name_texts = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    st.text(st.sampled_from("a\n\r\ufeff\x00é🍎"), max_size=6),
+)
+
+
+def class_name_lists(n_classes, with_lf=True):
+    """Lists of *n_classes* class names, empty and repeated ones included; without
+    *with_lf*, names the text codec (FORMAT.md 5.6, codec 1) can carry."""
+    names = name_texts if with_lf else name_texts.map(lambda t: t.replace("\n", ""))
+    return st.lists(names, min_size=n_classes, max_size=n_classes)
+
+
 @st.composite
 def widths_and_values(draw, max_count=300):
     width = draw(st.integers(0, 64))
@@ -83,7 +97,8 @@ def small_payloads(draw):
         options = {"compression": draw(st.sampled_from(["none", "zstd", "auto"]))}
     extras = {}
     if draw(st.booleans()) and n_classes <= 16:
-        extras["class_names"] = [f"c{i}" for i in range(n_classes)]
+        extras["class_names"] = draw(st.one_of(st.just([f"c{i}" for i in range(n_classes)]),
+                                               class_name_lists(n_classes)))
     if draw(st.booleans()):
         extras["metadata"] = {"keep": 0.01, "mode": "low-energy"}
     return plada_codec.encode(

@@ -321,19 +321,19 @@ def test_compare_against_the_papers_layouts_and_the_limit(tmp_path, selection_np
 def test_compare_sets_pairs_against_pairs_and_names_the_ancillary_sections(tmp_path, capsys, backend):
     """Issue 17 section 4, by hand (FORMAT.md 4, 5.1, 5.6, 6.2, 7.1): gaps 3, 13, 72 take 7 bits, so the
     delta body is 1 width byte + ceil(3 * 7 / 8) = 4 bytes; 3 labels of 1 bit, 1 byte. Pairs: header 80
-    + (24 + 4 + 4) + (24 + 1 + 4) = 141. Class names "cat", "dog": 2 x (4 + 3) = 14 bytes, framed 42;
-    task name "pets", framed 32. Whole payload 141 + 74 = 215."""
+    + (24 + 4 + 4) + (24 + 1 + 4) = 141. Class names "cat", "dog" (codec 1, 1.2): "cat" LF "dog" = 7 bytes,
+    framed 35; task name "pets", framed 32. Whole payload 141 + 67 = 208."""
     out = tmp_path / "p.plada"
     out.write_bytes(plada_codec.encode([3, 17, 90], [1, 0, 1], n_ref=100, n_classes=2, class_names=["cat", "dog"],
                                        task_name="pets", index_codec="delta", label_codec="packed",
                                        compression="none", backend=backend))
     status, text, _ = _run(["compare", out, "--json"], capsys)
     result = json.loads(text)
-    assert status == EXIT_OK and result["payload_bytes"] == 215 == out.stat().st_size
+    assert status == EXIT_OK and result["payload_bytes"] == 208 == out.stat().st_size
     assert result["pairs_bytes"] == 141 and result["pairs_body_bytes"] == 5 and result["pairs_framing_bytes"] == 136
     assert result["pair_sections_bytes"] == {"index": 4, "labels": 1}
-    assert result["ancillary_bytes"] == 74
-    assert result["ancillary_sections_bytes"] == {"class-names": 42, "task-name": 32}
+    assert result["ancillary_bytes"] == 67
+    assert result["ancillary_sections_bytes"] == {"class-names": 35, "task-name": 32}
     layouts = result["paper_layouts_bytes"]
     assert result["pairs_over_paper_layouts"] == {name: pytest.approx(141 / size) for name, size in layouts.items()}
     assert result["compared"].startswith("pairs")
@@ -344,7 +344,7 @@ def test_compare_sets_pairs_against_pairs_and_names_the_ancillary_sections(tmp_p
     concatenated = rows["paper Zstd-19, index-delta concatenated"].split()
     assert concatenated[-1] == f"{141 / layouts['index-delta concatenated']:.3f}"
     assert "pairs against pairs" in table
-    assert "whole payload: 215 B = the pairs' 141 B + ancillary sections 74 B (class-names 42, task-name 32" in table
+    assert "whole payload: 208 B = the pairs' 141 B + ancillary sections 67 B (class-names 35, task-name 32" in table
 
 
 def test_compare_says_when_a_payload_is_the_pairs_alone(tmp_path, selection_npz, capsys, backend):

@@ -23,7 +23,11 @@ def _frame(raw: bytes, level: int) -> bytes:
 
 
 def _names_body(names):
-    return b"".join(struct.pack("<I", len(n.encode())) + n.encode() for n in names)  # FORMAT.md 5.6
+    return b"".join(struct.pack("<I", len(n.encode())) + n.encode() for n in names)  # FORMAT.md 5.6, codec 0
+
+
+def _names_text(names):
+    return "\n".join(names).encode()  # FORMAT.md 5.6, codec 1: joined by LF
 
 
 # 3,000 consecutive items with labels 0, 1, ..., 9, 0, ...: gaps 0 (one block width byte of 0 per 128
@@ -52,12 +56,46 @@ def test_each_effort_writes_the_1_0_bodies_at_its_level(backend, effort, level):
     assert bytes(sections[2].body) == _frame(bytes(LABELS.astype(np.uint8)), level)
 
 
-@pytest.mark.parametrize("effort, level", [(1, 3), (2, 19), (3, 19), (4, 19)])
+@pytest.mark.parametrize("effort, level", [(1, 3), (2, 7), (3, 19), (4, 19)])
 def test_each_effort_writes_the_class_names_at_its_level(backend, effort, level):
+    """Efforts 1-2 write the 1.2 text codec at its fast level (3 at effort 1, whose
+    ancillary level is lower); 3-4 try both codecs at 19 and the text body is smaller."""
     names = [f"n{i:08d} class number {i}" for i in range(10)]  # C = 10
     data = plada_codec.encode(RUN, LABELS, n_ref=4000, n_classes=10, class_names=names, effort=effort,
                               backend=backend, compression="zstd", index_codec="delta", label_codec="bytes")
-    assert bytes(_sections(data)[0x8001].body) == _frame(_names_body(names), level)
+    section = _sections(data)[0x8001]
+    assert (section.codec, bytes(section.body)) == (1, _frame(_names_text(names), level))
+    assert data[9] == 2  # version_minor: codec 1 is a 1.2 codec (FORMAT.md 4, 5.2)
+
+
+@pytest.mark.parametrize("effort, level", [(1, 3), (2, 19), (3, 19), (4, 19)])
+def test_a_1_1_writer_keeps_the_plain_class_names_at_the_ancillary_level(backend, effort, level):
+    names = [f"n{i:08d} class number {i}" for i in range(10)]
+    data = plada_codec.encode(RUN, LABELS, n_ref=4000, n_classes=10, class_names=names, effort=effort,
+                              backend=backend, compression="zstd", index_codec="delta", label_codec="bytes",
+                              format_version="1.1")
+    section = _sections(data)[0x8001]
+    assert (section.codec, bytes(section.body)) == (0, _frame(_names_body(names), level))
+    assert data[9] == 0  # only 1.0 codecs used: the header says 1.0
+
+
+def test_names_holding_lf_take_the_plain_codec(backend):
+    names = ["one", "two\nlines", ""]
+    data = plada_codec.encode(RUN, LABELS, n_ref=4000, n_classes=10, class_names=names + ["x"] * 7,
+                              backend=backend, compression="none", index_codec="delta", label_codec="bytes")
+    section = _sections(data)[0x8001]
+    assert (section.codec, bytes(section.body)) == (0, _names_body(names + ["x"] * 7))
+    assert data[9] == 0
+    assert plada_codec.decode(data).class_names == tuple(names + ["x"] * 7)
+
+
+def test_an_explicit_level_tries_both_class_names_codecs(backend):
+    names = [f"n{i:08d} class number {i}" for i in range(10)]
+    data = plada_codec.encode(RUN, LABELS, n_ref=4000, n_classes=10, class_names=names, zstd_level=5,
+                              backend=backend, compression="zstd", index_codec="delta", label_codec="bytes")
+    section = _sections(data)[0x8001]
+    text, plain = _frame(_names_text(names), 5), _frame(_names_body(names), 5)
+    assert len(text) < len(plain) and (section.codec, bytes(section.body)) == (1, text)
 
 
 def test_an_explicit_level_is_every_frame_level_at_every_effort(backend):
@@ -88,11 +126,11 @@ def test_a_cached_ancillary_frame_is_reused(backend, monkeypatch):
     monkeypatch.setattr(_compression, "_cache", type(_compression._cache)())
     monkeypatch.setattr(_compression, "_cache_bytes", 0)
     names = [f"class {i:05d} " + "x" * 40 for i in range(100)]  # 5.4 KB: above the 4 KiB the cache needs
-    raw = _names_body(names)
+    raw = _names_text(names)  # the default writes codec 1 at level 7
     first = plada_codec.encode([1], [0], n_ref=4, n_classes=100, class_names=names, backend=backend)
-    assert bytes(_sections(first)[0x8001].body) == _frame(raw, 19)
-    assert _compression._cache[(19, raw)] == _frame(raw, 19)
-    _compression._cache[(19, raw)] = _frame(raw, 1)
+    assert bytes(_sections(first)[0x8001].body) == _frame(raw, 7)
+    assert _compression._cache[(7, raw)] == _frame(raw, 7)
+    _compression._cache[(7, raw)] = _frame(raw, 1)
     second = plada_codec.encode([1], [0], n_ref=4, n_classes=100, class_names=names, backend=backend)
     assert bytes(_sections(second)[0x8001].body) == _frame(raw, 1)
     assert plada_codec.decode(second).class_names == tuple(names)

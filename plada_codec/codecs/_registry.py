@@ -114,6 +114,12 @@ class Codec:
     # and the rule limit_cost() follows where it is not the raw length.
     limit: ClassVar[str | None] = None
     limit_rule: ClassVar[str] = ""
+    # For an ancillary codec whose body is laid out to compress well at a fast
+    # Zstandard level: the level efforts 1 and 2 write it at (never above the
+    # effort's own ancillary level), and the id of the codec of the same section
+    # that those efforts then do not try while this one can write the section.
+    fast_level: ClassVar[int | None] = None
+    supersedes: ClassVar[int | None] = None
 
     def raw_length_bounds(self, shape: Shape) -> tuple[int, int]:
         """(smallest, largest) raw_length the spec allows for this header."""

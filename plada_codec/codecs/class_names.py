@@ -38,24 +38,7 @@ class ClassNamesPlain(Codec):
         return max(raw_length, NAME_FLOOR * shape.n_classes)
 
     def encode(self, selection, kernels):
-        names = selection.class_names
-        if isinstance(names, str):
-            raise EncodeError("class_names must be a sequence of str, not one str")
-        names = list(names)
-        if len(names) != selection.n_classes:
-            raise EncodeError(f"class_names has {len(names)} names, n_classes is {selection.n_classes}")
-        # Checked and encoded a list at a time, the length fields placed by numpy:
-        # 21,841 names in a few ms, where a loop over names took tens.
-        try:
-            datas = [name.encode("utf-8") for name in names]
-        except (AttributeError, TypeError, UnicodeEncodeError):
-            datas = []
-        if len(datas) != len(names) or not set(map(type, names)) <= {str}:  # the slow path: say which
-            for number, name in enumerate(names):
-                if not isinstance(name, str):
-                    raise EncodeError(f"class_names[{number}] is {type(name).__name__}, not str")
-                utf8_bytes(name, f"class_names[{number}]")  # raises for a name that has no UTF-8
-            datas = [str.encode(name, "utf-8") for name in names]  # str subclasses encode as str does
+        datas = name_bytes(selection)
         lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
         fields = (np.cumsum(lengths + 4) - lengths - 4)[:, None] + np.arange(4)  # where each length goes
         out = np.empty(int(lengths.sum()) + 4 * len(datas), dtype=np.uint8)
@@ -71,6 +54,30 @@ class ClassNamesPlain(Codec):
         # 2**20 names (4 MiB of lengths) cost one 8 MiB array of pointers, not two.
         names = tuple(_names(raw, context.n_classes, where))
         return {"class_names": names}
+
+
+def name_bytes(selection) -> list[bytes]:
+    """The C class names of *selection* as UTF-8, checked (EncodeError: not a
+    sequence of C str, or a name with no UTF-8); shared by both codecs."""
+    names = selection.class_names
+    if isinstance(names, str):
+        raise EncodeError("class_names must be a sequence of str, not one str")
+    names = list(names)
+    if len(names) != selection.n_classes:
+        raise EncodeError(f"class_names has {len(names)} names, n_classes is {selection.n_classes}")
+    # Checked and encoded a list at a time: 21,841 names in a few ms, where a
+    # loop over names took tens.
+    try:
+        datas = [name.encode("utf-8") for name in names]
+    except (AttributeError, TypeError, UnicodeEncodeError):
+        datas = []
+    if len(datas) != len(names) or not set(map(type, names)) <= {str}:  # the slow path: say which
+        for number, name in enumerate(names):
+            if not isinstance(name, str):
+                raise EncodeError(f"class_names[{number}] is {type(name).__name__}, not str")
+            utf8_bytes(name, f"class_names[{number}]")  # raises for a name that has no UTF-8
+        datas = [str.encode(name, "utf-8") for name in names]  # str subclasses encode as str does
+    return datas
 
 
 def _names(raw: bytes, count: int, where: str) -> Iterator[str]:
