@@ -490,8 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zstd level 1..22 of every frame (default: the levels --effort names)")
     p.add_argument("--effort", type=int, choices=EFFORTS, default=DEFAULT_EFFORT,
                    help="how hard to look for the last bytes, as zstd's levels: 1 fastest; 2 (default) "
-                        "milliseconds; 3 Zstandard level 19 where a bound says it might win (seconds on "
-                        "uniform selections); 4 level 19 on every candidate")
+                        "milliseconds (class names as format 1.2's text codec at level 7); 3 Zstandard "
+                        "level 19 where a bound says it might win (seconds on uniform selections); 4 level "
+                        "19 on every candidate")
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("decode", help="decode a payload to .npz, .csv or .json", epilog=_EPILOG)
