@@ -8,6 +8,10 @@
 
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define CM_INLINE static inline __attribute__((always_inline))
 #define CM_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -32,6 +36,7 @@
 #define MAX_MANTISSA 3
 #define N_FLAGS (MAX_SLOTS * GAP_CLASSES * RUN_CLASSES * (RECENT + 1))
 #define NO_LABEL UINT32_MAX
+#define MAX_AVERAGE (MAX_GAP_BITS << AVG_FRAC)
 
 /* A model in one word: bits 0-15 are prob, the probability of a 0 bit in
  * 2**-16 units (1..65535); bits 16-31 are count, the updates so far,
@@ -510,25 +515,39 @@ CM_INLINE int cm_decode_pairs(cm_state *s, rc_decoder *dp, size_t count, uint64_
     const unsigned slots_used = slots < n_classes ? slots : n_classes;
     /* The last slot is not coded when the list holds every label (C <= slots). */
     const unsigned flagged = slots_used == n_classes ? slots_used - 1 : slots_used;
-    uint32_t average = s->average;
-    uint32_t list[MAX_SLOTS] = {0, 1, 2, 3};
-    uint32_t recent[RECENT] = {NO_LABEL, NO_LABEL, NO_LABEL, NO_LABEL};
-    uint32_t last = NO_LABEL; /* the newest label in recent */
-    unsigned recent_pos = 0;
-    unsigned run_class = 0; /* min(bit_length(run), 4) */
-    unsigned run = 0;       /* run, saturated at 8 (run_class is then 4 for good) */
-    uint64_t prev = UINT64_MAX; /* index -1: prev + v wraps to v - 1 */
-    uint32_t bad_n, bad_value;
-    for (size_t i = 0; i < count; i++) {
-        unsigned gctx = average >> (AVG_FRAC - 1);
+    /* average never exceeds MAX_AVERAGE (15.5: it starts at bit_length(N // k) << 4
+     * and moves toward L << 4, both at most 49 << 4): one table gives the
+     * length models' offset (98 * gap_context) and the predicted length. */
+    uint32_t by_average[MAX_AVERAGE + 1];
+    for (uint32_t a = 0; a <= MAX_AVERAGE; a++) {
+        unsigned gctx = a >> (AVG_FRAC - 1);
         if (gctx > GAP_CONTEXTS - 1)
             gctx = GAP_CONTEXTS - 1;
-        model *lm = s->lengths + gctx * LENGTH_MODELS;
-        unsigned p = (average + (1u << (AVG_FRAC - 1))) >> AVG_FRAC;
+        unsigned p = (a + (1u << (AVG_FRAC - 1))) >> AVG_FRAC;
         if (p > max_length)
             p = max_length;
         if (p == 0)
             p = 1;
+        by_average[a] = gctx * LENGTH_MODELS | p << 16;
+    }
+    uint32_t average = s->average;
+    uint32_t list[MAX_SLOTS] = {0, 1, 2, 3};
+    /* recent (15.6) as a multiset: only how many of its labels equal a given one matters. */
+#if defined(__SSE2__)
+    __m128i recent = _mm_set1_epi32(-1); /* NO_LABEL in every lane */
+#else
+    uint32_t recent[RECENT] = {NO_LABEL, NO_LABEL, NO_LABEL, NO_LABEL};
+    unsigned recent_pos = 0;
+#endif
+    uint32_t last = NO_LABEL; /* the newest label in recent */
+    unsigned run = 0;       /* run, saturated at 8 (its class is then 4 for good) */
+    static const unsigned char run_classes[9] = {0, 1, 2, 2, 3, 3, 3, 3, 4};
+    uint64_t prev = UINT64_MAX; /* index -1: prev + v wraps to v - 1 */
+    uint32_t bad_n, bad_value;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t at = by_average[average];
+        model *lm = s->lengths + (at & 0xFFFFu);
+        unsigned p = at >> 16;
         unsigned length;
         if (p > 1 && dec_bit(&d, step, lm)) {
             length = p - 1;
@@ -575,21 +594,25 @@ CM_INLINE int cm_decode_pairs(cm_state *s, rc_decoder *dp, size_t count, uint64_
         unsigned slot = 0;
         int coded_in_full = 1;
         if (slots) {
-            unsigned fbase = (gap_class(length) * RUN_CLASSES + run_class) * (RECENT + 1);
-            for (; slot < slots_used; slot++) {
-                if (slot == flagged) {
-                    coded_in_full = 0;
-                    break;
-                }
+            model *fm = s->flags + (gap_class(length) * RUN_CLASSES + run_classes[run]) * (RECENT + 1);
+            for (; slot < flagged; slot++, fm += GAP_CLASSES * RUN_CLASSES * (RECENT + 1)) {
                 uint32_t candidate = list[slot];
+#if defined(__SSE2__)
+                static const unsigned char popcount4[16] = {0, 1, 1, 2, 1, 2, 2, 3,
+                                                            1, 2, 2, 3, 2, 3, 3, 4};
+                __m128i same = _mm_cmpeq_epi32(recent, _mm_set1_epi32((int)candidate));
+                unsigned seen = popcount4[_mm_movemask_ps(_mm_castsi128_ps(same))];
+#else
                 unsigned seen = (recent[0] == candidate) + (recent[1] == candidate) +
                                 (recent[2] == candidate) + (recent[3] == candidate);
-                unsigned ctx = slot * (GAP_CLASSES * RUN_CLASSES * (RECENT + 1)) + fbase + seen;
-                if (dec_bit(&d, step, s->flags + ctx)) {
+#endif
+                if (dec_bit(&d, step, fm + seen)) {
                     coded_in_full = 0;
                     break;
                 }
             }
+            if (slot == flagged && flagged < slots_used)
+                coded_in_full = 0; /* the only label left: not coded */
         }
         if (coded_in_full) {
             unsigned tnode = dec_tree(&d, step, s->tree, tree_bits);
@@ -610,7 +633,6 @@ CM_INLINE int cm_decode_pairs(cm_state *s, rc_decoder *dp, size_t count, uint64_
         labels[i] = (int32_t)label;
         if (slots_used) {
             run = last == label ? run + (run < 8) : 1;
-            run_class = run >= 8 ? 4 : bit_length64(run);
             /* Move to front, without a branch on the slot: entries 0 .. slot - 1
              * shift down one place (slot == slots_used - 1 on a miss). */
             for (unsigned j = slots_used - 1; j > 0; j--)
@@ -618,8 +640,12 @@ CM_INLINE int cm_decode_pairs(cm_state *s, rc_decoder *dp, size_t count, uint64_
             list[0] = label;
         }
         last = label;
+#if defined(__SSE2__)
+        recent = _mm_or_si128(_mm_slli_si128(recent, 4), _mm_cvtsi32_si128((int)label));
+#else
         recent[recent_pos] = label;
         recent_pos = (recent_pos + 1) & (RECENT - 1);
+#endif
     }
     *dp = d;
     return PLADA_OK;
