@@ -429,6 +429,35 @@ CM_INLINE unsigned dec_bit(rc_decoder *d, const uint32_t *step_table, model *m)
     return bit;
 }
 
+/* The interval step of a decision without a branch: bit = code >= bound, then
+ * (code, range) = bit ? (code - bound, range - bound) : (code, bound). On
+ * x86-64 two conditional moves, which compilers do not reliably choose for the
+ * plain C form (a branch there mispredicts as often as the bit is uncertain). */
+CM_INLINE void dec_select(uint32_t *code_p, uint32_t *range_p, uint32_t bound, uint32_t *bit_p)
+{
+    uint32_t code = *code_p, range = *range_p;
+#if defined(__GNUC__) && defined(__x86_64__)
+    uint32_t new_range = bound, range_less = range - bound, code_less = code - bound;
+    unsigned char bit;
+    __asm__("cmpl %[bound], %[code]\n\t"
+            "cmovael %[range_less], %[new_range]\n\t"
+            "cmovael %[code_less], %[code]\n\t"
+            "setae %[bit]"
+            : [new_range] "+r"(new_range), [code] "+r"(code), [bit] "=q"(bit)
+            : [bound] "r"(bound), [range_less] "r"(range_less), [code_less] "r"(code_less)
+            : "cc");
+    *code_p = code;
+    *range_p = new_range;
+    *bit_p = bit;
+#else
+    uint32_t bit = code >= bound;
+    uint32_t mask = 0u - bit;
+    *code_p = code - (bound & mask);
+    *range_p = bound + ((range - bound - bound) & mask);
+    *bit_p = bit;
+#endif
+}
+
 /* A binary tree of `levels` decisions over models m[1 .. 2**levels - 1] (node
  * 1 first, then node 2 * node + bit), without a branch on the bits: they feed
  * only arithmetic, and are as unpredictable for the CPU as for the model. The
@@ -444,15 +473,14 @@ CM_INLINE unsigned dec_tree(rc_decoder *d, const uint32_t *step_table, model *m,
         uint32_t rate = step & 0xFFFFu, next = step & 0xFFFF0000u;
         uint32_t range = d->range;
         uint32_t bound = (range >> PROB_BITS) * prob;
-        uint32_t bit = d->code >= bound;
-        uint32_t mask = 0u - bit;
         uint32_t kid0 = 0, kid1 = 0;
         if (b < levels) { /* the last level has no children in the array */
             kid0 = m[2 * node];
             kid1 = m[2 * node + 1];
         }
-        d->code -= bound & mask;
-        d->range = bound + ((range - bound - bound) & mask); /* bit ? range - bound : bound */
+        uint32_t bit;
+        dec_select(&d->code, &d->range, bound, &bit);
+        uint32_t mask = 0u - bit;
         uint32_t up = prob + (((PROB_ONE - prob) * rate) >> 16);
         uint32_t down = prob - ((prob * rate) >> 16);
         m[node] = (up ^ ((up ^ down) & mask)) | next;
@@ -530,6 +558,10 @@ CM_INLINE int cm_decode_pairs(cm_state *s, rc_decoder *dp, size_t count, uint64_
             p = 1;
         by_average[a] = gctx * LENGTH_MODELS | p << 16;
     }
+    /* the flags' offset of each length's gap class (15.6) */
+    unsigned short flag_base[MAX_GAP_BITS + 1];
+    for (unsigned l = 0; l <= MAX_GAP_BITS; l++)
+        flag_base[l] = (unsigned short)(gap_class(l) * RUN_CLASSES * (RECENT + 1));
     uint32_t average = s->average;
     uint32_t list[MAX_SLOTS] = {0, 1, 2, 3};
     /* recent (15.6) as a multiset: only how many of its labels equal a given one matters. */
@@ -594,7 +626,7 @@ CM_INLINE int cm_decode_pairs(cm_state *s, rc_decoder *dp, size_t count, uint64_
         unsigned slot = 0;
         int coded_in_full = 1;
         if (slots) {
-            model *fm = s->flags + (gap_class(length) * RUN_CLASSES + run_classes[run]) * (RECENT + 1);
+            model *fm = s->flags + flag_base[length] + run_classes[run] * (RECENT + 1);
             for (; slot < flagged; slot++, fm += GAP_CLASSES * RUN_CLASSES * (RECENT + 1)) {
                 uint32_t candidate = list[slot];
 #if defined(__SSE2__)
