@@ -3,6 +3,7 @@
     python benchmarks/bench_encode.py              # the table of benchmarks/README.md (a few minutes)
     python benchmarks/bench_encode.py --quick      # fewer rounds
     python benchmarks/bench_encode.py --json       # one JSON object per row
+    python benchmarks/bench_encode.py --decode     # decode time only, best of 25 rounds (--quick: 9)
 
 Shapes: 1% of ImageNet-21K (N = 14,197,122, k = 141,971) clustered, uniform,
 with a Safety-Net (half the budget as per-class quotas scattered over N),
@@ -23,7 +24,9 @@ codec 0 at level 19), which the 1.2 text codec (level 7) replaces. Times are CPU
 (``time.process_time``, one core: nothing here starts a thread), the best of
 the rounds. "cold" clears the per-process cache of ancillary frames before each
 round (a first payload); "warm" keeps it (the next payload of the same task).
-Decode is of the default payload.
+Decode is of the default payload. ``--decode`` times only that, with more
+rounds, for comparing two builds of the decoder: run it once per checkout
+(``PYTHONPATH=<checkout> python benchmarks/bench_encode.py --decode``), in turn.
 """
 
 from __future__ import annotations
@@ -137,10 +140,30 @@ def table(rows) -> str:
     return "\n".join(out)
 
 
+def measure_decode(name, n_ref, n_classes, indices, labels, names, rounds: int) -> dict:
+    payload = plada_codec.encode(indices, labels, n_ref=n_ref, n_classes=n_classes, class_names=names,
+                                 metadata=METADATA, backend="c")
+    _, t_dec = cpu_best(lambda: plada_codec.decode(payload, backend="c"), rounds, cold=False)
+    return {"shape": name, "k": int(indices.size), "codec": plada_codec.inspect(payload).sections[0].codec_name,
+            "bytes": len(payload), "decode_ms": 1e3 * t_dec, "decoder": plada_codec.__file__}
+
+
+def decode_table(rows) -> str:
+    out = [f"decoder: {rows[0]['decoder']}" if rows else "",
+           "| selection | k | codec | bytes | decode ms |", "|---|---:|---|---:|---:|"]
+    out += [f"| {r['shape']} | {r['k']:,} | {r['codec']} | {r['bytes']:,} | {r['decode_ms']:.2f} |" for r in rows]
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
     if "c" not in plada_codec.available_backends():
         print("bench_encode.py: the C core is not built", file=sys.stderr)
         return 2
+    if "--decode" in argv:
+        rounds = 9 if "--quick" in argv else 25
+        rows = [measure_decode(name, *shape, rounds) for name, shape in shapes().items()]
+        print("\n".join(json.dumps(r) for r in rows) if "--json" in argv else decode_table(rows))
+        return 0
     rounds = 3 if "--quick" in argv else 7
     rows = []
     for name, (n_ref, n_classes, indices, labels, names) in shapes().items():
