@@ -780,7 +780,7 @@ class ReferenceSet:
             root = Path(resolved[0])
             walk = _scan_folder(root, progress)
             ref = write_atomically(manifest, lambda fh: cls._hash_folder(root, walk, content, fh, workers, progress))
-            rows: Iterable[tuple[str, int, int]] = _walk_rows(walk)
+            rows: Iterable[tuple[str, int, int]] = walk.rows()
             where = str(root.resolve())
         else:
             shards = resolved
@@ -969,15 +969,6 @@ def _batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _walk_rows(walk: FolderWalk) -> Iterator[tuple[str, int, int]]:
-    """``(id, size, mtime_ns)`` per file of the walk, Python objects for one chunk at a time."""
-    for start in range(0, len(walk.names), _CHECK_CHUNK):
-        stop = start + _CHECK_CHUNK
-        blob, offsets = walk.names.blob, walk.names.offsets[start:stop + 1].tolist()
-        yield from zip((str(blob[a:b], "utf-8") for a, b in zip(offsets, offsets[1:])),
-                       walk.size[start:stop].tolist(), walk.mtime_ns[start:stop].tolist())
-
-
 def _cached_rows(fh: BinaryIO, cache: Path) -> Iterator[tuple[str, int, int]]:
     """The cache's rows from the current position as ``(name, size, mtime_ns)``, one line at a time."""
     for line in fh:
@@ -1050,11 +1041,11 @@ def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: st
                        f"{kind} {path} (manifest {manifest}, verified by size and mtime)")
     if kind == "folder":
         walk = listing if listing is not None else _scan_folder(Path(resolved[0]), progress)
-        if _matches_cache(_walk_rows(walk), cache, rows_at):
+        if _matches_cache(walk.rows(), cache, rows_at):
             return ref
         with open(cache, "rb") as fh:
             fh.seek(rows_at)
-            raise _first_change(_walk_rows(walk), _cached_rows(fh, cache), path, manifest, "file", hint)
+            raise _first_change(walk.rows(), _cached_rows(fh, cache), path, manifest, "file", hint)
     # Tar shards: a row per shard, in the order given (a list of shards may be reordered).
     current = [(os.path.basename(s), *_stat_row(s)) for s in resolved]
     if _matches_cache(current, cache, rows_at):

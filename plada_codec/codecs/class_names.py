@@ -21,21 +21,27 @@ _LENGTH = struct.Struct("<I")
 NAME_FLOOR = 64
 
 
-@register
-class ClassNamesPlain(Codec):
+class ClassNamesCodec(Codec):
+    """What every class-names codec shares: the section, the field, and the
+    max_ancillary_bytes rule that counts a name as at least NAME_FLOOR bytes."""
+
     section_type = SECTION_CLASS_NAMES
-    id = 0
-    name = "plain"
-    introduced = (1, 0)
     limit = "max_ancillary_bytes"
     limit_rule = f"at least {NAME_FLOOR} bytes a name"
     fields = ("class_names",)
 
-    def raw_length_bounds(self, shape):
-        return 4 * shape.n_classes, ANCILLARY_MAX_RAW
-
     def limit_cost(self, raw_length, shape):
         return max(raw_length, NAME_FLOOR * shape.n_classes)
+
+
+@register
+class ClassNamesPlain(ClassNamesCodec):
+    id = 0
+    name = "plain"
+    introduced = (1, 0)
+
+    def raw_length_bounds(self, shape):
+        return 4 * shape.n_classes, ANCILLARY_MAX_RAW
 
     def encode(self, selection, kernels):
         datas = name_bytes(selection)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .._constants import ANCILLARY_MAX_RAW, SECTION_CLASS_NAMES
+from .._constants import ANCILLARY_MAX_RAW
 from .._errors import EncodeError, PayloadFormatError
-from ._registry import Codec, register
-from .class_names import NAME_FLOOR, name_bytes
+from ._registry import register
+from .class_names import ClassNamesCodec, name_bytes
 
 LF = b"\n"
 # Body bytes decoded to text per step, then cut at the next LF: the names are
@@ -31,22 +31,15 @@ def _holds_lf(names) -> bool | None:
 
 
 @register
-class ClassNamesText(Codec):
-    section_type = SECTION_CLASS_NAMES
+class ClassNamesText(ClassNamesCodec):
     id = 1
     name = "text"
     introduced = (1, 2)
-    limit = "max_ancillary_bytes"
-    limit_rule = f"at least {NAME_FLOOR} bytes a name"
-    fields = ("class_names",)
     fast_level = 7
     supersedes = 0  # plain: its lengths cost 14% more at level 7 than this body does
 
     def raw_length_bounds(self, shape):
         return shape.n_classes - 1, ANCILLARY_MAX_RAW
-
-    def limit_cost(self, raw_length, shape):
-        return max(raw_length, NAME_FLOOR * shape.n_classes)
 
     def usable(self, selection, forced):
         names = selection.class_names

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,6 +35,17 @@ class FolderWalk(NamedTuple):
     """int64 modification time of each file, in nanoseconds."""
     skipped: int
     """Visible regular files that *keep* refused."""
+
+    def rows(self) -> Iterator[tuple[str, int, int]]:
+        """``(relative path, size, mtime_ns)`` per file, as Python objects for one chunk at a time
+        (paths decoded with surrogateescape, so undecodable bytes survive)."""
+        names = iter(self.names)  # PackedStrings decodes a chunk at a time too
+        for start in range(0, len(self.names), _ROWS_CHUNK):
+            stop = start + _ROWS_CHUNK
+            yield from zip(names, self.size[start:stop].tolist(), self.mtime_ns[start:stop].tolist())
+
+
+_ROWS_CHUNK = 1 << 13
 
 
 def _shown(path: str) -> str:

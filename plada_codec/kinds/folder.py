@@ -38,13 +38,8 @@ class FolderKind(Kind):
             raise ReferenceSetError(f"{path}: holds no image files (extensions: see plada_codec.IMAGE_EXTENSIONS)")
         # One row for the whole tree: a digest over every file's name, size and mtime.
         rows = hashlib.sha256()
-        for start in range(0, n, 1 << 13):  # Python objects for one chunk at a time
-            stop = min(n, start + (1 << 13))
-            offsets = walk.names.offsets[start:stop + 1].tolist()
-            blob = walk.names.blob
-            rows.update(b"".join(bytes(blob[a:b]) + f"\t{nbytes}\t{mtime_ns}\n".encode()
-                                 for a, b, nbytes, mtime_ns in zip(offsets, offsets[1:], walk.size[start:stop].tolist(),
-                                                                   walk.mtime_ns[start:stop].tolist())))
+        for name, nbytes, mtime_ns in walk.rows():
+            rows.update(f"{name}\t{nbytes}\t{mtime_ns}\n".encode("utf-8", "surrogateescape"))
         signature = [(f"tree:{rows.hexdigest()}", n, walk.skipped)]
         return Listing(cls, str(path), [], walk.names, np.arange(n, dtype=np.int32), np.zeros(n, np.int64),
                        walk.size, signature, extra={"ignored": walk.skipped})

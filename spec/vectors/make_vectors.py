@@ -483,6 +483,43 @@ def _uncovered_codecs(writer: Writer) -> list[str]:
     ]
 
 
+def rejected_as_documented(w: Writer) -> list[str]:
+    """Every invalid vector of *w* must be rejected with its documented class on every backend;
+    the vectors that are not, in words."""
+    from plada_codec._errors import SPEC_ERRORS
+
+    problems = []
+    for path, data in w.files.items():
+        if path.suffix != ".bin" or path.parent.name != "invalid":
+            continue
+        expected = SPEC_ERRORS[json.loads(w.files[path.with_suffix(".json")])["error"]]
+        for backend in plada_codec.available_backends():
+            try:
+                plada_codec.decode(data, backend=backend)
+            except plada_codec.PayloadError as exc:
+                if type(exc) is not expected:
+                    problems.append(f"{path.name} ({backend}): {type(exc).__name__}: {exc}")
+            else:
+                problems.append(f"{path.name} ({backend}): accepted")
+    return problems
+
+
+def generate(description: str, out: Path, make_valid, make_invalid) -> int:
+    """The command line of a minor version's generator: write (or ``--check``) the vectors of
+    *out*, after checking that every invalid one is rejected as documented."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--check", action="store_true", help="only report differences")
+    args = parser.parse_args()
+    writer = Writer(out)
+    make_valid(writer)
+    make_invalid(writer)
+    problems = rejected_as_documented(writer)
+    if problems:
+        print("invalid vectors not rejected as documented:\n  " + "\n  ".join(problems))
+        return 1
+    return writer.sync(args.check)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only report differences")
