@@ -133,25 +133,13 @@ def array_item_digest(item: np.ndarray) -> str:
 # -- hashing, in parallel -------------------------------------------------------
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _bar(progress: bool, desc: str, unit: str, total: int | None = None):
-    """A tqdm bar on standard error when *progress* (shown only on a terminal), else a no-op."""
-    if not progress:
-        return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the bar is a courtesy: without tqdm the work is the same
-        return _NoBar()
+    """A tqdm bar on standard error when *progress* (shown only on a terminal), else a disabled one."""
+    from tqdm.auto import tqdm
+
     scale = unit == "B"
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
-                disable=None, leave=False, dynamic_ncols=True)
+                disable=None if progress else True, leave=False, dynamic_ncols=True)
 
 
 def _listing_bar(progress: bool, root: Path) -> tuple[Any, Callable[[int], None] | None]:
