@@ -250,15 +250,27 @@ class Compressor:
 
     With *cache*, frames of bodies of 4 KiB or more are kept per process
     (bounded; see ``_cached_frame``): for ancillary sections, which repeat
-    from payload to payload of one task."""
+    from payload to payload of one task.
+
+    One Compressor may serve several threads (a shared ``PayloadEncoder``):
+    a ``zstandard.ZstdCompressor`` must not be used by two threads at once
+    (python-zstandard's documented rule; sharing one corrupts frames or the
+    heap), so each thread gets its own, made on its first use."""
 
     def __init__(self, allowed: list[int], level: int, cache: bool = False) -> None:
         self.allowed = allowed
         self.level = level
         self._cache = cache
-        self._zstd = zstandard.ZstdCompressor(
-            level=level, write_content_size=True, write_checksum=False, write_dict_id=False
-        )
+        self._local = threading.local()
+
+    @property
+    def _zstd(self) -> zstandard.ZstdCompressor:
+        zstd = getattr(self._local, "zstd", None)
+        if zstd is None:
+            zstd = self._local.zstd = zstandard.ZstdCompressor(
+                level=self.level, write_content_size=True, write_checksum=False, write_dict_id=False
+            )
+        return zstd
 
     def compress(self, raw: bytes) -> bytes:
         if self._cache and len(raw) >= _CACHE_MIN_BYTES:

@@ -132,7 +132,8 @@ def _option_codecs(option: str, stype: int, version: tuple[int, int] | None) -> 
 
 class PayloadEncoder:
     """Encodes selections with fixed options; ``encode(..., **kw)`` is the
-    one-shot form of ``PayloadEncoder(**kw).encode(...)``.
+    one-shot form of ``PayloadEncoder(**kw).encode(...)``. One encoder may
+    be shared by several threads: each gets the bytes it would get alone.
 
     Parameters
     ----------
@@ -414,9 +415,11 @@ class PayloadEncoder:
         level = self._ancillary_compressor.level
         if self._fast_ancillary and codec.fast_level is not None:
             level = min(level, codec.fast_level)
-        if level not in self._ancillary_compressors:
-            self._ancillary_compressors[level] = Compressor(self._compressor.allowed, level, cache=True)
-        return self._ancillary_compressors[level]
+        compressor = self._ancillary_compressors.get(level)
+        if compressor is None:  # setdefault: threads sharing this encoder agree on one
+            compressor = self._ancillary_compressors.setdefault(
+                level, Compressor(self._compressor.allowed, level, cache=True))
+        return compressor
 
 
 def encode(
