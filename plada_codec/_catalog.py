@@ -368,6 +368,11 @@ class Catalog:
         if content and not self.has_digests:
             raise ReferenceSetError(f"{self.path}: the catalog has no digests to check content against")
         cache = Path(index) if index is not None else self._default_index(local, kind_class.name, id, content)
+        if index is not None and cache.exists() and not _is_resolution_cache(cache):
+            # the cache is rewritten whenever it is stale: never over a file given by mistake that
+            # is not one (the catalog itself, a payload); a damaged one of ours is rewritten
+            raise ReferenceSetError(f"{cache}: exists and is not a resolution cache; refusing to overwrite it "
+                                    f"(give another --index path, or remove the file)")
         if cache is not None and not rebuild:
             cached = Resolution._load(cache, self, local, kind_class, id, content)
             if cached is not None:
@@ -384,6 +389,18 @@ class Catalog:
         tag = hashlib.sha256(f"{os.path.abspath(local)}\0{kind}\0{rule}\0{int(content)}".encode(
             "utf-8", "surrogateescape")).hexdigest()[:16]
         return Path(f"{self.path}.{tag}.resolved.npz")
+
+
+def _is_resolution_cache(path: Path) -> bool:
+    """Whether *path* is an ``.npz`` that a resolution wrote (a stale one, or a damaged one
+    under the default name, included)."""
+    if path.name.endswith(".resolved.npz"):
+        return True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "meta.npy" in archive.namelist() and "local_of.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _read_zstd(fh: Any, max_bytes: int, path: Path) -> bytes:

@@ -171,6 +171,22 @@ def test_cache_goes_stale_and_corrupt_cache_is_ignored(stored, tmp_path):
     assert not catalog.resolve(root).from_cache
 
 
+def test_an_index_path_that_is_not_a_cache_is_never_overwritten(stored, tmp_path):
+    from .refsets import write_folder
+
+    root = write_folder(stored.items[:20], tmp_path / "copy")
+    catalog = Catalog.build(root, tmp_path / "c.plcat")
+    before = (tmp_path / "c.plcat").read_bytes()
+    with pytest.raises(ReferenceSetError, match="not a resolution cache; refusing to overwrite"):
+        catalog.resolve(root, index=tmp_path / "c.plcat")
+    assert (tmp_path / "c.plcat").read_bytes() == before
+    mine = tmp_path / "mine.npz"
+    assert not catalog.resolve(root, index=mine).from_cache and catalog.resolve(root, index=mine).from_cache
+    assert main(["catalog", "resolve", str(root), "--catalog", str(tmp_path / "c.plcat"),
+                 "--index", str(tmp_path / "c.plcat")]) != 0
+    assert (tmp_path / "c.plcat").read_bytes() == before
+
+
 def test_bad_inputs_get_one_line(stored, tmp_path):
     from .refsets import write_folder
 

@@ -4,6 +4,7 @@ the :class:`Kind` interface."""
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -31,14 +32,25 @@ def key_of(name: str) -> str:
 
 
 class PackedStrings:
-    """N strings as one UTF-8 blob plus N+1 offsets: two objects, not N."""
+    """N strings as one UTF-8 blob plus N+1 offsets: two objects, not N.
+
+    String i is ``blob[offsets[i]:offsets[i + 1]]``. Offsets that are not one
+    non-decreasing run within the blob raise ``ValueError``; indexing follows
+    Python's sequence rules (negative indices count from the end, a slice gives
+    a list of str, an index out of range raises ``IndexError``)."""
 
     __slots__ = ("blob", "offsets")
 
     def __init__(self, blob: bytes | bytearray | memoryview | np.ndarray, offsets: np.ndarray) -> None:
         # A uint8 array (a memory map of an index file, say) is read through a memoryview: no copy.
         self.blob = memoryview(np.ascontiguousarray(blob, np.uint8)) if isinstance(blob, np.ndarray) else blob  # type: ignore[arg-type]
-        self.offsets = np.asarray(offsets, np.int64)
+        self.offsets = np.asarray(offsets)
+        if self.offsets.ndim != 1 or not self.offsets.size or self.offsets.dtype.kind not in "iu":
+            raise ValueError(f"offsets must be a 1-d integer array of N + 1 entries, got {self.offsets.dtype} "
+                             f"of shape {self.offsets.shape}")
+        self.offsets = self.offsets.astype(np.int64, copy=False)
+        if self.offsets[0] < 0 or self.offsets[-1] > len(self.blob) or np.any(np.diff(self.offsets) < 0):
+            raise ValueError(f"offsets must rise from 0 or more to at most the blob's {len(self.blob)} bytes")
 
     @classmethod
     def pack(cls, strings: Iterable[str]) -> PackedStrings:
@@ -58,8 +70,16 @@ class PackedStrings:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, i: int) -> str:
-        return str(self.blob[self.offsets[i] : self.offsets[i + 1]], "utf-8", "surrogateescape")
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        j = operator.index(i)
+        if j < 0:
+            j += n
+        if not 0 <= j < n:
+            raise IndexError(f"string {i} of {n}")
+        return str(self.blob[self.offsets[j] : self.offsets[j + 1]], "utf-8", "surrogateescape")
 
     def __iter__(self) -> Iterator[str]:
         blob = self.blob
