@@ -532,6 +532,18 @@ class Resolution:
         positions = np.arange(self.n) if positions is None else np.asarray(positions, np.int64)
         return positions[self.local_of[positions] < 0]
 
+    def differing_positions(self, positions: np.ndarray, workers: int | None = None) -> np.ndarray:
+        """Which of *positions* the copy holds with bytes other than the catalog's
+        (each such item is read and hashed; a re-encoded copy differs everywhere)."""
+        if not self.catalog.has_digests:
+            raise ReferenceSetError(f"{self.catalog.path}: the catalog has no digests to check content against")
+        positions = np.asarray(positions, np.int64)
+        held = positions[self.local_of[positions] >= 0]
+        digests = _digests(self.listing, self.local_of[held].tolist(), workers)
+        want = self.catalog._digests[held]  # (n, 32) uint8
+        got = np.frombuffer(bytes.fromhex("".join(digests)), np.uint8).reshape(-1, 32)
+        return held[np.any(got != want, axis=1)]
+
     def holds(self, position: int) -> bool:
         return bool(self.local_of[position] >= 0)
 

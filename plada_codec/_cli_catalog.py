@@ -38,15 +38,27 @@ def resolve_local(catalog: Catalog, args) -> Resolution:
                            workers=getattr(args, "workers", None))
 
 
-def report_selected(resolution: Resolution, indices, stream=sys.stderr) -> None:
-    """One line on how many of the selected items the local copy lacks."""
+def report_selected(resolution: Resolution, indices, stream=sys.stderr, content: bool = False,
+                    workers: int | None = None) -> None:
+    """One line on how many of the selected items the local copy lacks; with
+    *content*, one more on how many it holds with other bytes than the catalog's."""
     missing = resolution.missing_positions(indices)
+    root = resolution.listing.root
     if len(missing):
         shown = ", ".join(repr(resolution.catalog.ids[int(p)]) for p in missing[:5])
         print(f"note: {len(missing)} of {len(indices)} selected items ({len(missing) / max(1, len(indices)):.2%}) "
-              f"are missing from {resolution.listing.root}; first: {shown}", file=stream)
+              f"are missing from {root}; first: {shown}", file=stream)
     else:
-        print(f"note: all {len(indices)} selected items are present in {resolution.listing.root}", file=stream)
+        print(f"note: all {len(indices)} selected items are present in {root}", file=stream)
+    if content:
+        differ = resolution.differing_positions(indices, workers)
+        if len(differ):
+            shown = ", ".join(repr(resolution.catalog.ids[int(p)]) for p in differ[:5])
+            print(f"note: {len(differ)} of the {len(indices) - len(missing)} selected items {root} holds differ in "
+                  f"content from the catalog (a re-encoded copy differs everywhere); first: {shown}", file=stream)
+        else:
+            print(f"note: the {len(indices) - len(missing)} selected items {root} holds have the catalog's bytes",
+                  file=stream)
 
 
 def _cmd_build(args) -> int:

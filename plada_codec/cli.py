@@ -369,8 +369,16 @@ def _cmd_verify(args) -> int:
     data = _read(args)  # once: standard input cannot be read twice
     info = verify(data, reference=reference, max_count=args.max_count, max_section_bytes=args.max_section_bytes)
     checked = "checksums and content" + (" and reference fingerprint" if reference else "")
-    if getattr(args, "resolution", None) is not None:
-        _cli_catalog.report_selected(args.resolution, _decode(args, data).indices, stream=sys.stdout)
+    if getattr(args, "catalog", None):
+        checked = "checksums and content and the catalog's fingerprint"
+    resolution = getattr(args, "resolution", None)
+    if resolution is not None:
+        # The fingerprint binds the payload to the catalog, not to this copy: say what the copy
+        # holds of the selection (and, with digests, whether its bytes are the catalog's).
+        indices = _decode(args, data).indices
+        _cli_catalog.report_selected(resolution, indices, stream=sys.stdout,
+                                     content=resolution.catalog.has_digests and not args.no_content,
+                                     workers=args.workers)
     _print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
     return EXIT_OK
 

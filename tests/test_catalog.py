@@ -270,7 +270,17 @@ def test_cli_build_resolve_and_payload_commands(stored, tmp_path, capsys):
     capsys.readouterr()
     assert plada_codec.inspect(payload.read_bytes()).fingerprint == catalog.fingerprint
     assert main(["verify", str(payload), "--catalog", str(cat), "--reference", str(shards)]) == 0
-    assert "all 3 selected items are present" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "all 3 selected items are present" in out and "the 3 selected items" in out and "catalog's bytes" in out
+    # a copy holding one selected item with other bytes: verify says which (the fingerprint binds the
+    # payload to the catalog, not to the copy)
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    victim = next(p for p in changed.rglob("*") if p.is_file() and p.stem == catalog.ids[250])
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    assert main(["verify", str(payload), "--catalog", str(cat), "--reference", str(changed)]) == 0
+    out = capsys.readouterr().out
+    assert f"1 of the 3 selected items {changed} holds differ in content" in out and repr(catalog.ids[250]) in out
     assert main(["decode", str(payload), "--catalog", str(cat), "-o", str(tmp_path / "o.csv")]) == 0
     assert (tmp_path / "o.csv").read_text() == "index,label\n1,0\n2,1\n250,0\n"
     other = tmp_path / "other.plcat"
