@@ -368,7 +368,7 @@ class Catalog:
         if content and not self.has_digests:
             raise ReferenceSetError(f"{self.path}: the catalog has no digests to check content against")
         cache = Path(index) if index is not None else self._default_index(local, kind_class.name, id, content)
-        if index is not None and cache.exists() and not _is_resolution_cache(cache):
+        if index is not None and cache is not None and cache.exists() and not _is_resolution_cache(cache):
             # the cache is rewritten whenever it is stale: never over a file given by mistake that
             # is not one (the catalog itself, a payload); a damaged one of ours is rewritten
             raise ReferenceSetError(f"{cache}: exists and is not a resolution cache; refusing to overwrite it "
@@ -535,12 +535,13 @@ class Resolution:
     def differing_positions(self, positions: np.ndarray, workers: int | None = None) -> np.ndarray:
         """Which of *positions* the copy holds with bytes other than the catalog's
         (each such item is read and hashed; a re-encoded copy differs everywhere)."""
-        if not self.catalog.has_digests:
+        digests_of = self.catalog._digests
+        if digests_of is None:
             raise ReferenceSetError(f"{self.catalog.path}: the catalog has no digests to check content against")
         positions = np.asarray(positions, np.int64)
         held = positions[self.local_of[positions] >= 0]
         digests = _digests(self.listing, self.local_of[held].tolist(), workers)
-        want = self.catalog._digests[held]  # (n, 32) uint8
+        want = digests_of[held]  # (n, 32) uint8
         got = np.frombuffer(bytes.fromhex("".join(digests)), np.uint8).reshape(-1, 32)
         return held[np.any(got != want, axis=1)]
 
