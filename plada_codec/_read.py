@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from ._constants import HEADER_SIZE
 from ._container import check_total_length, parse_header_fields
-from ._errors import LimitExceededError, TruncatedPayloadError
+from ._errors import LimitExceededError, TrailingDataError, TruncatedPayloadError
 
 __all__ = ["read_payload", "DEFAULT_MAX_TOTAL_LENGTH"]
 
@@ -58,8 +58,21 @@ def _read_from(stream: BinaryIO, max_total_length: int) -> bytes:
         )
     extra = stream.read(1)
     if extra:
-        check_total_length(total + 1, total)  # raises TrailingDataError
+        # Count what follows, a piece at a time and no further than max_total_length bytes, so
+        # the message is as exact as decode()'s without holding or waiting on an endless input.
+        trailing = len(extra)
+        while trailing <= max_total_length:
+            more = stream.read(_COUNT_PIECE)
+            if not more:
+                break
+            trailing += len(more)
+        else:
+            raise TrailingDataError(f"more than {max_total_length} bytes follow the payload's end at offset {total}")
+        check_total_length(total + trailing, total)  # raises TrailingDataError
     return head + rest
+
+
+_COUNT_PIECE = 1 << 16
 
 
 def read_payload(source, *, max_total_length: int = DEFAULT_MAX_TOTAL_LENGTH) -> bytes:
@@ -85,7 +98,9 @@ def read_payload(source, *, max_total_length: int = DEFAULT_MAX_TOTAL_LENGTH) ->
     ranges (spec section 9, steps 1-3), then reads ``total_length - 80`` more
     bytes and one more to prove the input ends there: a shorter input raises
     :class:`TruncatedPayloadError`, a longer one :class:`TrailingDataError`.
-    The sections are not checked here; :func:`decode` does that.
+    The sections are not checked here; :func:`decode` does that. A path that
+    cannot be opened raises what :func:`open` raises (``OSError``, or
+    ``ValueError`` for a NUL in it); a *source* of another type ``TypeError``.
     """
     if hasattr(source, "read"):
         return _read_from(source, max_total_length)

@@ -87,8 +87,16 @@ def test_header_checked_before_the_body():
 def test_trailing_and_truncated(tmp_path):
     path = tmp_path / "p.plada"
     path.write_bytes(PAYLOAD + b"\x00" * (1 << 16))
-    with pytest.raises(plada_codec.TrailingDataError):
+    message = f"^65536 bytes follow the payload's end at offset {len(PAYLOAD)}$"
+    with pytest.raises(plada_codec.TrailingDataError, match=message):
         plada_codec.read_payload(path)
+    with pytest.raises(plada_codec.TrailingDataError, match="^7 bytes follow"):  # what decode() says
+        plada_codec.read_payload(io.BytesIO(PAYLOAD + b"GARBAGE"))
+    with pytest.raises(plada_codec.TrailingDataError, match="^7 bytes follow"):
+        plada_codec.decode(PAYLOAD + b"GARBAGE")
+    # an input longer than the limit is not counted to its end
+    with pytest.raises(plada_codec.TrailingDataError, match=f"^more than {len(PAYLOAD) + 10} bytes follow"):
+        plada_codec.read_payload(io.BytesIO(PAYLOAD + bytes(1 << 20)), max_total_length=len(PAYLOAD) + 10)
     with pytest.raises(plada_codec.TruncatedPayloadError):
         plada_codec.read_payload(io.BytesIO(PAYLOAD[:-1]))
     with pytest.raises(plada_codec.TruncatedPayloadError):
