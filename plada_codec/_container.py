@@ -79,6 +79,8 @@ def as_buffer(data) -> memoryview:
         view = memoryview(data)
     except TypeError:
         raise TypeError(f"a payload is bytes-like, not {type(data).__name__}") from None
+    if not view.c_contiguous:  # a strided numpy view, say: its bytes in order, copied once
+        view = memoryview(view.tobytes())
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
     return view

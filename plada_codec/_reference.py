@@ -39,6 +39,7 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar, Union
 import numpy as np
 
 from ._atomic import check_writable_target, write_atomically
+from ._constants import MAX_N_REF
 from ._errors import ReferenceSetError, StaleManifestError
 from .kinds._walk import FolderWalk, walk_folder
 from .kinds.images import _ASCII_LOWER, IMAGE_EXTENSIONS
@@ -307,6 +308,10 @@ def tar_shards(source: PathLike | Sequence[PathLike]) -> list[str]:
     file, or a folder, meaning its visible regular ``*.tar`` files sorted by the
     UTF-8 bytes of their names (not recursive).
     """
+    if isinstance(source, (bytes, str, os.PathLike)) or not isinstance(source, Iterable):
+        source = _path_argument(source, "tar shards")
+    else:
+        source = [_path_argument(s, "tar shard") for s in source]
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
@@ -519,10 +524,14 @@ class ReferenceSet:
     __slots__ = ("n_ref", "fingerprint", "source")
 
     def __init__(self, n_ref: int, fingerprint: bytes, source: str = "") -> None:
-        if len(fingerprint) != 32:
+        if not isinstance(fingerprint, (bytes, bytearray, memoryview)) or len(fingerprint) != 32:
             raise ReferenceSetError("a reference fingerprint is 32 bytes (SHA-256)")
-        if n_ref < 1:
-            raise ReferenceSetError("a reference set holds at least one item")
+        if not any(bytes(fingerprint)):
+            raise ReferenceSetError("an all-zero fingerprint means 'unbound' (FORMAT.md 8): no reference set has it")
+        if isinstance(n_ref, bool) or not isinstance(n_ref, (int, np.integer)):
+            raise ReferenceSetError(f"n_ref must be an int, got {type(n_ref).__name__}")
+        if not 1 <= n_ref <= MAX_N_REF:
+            raise ReferenceSetError(f"a reference set holds 1 to 2**48 items, got {n_ref}")
         self.n_ref = int(n_ref)
         self.fingerprint = bytes(fingerprint)
         self.source = source
@@ -658,7 +667,7 @@ class ReferenceSet:
         With *progress*, bars of files listed and bytes hashed go to standard
         error when it is a terminal.
         """
-        root = Path(folder)
+        root = Path(_path_argument(folder, "folder"))
         walk = _scan_folder(root, progress)
         return _to_manifest(manifest_out, lambda fh: cls._hash_folder(root, walk, content, fh, workers, progress))
 
@@ -710,6 +719,7 @@ class ReferenceSet:
     @classmethod
     def from_manifest(cls, path: PathLike) -> ReferenceSet:
         """Fingerprint a manifest file, checking that it is canonical."""
+        path = _path_argument(path, "manifest")
         try:
             with open(path, "rb") as fh:
                 return cls.from_items(_manifest_items(fh, path), source=f"manifest {path}")
@@ -860,7 +870,24 @@ class _NoCache(Exception):
     """No cache belongs to this manifest (missing or written for other bytes)."""
 
 
+def _path_argument(path: Any, what: str = "path") -> str:
+    """*path* as a str, or ReferenceSetError: an int would be taken as a file
+    descriptor (and closed), bytes iterated as a list, "" read as the current folder."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ReferenceSetError(f"{what} must be a path (str or os.PathLike), not {type(path).__name__}")
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text or "\0" in text:
+        raise ReferenceSetError(f"{what} {text!r} names no file")
+    return text
+
+
 def _resolve(path: PathLike | Sequence[PathLike], kind: str) -> tuple[list[str], str]:
+    if isinstance(path, (bytes, str, os.PathLike)) or not isinstance(path, Sequence):
+        path = _path_argument(path)
     if not isinstance(path, (str, os.PathLike)):
         if kind not in ("auto", "tar"):
             raise ReferenceSetError(f"a list of paths is a tar set, not kind {kind!r}")

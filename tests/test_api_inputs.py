@@ -1,0 +1,51 @@
+"""Careless inputs at the public API: what each gets (found by a hostile-user trial)."""
+
+import os
+
+import numpy as np
+import pytest
+
+import plada_codec
+
+PAYLOAD = plada_codec.encode([1, 5, 7], [0, 2, 1], n_ref=100, n_classes=3)
+
+
+def test_a_payload_in_a_strided_buffer_decodes(backend):
+    strided = np.repeat(np.frombuffer(PAYLOAD, np.uint8), 2)[::2]
+    assert not strided.flags.c_contiguous and strided.tobytes() == PAYLOAD
+    for data in (strided, memoryview(PAYLOAD[::-1])[::-1]):
+        assert plada_codec.decode(data, backend=backend).indices.tolist() == [1, 5, 7]
+        assert plada_codec.inspect(data).count == 3
+        assert plada_codec.verify(data).count == 3
+
+
+def test_reference_set_paths_that_name_no_file_are_refused(tmp_path):
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("not a manifest\n")
+    fd = os.open(manifest, os.O_RDONLY)
+    try:
+        with pytest.raises(plada_codec.ReferenceSetError, match="must be a path"):
+            plada_codec.ReferenceSet.from_manifest(fd)  # a file descriptor, taken and closed before
+        os.fstat(fd)  # still open
+    finally:
+        os.close(fd)
+    for bad in (None, 5, 1.5, ["a"]):
+        with pytest.raises(plada_codec.ReferenceSetError):
+            plada_codec.ReferenceSet.from_folder(bad)
+    for bad in ("", "a\0b", None, 5):
+        with pytest.raises(plada_codec.ReferenceSetError):
+            plada_codec.ReferenceSet.from_path(bad)  # "" was the current folder
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "a.png").write_bytes(b"x")
+    by_bytes = plada_codec.ReferenceSet.from_path(os.fsencode(tmp_path / "f"))  # bytes: one path, not a list
+    assert by_bytes == plada_codec.ReferenceSet.from_path(tmp_path / "f")
+
+
+@pytest.mark.parametrize("n_ref, fingerprint", [
+    (2, bytes(32)),  # the all-zero fingerprint means unbound: encode would have written an unbound payload
+    (1.5, b"\1" * 32), (True, b"\1" * 32), ("5", b"\1" * 32), (None, b"\1" * 32), (0, b"\1" * 32),
+    (2**48 + 1, b"\1" * 32), (2, [1] * 32), (2, "x" * 32), (2, None), (2, b"\1" * 31),
+])
+def test_a_reference_set_is_made_of_an_int_size_and_32_bytes(n_ref, fingerprint):
+    with pytest.raises(plada_codec.ReferenceSetError):
+        plada_codec.ReferenceSet(n_ref, fingerprint)
