@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import _backend, codecs
 from ._compression import COMPRESSION_NAMES, COMPRESSION_NONE, open_raw, stored_to_raw
 from ._constants import (
@@ -141,11 +143,19 @@ def _source(reference: ReferenceSet) -> str:
     return f" ({reference.source})" if reference.source else ""
 
 
+def _limit(value, name: str) -> int:
+    """A limit option: a non-negative int (bool, float, str and None are refused, not truncated)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidOptionError(f"{name} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
 def _check_reference(header: Header, reference: ReferenceSet | None) -> None:
     if reference is None:
         return
     if not isinstance(reference, ReferenceSet):
-        raise TypeError(f"reference must be a ReferenceSet, not {type(reference).__name__}")
+        raise InvalidOptionError(f"reference must be a ReferenceSet or None, not {type(reference).__name__} "
+                                 f"(a fingerprint alone: ReferenceSet(n_ref, fingerprint))")
     if header.n_ref != reference.n_ref:
         raise ReferenceMismatchError(
             f"payload indexes a reference set of {header.n_ref} items; the local "
@@ -208,8 +218,9 @@ class PayloadDecoder:
         format_version: str | None = None,
     ) -> None:
         self.reference = reference
-        self.limits = codecs.Limits(int(max_count), int(max_section_bytes), int(max_ancillary_bytes),
-                                    int(max_metadata_items))
+        self.limits = codecs.Limits(_limit(max_count, "max_count"), _limit(max_section_bytes, "max_section_bytes"),
+                                    _limit(max_ancillary_bytes, "max_ancillary_bytes"),
+                                    _limit(max_metadata_items, "max_metadata_items"))
         self.max_count = self.limits.max_count
         self.max_section_bytes = self.limits.max_section_bytes
         self.format_version = _reader_version(format_version)

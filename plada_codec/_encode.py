@@ -79,12 +79,12 @@ def _exact_int(value, name: str, low: int, high: int, high_text: str) -> int:
 
 def _resolve_reference(n_ref, reference) -> tuple[int, bytes]:
     if isinstance(reference, ReferenceSet):
-        if n_ref is not None and int(n_ref) != reference.n_ref:
+        if n_ref is not None and _exact_int(n_ref, "n_ref", 1, MAX_N_REF, "2**48") != reference.n_ref:
             raise EncodeError(f"n_ref = {_show(n_ref)} but the reference set has {reference.n_ref} items")
         n_ref, fingerprint = reference.n_ref, reference.fingerprint
     elif reference is None:
         fingerprint = UNBOUND_FINGERPRINT
-    elif isinstance(reference, (bytes, bytearray)) and len(reference) == 32:
+    elif isinstance(reference, (bytes, bytearray, memoryview)) and len(reference) == 32:
         fingerprint = bytes(reference)
         if fingerprint == UNBOUND_FINGERPRINT:
             raise EncodeError("an all-zero fingerprint means 'unbound'; pass reference=None")

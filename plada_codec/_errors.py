@@ -61,7 +61,7 @@ class LimitExceededError(PayloadError, ValueError):
     (``max_count``, ``max_section_bytes``) allow; nothing was allocated."""
 
 
-class ReferenceMismatchError(PayloadError):
+class ReferenceMismatchError(PayloadError, ValueError):
     """The payload is bound to a different reference set than the one given
     (fingerprint or size differ), or is unbound when a check was asked for."""
 

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from ._constants import HEADER_SIZE
 from ._container import check_total_length, parse_header_fields
-from ._errors import LimitExceededError, TrailingDataError, TruncatedPayloadError
+from ._errors import InvalidOptionError, LimitExceededError, TrailingDataError, TruncatedPayloadError
 
 __all__ = ["read_payload", "DEFAULT_MAX_TOTAL_LENGTH"]
 
@@ -102,6 +102,8 @@ def read_payload(source, *, max_total_length: int = DEFAULT_MAX_TOTAL_LENGTH) ->
     cannot be opened raises what :func:`open` raises (``OSError``, or
     ``ValueError`` for a NUL in it); a *source* of another type ``TypeError``.
     """
+    if isinstance(max_total_length, bool) or not isinstance(max_total_length, int) or max_total_length < 0:
+        raise InvalidOptionError(f"max_total_length must be a non-negative int, got {max_total_length!r}")
     if hasattr(source, "read"):
         return _read_from(source, max_total_length)
     if isinstance(source, str) and source == "-":

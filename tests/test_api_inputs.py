@@ -49,3 +49,28 @@ def test_reference_set_paths_that_name_no_file_are_refused(tmp_path):
 def test_a_reference_set_is_made_of_an_int_size_and_32_bytes(n_ref, fingerprint):
     with pytest.raises(plada_codec.ReferenceSetError):
         plada_codec.ReferenceSet(n_ref, fingerprint)
+
+
+@pytest.mark.parametrize("value", [None, "3", 1.9, True, -1, float("inf")])
+def test_decoder_limits_are_non_negative_ints(value):
+    for name in ("max_count", "max_section_bytes", "max_ancillary_bytes", "max_metadata_items"):
+        with pytest.raises(plada_codec.InvalidOptionError, match=f"^{name} must be a non-negative int"):
+            plada_codec.decode(PAYLOAD, **{name: value})  # 1.9 became 1, None a bare TypeError
+    with pytest.raises(plada_codec.InvalidOptionError, match="max_total_length"):
+        plada_codec.read_payload(__import__("io").BytesIO(PAYLOAD), max_total_length=value)
+
+
+def test_reference_and_names_options_get_payload_errors():
+    with pytest.raises(plada_codec.InvalidOptionError, match="reference must be a ReferenceSet or None"):
+        plada_codec.decode(PAYLOAD, reference=b"\1" * 32)
+    assert issubclass(plada_codec.ReferenceMismatchError, ValueError)
+    ref = plada_codec.ReferenceSet.from_ids([f"a{i}" for i in range(100)])
+    for bad in ("abc", float("nan"), float("inf"), [1], 100.5, "100", 100.0):
+        with pytest.raises(plada_codec.EncodeError, match="n_ref must be an int"):
+            plada_codec.encode([1], [0], n_classes=1, reference=ref, n_ref=bad)  # 100.0 was accepted
+    assert plada_codec.encode([1], [0], n_classes=1, reference=ref, n_ref=100) == \
+        plada_codec.encode([1], [0], n_classes=1, reference=ref)
+    bound = plada_codec.encode([1], [0], n_classes=1, n_ref=100, reference=memoryview(ref.fingerprint))
+    assert plada_codec.inspect(bound).fingerprint == ref.fingerprint
+    with pytest.raises(plada_codec.EncodeError, match="class_names must be a sequence of str, not int"):
+        plada_codec.encode([1], [0], n_ref=10, n_classes=1, class_names=5)

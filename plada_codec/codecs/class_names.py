@@ -68,7 +68,10 @@ def name_bytes(selection) -> list[bytes]:
     names = selection.class_names
     if isinstance(names, str):
         raise EncodeError("class_names must be a sequence of str, not one str")
-    names = list(names)
+    try:
+        names = list(names)
+    except TypeError:
+        raise EncodeError(f"class_names must be a sequence of str, not {type(names).__name__}") from None
     if len(names) != selection.n_classes:
         raise EncodeError(f"class_names has {len(names)} names, n_classes is {selection.n_classes}")
     # Checked and encoded a list at a time: 21,841 names in a few ms, where a
