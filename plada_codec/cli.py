@@ -548,12 +548,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error(command: str, message: str, code: int) -> int:
-    print(f"plada {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"plada{' ' if command else ''}{command}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
 
 
+class _ClosedStream:
+    """Stands for a standard stream the shell closed (``<&-``, ``>&-``: Python
+    then holds None): any use is a usage error, not an AttributeError."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        raise UsageError(f"standard {self._name} is closed")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if sys.stderr is None:  # nowhere to say anything: the exit status alone
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    closed = {name: _ClosedStream(text) for name, text in (("stdin", "input"), ("stdout", "output"))
+              if getattr(sys, name) is None}
+    for name, stream in closed.items():
+        setattr(sys, name, stream)
+    try:
+        return _main(argv)
+    finally:
+        for name in closed:
+            setattr(sys, name, None)
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # --help or a usage message into a closed stream
+        return _error("", str(exc), EXIT_USAGE)
     command = args.command
     try:
         return args.func(args)

@@ -591,3 +591,16 @@ def test_decode_output_replaces_a_regular_file_whole(tmp_path, capsys):
     assert status == EXIT_OK, err
     assert target.read_text() == "index,label\n3,1\n9,0\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "p.plada"]  # no temporary left
+
+
+@pytest.mark.parametrize("command, redirect, stream", [
+    ("decode -", "<&-", "input"), ("inspect -", "<&-", "input"), ("decode {payload}", ">&-", "output"),
+    ("--help", ">&-", "output"),
+])
+def test_a_closed_standard_stream_is_one_line(tmp_path, command, redirect, stream):
+    payload = tmp_path / "p.plada"
+    payload.write_bytes(plada_codec.encode([1, 2], [0, 1], n_ref=4, n_classes=2))
+    line = f"{sys.executable} -m plada_codec.cli {command.format(payload=payload)} {redirect}"
+    result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=600)
+    assert result.returncode == EXIT_USAGE
+    assert result.stderr.endswith(f"error: standard {stream} is closed\n") and result.stderr.count("\n") == 1
