@@ -30,6 +30,7 @@ import json
 import os
 import re
 import tarfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -154,27 +155,36 @@ def _listing_bar(progress: bool, root: Path) -> tuple[Any, Callable[[int], None]
     return bar, (update if progress else None)
 
 
-def _ordered_map(func: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iterator[R]:
-    """``map(func, tasks)`` on *workers* threads, results in task order, with a
-    bounded number of tasks in flight (memory stays flat for millions of files)."""
+class _Stopped(Exception):
+    """A hashing task saw its map being abandoned (Ctrl-C, an error elsewhere)."""
+
+
+def _ordered_map(func: Callable[[T, threading.Event], R], tasks: Iterable[T], workers: int) -> Iterator[R]:
+    """``func(task, stop)`` for every task on *workers* threads, results in task
+    order, with a bounded number of tasks in flight (memory stays flat for
+    millions of files). When the caller stops early (an exception, Ctrl-C in
+    the main thread) *stop* is set: *func* checks it between chunks it reads, so
+    the threads end within a chunk, not at the end of a file of gigabytes."""
+    stop = threading.Event()
     if workers <= 1:
-        yield from map(func, tasks)
+        yield from (func(task, stop) for task in tasks)
         return
     pending: deque[Future[R]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plada-hash") as pool:
         try:
             for task in tasks:
-                pending.append(pool.submit(func, task))
+                pending.append(pool.submit(func, task, stop))
                 if len(pending) >= 4 * workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
         finally:
+            stop.set()
             for future in pending:
                 future.cancel()
 
 
-def _hash_stream(fh: BinaryIO, size: int | None, where: str) -> str:
+def _hash_stream(fh: BinaryIO, size: int | None, where: str, stop: threading.Event | None = None) -> str:
     """SHA-256 of the next *size* bytes of *fh* (all of it when None).
 
     Python 3.10 has no ``hashlib.file_digest``; this is the same loop.
@@ -182,6 +192,8 @@ def _hash_stream(fh: BinaryIO, size: int | None, where: str) -> str:
     digest = hashlib.sha256()
     remaining = size
     while remaining is None or remaining > 0:
+        if stop is not None and stop.is_set():
+            raise _Stopped
         chunk = fh.read(_READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining))
         if not chunk:
             if remaining is not None:
@@ -193,7 +205,7 @@ def _hash_stream(fh: BinaryIO, size: int | None, where: str) -> str:
     return digest.hexdigest()
 
 
-def _hash_files(paths: list[str]) -> list[str]:
+def _hash_files(paths: list[str], stop: threading.Event) -> list[str]:
     out = []
     for path in paths:
         try:
@@ -203,6 +215,8 @@ def _hash_files(paths: list[str]) -> list[str]:
                 digest = hashlib.sha256()
                 while chunk := os.read(fd, _READ_CHUNK):
                     digest.update(chunk)
+                    if stop.is_set():
+                        raise _Stopped
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -211,14 +225,14 @@ def _hash_files(paths: list[str]) -> list[str]:
     return out
 
 
-def _hash_members(task: tuple[str, list[tuple[int, int]]]) -> list[str]:
+def _hash_members(task: tuple[str, list[tuple[int, int]]], stop: threading.Event | None = None) -> list[str]:
     shard, ranges = task
     out = []
     try:
         with open(shard, "rb", buffering=0) as fh:
             for offset, size in ranges:
                 fh.seek(offset)
-                out.append(_hash_stream(fh, size, f"{shard} at byte {offset}"))
+                out.append(_hash_stream(fh, size, f"{shard} at byte {offset}", stop))
     except OSError as exc:
         raise ReferenceSetError(f"{_shown(shard)}: cannot read ({exc.strerror or exc})") from exc
     return out
@@ -678,11 +692,11 @@ class ReferenceSet:
     ) -> ReferenceSet:
         # One task per shard: reading a shard's headers is pure Python (tarfile),
         # so shards are listed in parallel too, overlapping with other shards' hashing.
-        def shard_items(shard: str) -> list[tuple[str, str | None]]:
+        def shard_items(shard: str, stop: threading.Event) -> list[tuple[str, str | None]]:
             images = list(_shard_images(shard))
             if not content:
                 return [(image.item_id, None) for image in images]
-            digests = _hash_members((shard, [(image.offset, image.size) for image in images]))
+            digests = _hash_members((shard, [(image.offset, image.size) for image in images]), stop)
             return [(image.item_id, digest) for image, digest in zip(images, digests)]
 
         sizes = [os.path.getsize(shard) for shard in shards]

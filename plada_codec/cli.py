@@ -5,7 +5,8 @@ match the reference set; 2 bad usage: a bad option or input file, an invalid
 selection to encode, an unreadable or unwritable file, or a reference set that
 cannot be fingerprinted or changed since its manifest was written; 141 the
 reader of standard output went away (``plada decode p -o - | head``), silently,
-as for a program SIGPIPE ended. ``inspect`` still prints the header and sections
+as for a program SIGPIPE ended; 130 interrupted (Ctrl-C: one line, no output
+file left half-written). ``inspect`` still prints the header and sections
 of a payload whose body does not decode, then exits 1.
 Every error is one line on standard error: ``plada <command>: error: ...``.
 """
@@ -45,10 +46,12 @@ from ._results import Payload, PayloadInfo
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 _EPILOG = (
     "exit status: 0 success; 1 invalid payload, limit exceeded or reference mismatch; "
     "2 usage error, bad input file, invalid selection, or a reference set that cannot be "
-    "hashed or changed since its manifest; 141 the output pipe closed early (as after SIGPIPE)"
+    "hashed or changed since its manifest; 130 interrupted (Ctrl-C); 141 the output pipe closed early "
+    "(as after SIGPIPE)"
 )
 # Commands whose input is a payload: an unexpected ValueError there means the payload is bad.
 _PAYLOAD_COMMANDS = ("decode", "inspect", "verify", "compare")
@@ -591,6 +594,11 @@ def _main(argv: list[str] | None) -> int:
         return _error(command, f"{type(exc).__name__}: {exc}", EXIT_USAGE)
     except PayloadError as exc:
         return _error(command, f"{type(exc).__name__}: {exc}", EXIT_INVALID)
+    except KeyboardInterrupt:
+        # Ctrl-C: hashing threads stop within a chunk (_ordered_map), outputs are written
+        # atomically, so there is nothing half-done to report beyond this line.
+        print(f"plada {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``plada decode p | head``): no message, and stdout
         # must not be flushed again at exit. 141 = 128 + SIGPIPE, the status of a

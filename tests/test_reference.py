@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import plada_codec
-from plada_codec import ReferenceSet
+from plada_codec import ReferenceSet, ReferenceSetError
 from plada_codec import _reference as _reference_module
 from plada_codec._reference import MANIFEST_HEADER, array_item_digest
 
@@ -506,3 +506,42 @@ def test_tar_offsets_in_every_tar_format(tmp_path, fmt):
     assert [i.key for i in images] == [f"{long_dir}/k{i}" for i in range(3)]
     raw = shard.read_bytes()
     assert [raw[i.offset:i.offset + i.size] for i in images] == [data for _, data in members]
+
+
+def test_an_abandoned_hashing_map_stops_its_threads_within_a_chunk():
+    import threading
+    import time
+
+    from plada_codec._reference import _ordered_map
+
+    steps: list[int] = []
+    second_started = threading.Event()
+
+    def task(number, stop):
+        if number == 0:
+            second_started.wait()
+            raise ReferenceSetError("the first file is unreadable")
+        second_started.set()
+        done = 0
+        while done < 2000 and not stop.is_set():  # a file of 2,000 chunks
+            time.sleep(0.002)
+            done += 1
+        steps.append(done)
+        return number
+
+    with pytest.raises(ReferenceSetError, match="unreadable"):
+        list(_ordered_map(task, range(2), workers=2))
+    # the map waited for its thread, which saw the stop after a few chunks, not after all 2,000
+    assert len(steps) == 1 and steps[0] < 2000
+
+
+def test_ctrl_c_in_the_codec_cli_is_one_line(monkeypatch, capsys):
+    from plada_codec import _reference, cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_reference.ReferenceSet, "from_path", interrupted)
+    monkeypatch.setattr(_reference.ReferenceSet, "open", interrupted)
+    assert cli.main(["ref-hash", "."]) == cli.EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err == "plada ref-hash: interrupted\n"
