@@ -853,6 +853,18 @@ class ReferenceSet:
                 return cls.from_folder(resolved[0], content=content, workers=workers, progress=progress)
             return cls.from_tar_shards(resolved, content=content, workers=workers, progress=progress)
         manifest = Path(manifest)
+        found = cls._open_with_manifest(path, manifest, rehash, workers, content, kind, progress, listing)
+        if not content and _manifest_has_digests(manifest):
+            # The set is what the manifest says (just checked); its names-only fingerprint is the
+            # manifest's names without their digests: no file is read for it.
+            with open(manifest, "rb") as fh:
+                return cls.from_items(((name, None) for name, _ in _manifest_items(fh, manifest)),
+                                      source=f"{found.source} (names only)")
+        return found
+
+    @classmethod
+    def _open_with_manifest(cls, path, manifest: Path, rehash: bool, workers: int | None, content: bool, kind: str,
+                            progress: bool, listing: FolderWalk | None) -> ReferenceSet:
         if rehash or not manifest.exists():
             return cls.record(path, manifest, content=content, workers=workers, kind=kind, progress=progress)
         try:

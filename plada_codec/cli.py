@@ -470,7 +470,8 @@ def _add_reference(parser) -> None:
                         help="reference set to check the binding against: a folder, tar shards or a manifest file")
     parser.add_argument("--manifest", metavar="M",
                         help="manifest written by 'plada ref-hash PATH --manifest-out M': verify the set "
-                             "against its cache (sizes, mtimes) instead of reading every file")
+                             "against its cache (sizes, mtimes) instead of reading every file; if M does not "
+                             "exist yet, the set is hashed and M written")
     parser.add_argument("--rehash", action="store_true",
                         help="with --manifest: read every file again and rewrite the manifest and its cache")
     _add_hashing(parser)
@@ -538,7 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="folder, .tar shard, folder of .tar shards, or manifest file")
     p.add_argument("--manifest-out", metavar="M",
                    help="hash everything and write the manifest to M and its cache to M.cache")
-    p.add_argument("--manifest", metavar="M", help="check PATH against M's cache (sizes, mtimes) without reading files")
+    p.add_argument("--manifest", metavar="M",
+                   help="check PATH against M's cache (sizes, mtimes) without reading files; "
+                        "if M does not exist yet, PATH is hashed and M written (with its cache)")
     p.add_argument("--rehash", action="store_true", help="with --manifest: read every file again, rewrite M")
     _add_hashing(p)
     p.add_argument("--json", action="store_true")

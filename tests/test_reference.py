@@ -545,3 +545,17 @@ def test_ctrl_c_in_the_codec_cli_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(_reference.ReferenceSet, "open", interrupted)
     assert cli.main(["ref-hash", "."]) == cli.EXIT_INTERRUPTED == 130
     assert capsys.readouterr().err == "plada ref-hash: interrupted\n"
+
+
+def test_names_only_through_a_manifest_with_digests(tmp_path):
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.png").write_bytes(bytes([i]) * 10)
+    manifest = tmp_path / "ref.manifest"
+    with_content = ReferenceSet.record(folder, manifest)
+    names_only = ReferenceSet.from_folder(folder, content=False)
+    assert names_only != with_content
+    # content=False was ignored beside a manifest: the content fingerprint came back, a false mismatch
+    assert ReferenceSet.open(folder, manifest=manifest, content=False) == names_only
+    assert ReferenceSet.open(folder, manifest=manifest) == with_content
