@@ -77,8 +77,12 @@ def write_atomically(path: PathLike, write: Callable[[BinaryIO], T]) -> T:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         # O_NOFOLLOW: a link planted at the temporary name is not written through.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-                     | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_BINARY", 0), 0o666)
+        except OSError as exc:  # name the file the user asked for, not our temporary one
+            exc.filename = os.fspath(path)
+            raise
         with os.fdopen(fd, "wb") as fh:
             result = write(fh)
             fh.flush()

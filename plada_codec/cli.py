@@ -206,14 +206,20 @@ def _cmd_encode(args) -> int:
     reference: ReferenceSet | bytes | None = _reference_from(args)
     if args.fingerprint:
         if reference is not None:
-            raise UsageError("give --reference or --fingerprint, not both")
+            given = "--catalog" if getattr(args, "catalog", None) else "--reference"
+            raise UsageError(f"give {given} or --fingerprint, not both")
         try:
             reference = bytes.fromhex(args.fingerprint)
         except ValueError:
             raise UsageError("--fingerprint takes 64 hex digits") from None
+        if not any(reference):
+            raise UsageError("an all-zero --fingerprint means 'unbound': leave --fingerprint out")
     n_ref = args.n_ref if args.n_ref is not None else selection.get("n_ref")
     if isinstance(reference, ReferenceSet) and n_ref is None:
         n_ref = reference.n_ref
+    if n_ref is None:
+        raise UsageError("the reference set's size is needed: give --n-ref N (or --reference / --catalog, "
+                         "or an n_ref field in the .npz)")
     class_names = None
     if args.class_names:
         class_names = _read_text(Path(args.class_names), "the class-names file",

@@ -604,3 +604,18 @@ def test_a_closed_standard_stream_is_one_line(tmp_path, command, redirect, strea
     result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=600)
     assert result.returncode == EXIT_USAGE
     assert result.stderr.endswith(f"error: standard {stream} is closed\n") and result.stderr.count("\n") == 1
+
+
+def test_encode_messages_name_the_cli_options(tmp_path, capsys):
+    csv = tmp_path / "x.csv"
+    csv.write_text("index,label\n1,0\n")
+    out = str(tmp_path / "y.plada")
+    assert main(["encode", str(csv), "-o", out, "--n-classes", "3"]) == EXIT_USAGE
+    assert "give --n-ref N" in capsys.readouterr().err
+    assert main(["encode", str(csv), "-o", out, "--n-ref", "9", "--n-classes", "3", "--fingerprint", "0" * 64]) \
+        == EXIT_USAGE
+    assert "all-zero --fingerprint" in capsys.readouterr().err
+    assert main(["encode", str(csv), "-o", str(tmp_path / "missing" / "y.plada"), "--n-ref", "9",
+                 "--n-classes", "3"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing' / 'y.plada'}: No such file or directory" in err and ".tmp" not in err

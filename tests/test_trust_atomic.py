@@ -82,3 +82,10 @@ def test_the_helper_is_public_api_for_plada_train():
     """plada_train may import only plada_codec's public names (tests/test_backend.py)."""
     assert plada_codec.write_atomically is write_atomically
     assert "write_atomically" in plada_codec.__all__ and "NotARegularFileError" in plada_codec.__all__
+
+
+def test_a_folder_that_does_not_exist_is_named_as_the_user_gave_it(tmp_path):
+    target = tmp_path / "missing" / "out.plada"
+    with pytest.raises(FileNotFoundError) as caught:
+        write_atomically(target, lambda fh: fh.write(b"x"))
+    assert caught.value.filename == str(target)  # not the hidden .out.plada.PID.tmp
