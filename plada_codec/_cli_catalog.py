@@ -30,6 +30,17 @@ def open_catalog(path: str) -> Catalog:
     return Catalog.open(path)
 
 
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 0 (a negative one would slice from the end)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def resolve_local(catalog: Catalog, args) -> Resolution:
     """Resolve ``--reference LOCAL`` against the catalog (content checked only
     when asked: a payload command needs positions, not bytes)."""
@@ -139,6 +150,6 @@ def add_catalog_command(sub, epilog: str, positive_int) -> None:
 
     s = commands.add_parser("show", help="a catalog's size, fingerprint and first ids", epilog=epilog)
     s.add_argument("catalog", metavar="CATALOG")
-    s.add_argument("--head", type=int, default=10, help="ids to show (default 10)")
+    s.add_argument("--head", type=_count, default=10, help="ids to show (default 10)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_show)

@@ -87,10 +87,12 @@ def _read_text(path: Path, what: str, limit: int | None = None) -> str:
         raise UsageError(f"{path}: {what} is over {limit} bytes, more than a payload's ancillary section "
                          f"may hold by default (max_ancillary_bytes)")
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start]
         raise UsageError(f"{path}: {what} is not UTF-8 text (byte 0x{bad:02x} at offset {exc.start})") from None
+    # A byte-order mark (Windows editors write one) is not part of the first line's text.
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 # A CSV field: a decimal integer, optionally signed and padded with spaces; not

@@ -287,6 +287,9 @@ def test_cli_build_resolve_and_payload_commands(stored, tmp_path, capsys):
     other.write_bytes(C1)
     assert main(["verify", str(payload), "--catalog", str(other)]) == 1
     assert "ReferenceMismatchError" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a negative --head sliced from the end: all but the last ids
+        main(["catalog", "show", str(cat), "--head", "-1"])
+    assert "--head: must be an integer >= 0, got -1" in capsys.readouterr().err
     assert main(["catalog", "resolve", str(shards), "--catalog", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such catalog" in err

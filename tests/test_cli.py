@@ -619,3 +619,14 @@ def test_encode_messages_name_the_cli_options(tmp_path, capsys):
                  "--n-classes", "3"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert f"{tmp_path / 'missing' / 'y.plada'}: No such file or directory" in err and ".tmp" not in err
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_class_name(tmp_path, capsys):
+    csv = tmp_path / "x.csv"
+    csv.write_bytes("\ufeffindex,label\n1,0\n2,2\n".encode())  # a BOM before the CSV header too
+    names = tmp_path / "names.txt"
+    names.write_bytes("\ufeffcat\ndog\nbird\n".encode())
+    out = tmp_path / "y.plada"
+    assert main(["encode", str(csv), "-o", str(out), "--n-ref", "9", "--n-classes", "3",
+                 "--class-names", str(names)]) == EXIT_OK
+    assert list(plada_codec.decode(out.read_bytes()).class_names) == ["cat", "dog", "bird"]
