@@ -991,8 +991,8 @@ def _read_cache(manifest: Path) -> tuple[dict, int]:
             rows_at = fh.tell()
     except FileNotFoundError:
         raise _NoCache from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ReferenceSetError(f"{cache}: damaged manifest cache ({exc}); delete it or rehash") from exc
+    except (ValueError, UnicodeDecodeError):
+        raise _NoCache from None  # damaged: a miss, as a missing cache is (hash once, then cache again)
     except OSError as exc:
         raise ReferenceSetError(f"{cache}: cannot read ({exc.strerror or exc})") from exc
     if not isinstance(header, dict) or header.get("fingerprint") != _file_sha256(manifest):
@@ -1016,8 +1016,8 @@ def _cached_rows(fh: BinaryIO, cache: Path) -> Iterator[tuple[str, int, int]]:
         try:
             size, mtime, name = line.decode("utf-8").rstrip("\n").split(" ", 2)
             yield name, int(size), int(mtime)
-        except ValueError as exc:
-            raise ReferenceSetError(f"{cache}: damaged manifest cache ({exc}); delete it or rehash") from exc
+        except ValueError:
+            raise _NoCache from None  # damaged: a miss (see _read_cache)
 
 
 def _matches_cache(current: Iterable[tuple[str, int, int]], cache: Path, rows_at: int) -> bool:

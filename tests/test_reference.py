@@ -435,18 +435,23 @@ def test_manifest_out_takes_a_path_or_a_file(tmp_path):
     assert not (tmp_path / "m4").exists()  # no half-written manifest
 
 
-def test_damaged_cache_is_a_clear_error(tmp_path):
+def test_a_damaged_cache_is_a_miss_like_a_missing_one(tmp_path):
     root = _folder(tmp_path / "ref", {"a.png": b"A"})
     manifest = tmp_path / "m.txt"
     ref = ReferenceSet.record(root, manifest)
     cache = tmp_path / "m.txt.cache"
-    header, _, rows = cache.read_bytes().partition(b"}\n")
+    good = cache.read_bytes()
+    header, _, rows = good.partition(b"}\n")
+    # a damaged row, a truncated header, something else entirely: hash once against the manifest,
+    # then the cache is rewritten (a damaged row was an error, a foreign file a miss)
+    for damaged in (header + b"}\nnot numbers a.png\n", good[:40], b"something else\n"):
+        cache.write_bytes(damaged)
+        assert ReferenceSet.open(root, manifest=manifest) == ref
+        assert cache.read_bytes() == good
     cache.write_bytes(header + b"}\nnot numbers a.png\n")
-    with pytest.raises(plada_codec.ReferenceSetError, match="damaged manifest cache"):
+    (root / "a.png").write_bytes(b"changed")  # still checked against the manifest, by hashing
+    with pytest.raises(plada_codec.StaleManifestError):
         ReferenceSet.open(root, manifest=manifest)
-    cache.write_bytes(b"something else\n")  # not a cache of ours: hash once and rewrite it
-    assert ReferenceSet.open(root, manifest=manifest) == ref
-    assert ReferenceSet.open(root, manifest=manifest) == ref
 
 
 def test_a_manifest_inside_its_own_folder_is_refused(tmp_path):
