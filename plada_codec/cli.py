@@ -244,6 +244,8 @@ def _cmd_encode(args) -> int:
             metadata[key] = json.loads(value)
         except json.JSONDecodeError:
             metadata[key] = value
+    if args.level is not None and args.compression == "none":
+        raise UsageError("--level sets the Zstandard level; with --compression none nothing is compressed")
     data = encode(
         selection["indices"], selection["labels"], n_ref=n_ref, n_classes=n_classes,
         reference=reference, class_names=class_names, task_name=args.task_name,
@@ -439,6 +441,9 @@ def _cmd_ref_hash(args) -> int:
         raise UsageError(f"{path}: no such folder, tar shard or manifest")
     if args.manifest_out and args.manifest:
         raise UsageError("give --manifest-out (hash and write) or --manifest (check against), not both")
+    if args.rehash and not args.manifest:
+        raise UsageError("--rehash rewrites the manifest given with --manifest M; without one every file is "
+                         "read anyway")
     kwargs = dict(content=not args.no_content, workers=args.workers, kind=args.reference_kind,
                   progress=not args.quiet)
     if args.manifest_out:

@@ -630,3 +630,15 @@ def test_a_byte_order_mark_is_not_part_of_the_first_class_name(tmp_path, capsys)
     assert main(["encode", str(csv), "-o", str(out), "--n-ref", "9", "--n-classes", "3",
                  "--class-names", str(names)]) == EXIT_OK
     assert list(plada_codec.decode(out.read_bytes()).class_names) == ["cat", "dog", "bird"]
+
+
+def test_options_that_cannot_apply_together_are_refused(tmp_path, capsys):
+    csv = tmp_path / "x.csv"
+    csv.write_text("index,label\n1,0\n")
+    assert main(["encode", str(csv), "-o", str(tmp_path / "y.plada"), "--n-ref", "9", "--n-classes", "3",
+                 "--compression", "none", "--level", "5"]) == EXIT_USAGE
+    assert "--level sets the Zstandard level" in capsys.readouterr().err
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "a.png").write_bytes(b"a")
+    assert main(["ref-hash", str(tmp_path / "ref"), "--rehash"]) == EXIT_USAGE
+    assert "--rehash rewrites the manifest given with --manifest" in capsys.readouterr().err
