@@ -35,7 +35,7 @@ import numpy as np
 
 from ._errors import ReferenceSetError
 from ._npz import map_npz
-from ._reference import ReferenceSet, _check_ids
+from ._reference import ReferenceSet, _check_ids, _is_within
 from .kinds import Listing, detect_kind
 from .kinds._base import PackedStrings, PathLike
 
@@ -337,6 +337,12 @@ class Catalog:
         ``prefix:SEP`` (the id up to its first SEP); *content* adds each item's
         SHA-256. Duplicate and empty ids are refused naming the items.
         """
+        if output is not None and Path(path).is_dir() and not Path(output).name.startswith(".") \
+                and _is_within(Path(output).parent, Path(path)):
+            # It would become an item of the copy it lists (a folder's fingerprint and manifests
+            # change with every visible file) the next time that copy is listed.
+            raise ReferenceSetError(f"{output}: a catalog inside the folder it lists ({path}) would become one of "
+                                    "its items; write it elsewhere (or give it a name starting with '.')")
         listing = detect_kind(path, kind).scan(os.fspath(path))
         ids = item_ids(listing, id)
         groups = _groups(listing, ids, group)

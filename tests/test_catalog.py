@@ -171,6 +171,17 @@ def test_cache_goes_stale_and_corrupt_cache_is_ignored(stored, tmp_path):
     assert not catalog.resolve(root).from_cache
 
 
+def test_a_catalog_is_not_written_inside_the_folder_it_lists(stored, tmp_path):
+    from .refsets import write_folder
+
+    root = write_folder(stored.items[:5], tmp_path / "copy")
+    for inside in (root / "c.plcat", root / "train" / "c.plcat"):
+        with pytest.raises(ReferenceSetError, match="inside the folder it lists"):
+            Catalog.build(root, inside)
+        assert not inside.exists()
+    assert len(Catalog.build(root, root / ".c.plcat")) == 5  # hidden: not an item
+
+
 def test_an_index_path_that_is_not_a_cache_is_never_overwritten(stored, tmp_path):
     from .refsets import write_folder
 
