@@ -245,6 +245,7 @@ def test_a_later_broken_image_names_itself(tmp_path, pixels):
         with pytest.raises(DataError, match=r"2\.png: not a readable image") as exc:
             list(DataLoader(reference, batch_size=4, num_workers=workers))
         _one_line(exc)
+        assert "BytesIO" not in str(exc.value)  # PIL's message names its buffer object, not the file
 
 
 def test_mixed_sizes_without_resize(tmp_path, pixels):

@@ -25,7 +25,10 @@ def _decode(data: bytes, where: str):
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:  # PIL's text names the BytesIO object, not the file
+        raise DataError(f"{where}: not a readable image (no image format recognised); remove the file or "
+                        f"replace it") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{where}: not a readable image ({exc}); remove the file or replace it") from None
     return image
 
