@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 
 import crc32c as _crc32c
@@ -86,10 +87,18 @@ def version_text(version: tuple[int, int]) -> str:
 
 
 def parse_version(text) -> tuple[int, int]:
-    """``"1.0"`` or ``(1, 0)`` -> ``(1, 0)``; ValueError for anything else."""
-    if isinstance(text, tuple) and len(text) == 2 and all(isinstance(v, int) for v in text):
+    """``"1.0"`` or ``(1, 0)`` -> ``(1, 0)``; ValueError for anything else
+    (a float such as 1.0, bools, negative numbers, digits other than ASCII 0-9)."""
+    if isinstance(text, tuple) and len(text) == 2 \
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in text):
         return text
-    major, sep, minor = str(text).partition(".")
-    if not (sep and major.isdigit() and minor.isdigit()):
-        raise ValueError(f"a format version is 'MAJOR.MINOR', got {text!r}")
+    if not isinstance(text, str):
+        raise ValueError(f"a format version is 'MAJOR.MINOR' or a (MAJOR, MINOR) pair of ints, got {text!r}")
+    major, sep, minor = text.partition(".")
+    if not (sep and _ASCII_DIGITS.fullmatch(major) and _ASCII_DIGITS.fullmatch(minor)) \
+            or int(major) > 255 or int(minor) > 255:
+        raise ValueError(f"a format version is 'MAJOR.MINOR' or a (MAJOR, MINOR) pair of ints, got {text!r}")
     return int(major), int(minor)
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,3}")

@@ -74,3 +74,11 @@ def test_reference_and_names_options_get_payload_errors():
     assert plada_codec.inspect(bound).fingerprint == ref.fingerprint
     with pytest.raises(plada_codec.EncodeError, match="class_names must be a sequence of str, not int"):
         plada_codec.encode([1], [0], n_ref=10, n_classes=1, class_names=5)
+
+
+@pytest.mark.parametrize("version", [(1, True), (True, 0), 1.0, "١.٠", "1.²", (1, -1), "1.", ".1", "1.1.1"])
+def test_a_format_version_is_ascii_digits_or_a_pair_of_ints(version):
+    with pytest.raises(plada_codec.EncodeError, match="a format version is 'MAJOR.MINOR' or a"):
+        plada_codec.encode([1], [0], n_ref=4, n_classes=1, format_version=version)
+    with pytest.raises(plada_codec.InvalidOptionError, match="a format version is 'MAJOR.MINOR' or a"):
+        plada_codec.decode(PAYLOAD, format_version=version)
