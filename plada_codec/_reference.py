@@ -587,9 +587,17 @@ class ReferenceSet:
         if manifest_out is not None:
             manifest_out.write(MANIFEST_HEADER)
         count = 0
-        for item_id, digest in items:
+        for item in items:
+            try:
+                item_id, digest = item
+            except (TypeError, ValueError):
+                raise ReferenceSetError(f"item {count} is not an (id, digest or None) pair: {item!r:.80}") from None
+            if not isinstance(item_id, str):
+                raise ReferenceSetError(f"item {count}: the id is {type(item_id).__name__}, not str")
             line = _check_id(item_id)
             if digest is not None:
+                if not isinstance(digest, (str, bytes, bytearray)):
+                    raise ReferenceSetError(f"digest of {item_id!r} is {type(digest).__name__}, not a str of hex")
                 digest_bytes = digest.encode("ascii", "replace") if isinstance(digest, str) else bytes(digest)
                 if not _HEX64.fullmatch(digest_bytes):
                     raise ReferenceSetError(f"digest of {item_id!r} is not 64 lowercase hex digits")
@@ -616,7 +624,10 @@ class ReferenceSet:
     @classmethod
     def from_array(cls, array: np.ndarray, *, content: bool = True) -> ReferenceSet:
         """Fingerprint an in-memory data set: item i is ``array[i]``, id ``str(i)``."""
-        array = np.asarray(array)
+        try:
+            array = np.asarray(array)
+        except ValueError as exc:  # ragged nested lists
+            raise ReferenceSetError(f"an array reference set must be one array: {exc}") from None
         if array.ndim < 1 or len(array) == 0:
             raise ReferenceSetError("an array reference set needs at least one item along axis 0")
         items: Iterable[tuple[str, str | None]] = (

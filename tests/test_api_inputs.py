@@ -82,3 +82,16 @@ def test_a_format_version_is_ascii_digits_or_a_pair_of_ints(version):
         plada_codec.encode([1], [0], n_ref=4, n_classes=1, format_version=version)
     with pytest.raises(plada_codec.InvalidOptionError, match="a format version is 'MAJOR.MINOR' or a"):
         plada_codec.decode(PAYLOAD, format_version=version)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: plada_codec.ReferenceSet.from_items(["abc"]),  # a bare ValueError from unpacking
+    lambda: plada_codec.ReferenceSet.from_items([("a", None, "x")]),
+    lambda: plada_codec.ReferenceSet.from_ids([1, 2]),
+    lambda: plada_codec.ReferenceSet.from_ids(["a"], [object()]),  # a bare TypeError
+    lambda: plada_codec.ReferenceSet.from_array([[1], [1, 2]]),  # numpy's ragged ValueError
+    lambda: plada_codec.ReferenceSet.from_array(np.array([{}], dtype=object)),
+], ids=["not-a-pair", "a-triple", "int-ids", "object-digest", "ragged", "objects"])
+def test_reference_items_that_are_not_id_digest_pairs(make):
+    with pytest.raises(plada_codec.ReferenceSetError):
+        make()
