@@ -35,7 +35,7 @@ import numpy as np
 
 from ._errors import ReferenceSetError
 from ._npz import map_npz
-from ._reference import ReferenceSet, _check_ids, _is_within
+from ._reference import ReferenceSet, _check_ids, _is_within, _path_argument
 from .kinds import Listing, detect_kind
 from .kinds._base import PackedStrings, PathLike
 
@@ -144,6 +144,8 @@ class Catalog:
     def positions_of(self, ids: np.ndarray | Sequence[str]) -> np.ndarray:
         """Catalog positions of many ids at once (``-1`` for an id not in the catalog)."""
         if not isinstance(ids, np.ndarray):
+            if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+                raise ReferenceSetError("catalog ids are looked up as a sequence of str")
             ids = _as_bytes_array([i.encode("utf-8", "surrogateescape") for i in ids])
         order = self._sorted()
         if not len(ids):
@@ -205,7 +207,7 @@ class Catalog:
         """Read and check a catalog file (plain text or one ``.zst`` frame).
         Raises :class:`~plada_codec.ReferenceSetError` naming the first
         problem (line number) for a file that breaks spec/REFERENCE.md 8."""
-        path = Path(path)
+        path = Path(_path_argument(path, "catalog"))
         try:
             with open(path, "rb") as fh:
                 head = fh.read(len(_ZSTD_MAGIC))
@@ -224,6 +226,9 @@ class Catalog:
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "catalog") -> Catalog:
         """Parse canonical catalog text (see :meth:`open`)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ReferenceSetError(f"{where}: catalog text is bytes, not {type(data).__name__}")
+        data = bytes(data)
         if not data.startswith(CATALOG_HEADER):
             if data.startswith(b"plada-reference-manifest"):
                 raise ReferenceSetError(f"{where}: a reference manifest, not a catalog; use it with --manifest")

@@ -95,3 +95,19 @@ def test_a_format_version_is_ascii_digits_or_a_pair_of_ints(version):
 def test_reference_items_that_are_not_id_digest_pairs(make):
     with pytest.raises(plada_codec.ReferenceSetError):
         make()
+
+
+def test_catalog_lookups_and_inputs_of_the_wrong_type():
+    catalog = plada_codec.Catalog.from_items(["a", "b"])
+    text = catalog.to_bytes()
+    assert plada_codec.Catalog.from_bytes(memoryview(text)).fingerprint == catalog.fingerprint
+    for bad in (None, "plada-catalog 1", 5):
+        with pytest.raises(plada_codec.ReferenceSetError):
+            plada_codec.Catalog.from_bytes(bad)
+    with pytest.raises(plada_codec.ReferenceSetError):
+        plada_codec.Catalog.open(5)
+    with pytest.raises(plada_codec.ReferenceSetError, match="sequence of str"):
+        catalog.index_of(5)  # an AttributeError before
+    with pytest.raises(KeyError):  # documented: an id the catalog does not hold
+        catalog.index_of("c")
+    assert catalog.index_of("b") == 1 and 5 not in catalog
