@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,12 @@ EFFORT_LEVELS = {1: (1, 3), 2: (3, DEFAULT_ZSTD_LEVEL), 3: (DEFAULT_ZSTD_LEVEL, 
 
 
 def _integer_array(values, name: str) -> np.ndarray:
+    if isinstance(values, np.ma.MaskedArray) and np.ma.getmask(values) is not np.ma.nomask \
+            and np.ma.getmask(values).any():
+        # np.asarray drops the mask: the masked entries would be encoded as real ones
+        raise EncodeError(f"{name} is a masked array with masked entries; pass only the kept ones")
+    if isinstance(values, Iterator):  # np.asarray makes a 0-d object array of a generator
+        values = list(values)
     try:
         array = np.asarray(values)
     except ValueError as exc:  # ragged nested lists

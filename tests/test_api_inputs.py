@@ -111,3 +111,12 @@ def test_catalog_lookups_and_inputs_of_the_wrong_type():
     with pytest.raises(KeyError):  # documented: an id the catalog does not hold
         catalog.index_of("c")
     assert catalog.index_of("b") == 1 and 5 not in catalog
+
+
+def test_indices_from_a_generator_and_masked_arrays():
+    from_generator = plada_codec.encode((i for i in [1, 5, 7]), iter([0, 2, 1]), n_ref=100, n_classes=3)
+    assert from_generator == PAYLOAD
+    masked = np.ma.masked_array([1, 5, 7], mask=[False, True, False])
+    with pytest.raises(plada_codec.EncodeError, match="masked array with masked entries"):
+        plada_codec.encode(masked, [0, 2, 1], n_ref=100, n_classes=3)  # 5 was encoded as kept
+    assert plada_codec.encode(np.ma.masked_array([1, 5, 7]), [0, 2, 1], n_ref=100, n_classes=3) == PAYLOAD
