@@ -269,6 +269,8 @@ def validate_produce(req: ProduceRequest) -> None:
     for keep in req.keep:
         _check(isinstance(keep, (int, float)) and 0 < keep <= 1,
                f"keep rate {keep} outside (0, 1]: give fractions, e.g. --keep 0.01 0.05 (not percentages)")
+    _check(len(set(req.keep)) == len(req.keep), f"keep rates repeat ({', '.join(f'{k:g}' for k in req.keep)}): "
+           "each rate makes one payload, give it once")
     _check(req.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {req.mode!r}")
     _check(req.score in ("energy", "entropy", "msp"), f"score must be energy, entropy or msp, got {req.score!r}")
     _check(req.temperature > 0 and math.isfinite(req.temperature),

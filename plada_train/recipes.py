@@ -73,8 +73,12 @@ class TrainRecipe:
 
     def with_(self, **changes) -> TrainRecipe:
         """A copy with *changes*; None values keep the default (CLI options left unset).
-        Giving ``epochs`` alone clears ``steps`` and the other way round."""
+        Giving ``epochs`` alone clears ``steps`` and the other way round; giving
+        both is a DataError (one would be ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
+        if "epochs" in changes and "steps" in changes:
+            raise DataError(f"give steps or epochs, not both (--steps {changes['steps']}, "
+                            f"--epochs {changes['epochs']})")
         if "epochs" in changes and "steps" not in changes:
             changes["steps"] = None
         if "steps" in changes and "epochs" not in changes:

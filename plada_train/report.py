@@ -47,6 +47,9 @@ def report(out: str | Path, *, plot: bool = True) -> list[dict]:
     from plada_codec import write_atomically
 
     out = Path(out)
+    if out.is_file():
+        raise DataError(f"{out}: a file, not the --out folder of plada-train produce (give the folder "
+                        f"{out.parent}, or inspect one payload with plada inspect)")
     if not out.is_dir():
         raise DataError(f"{out}: no such folder; give the --out folder of plada-train produce")
     paths = sorted(out.glob("payload-*.plada"))
@@ -55,8 +58,11 @@ def report(out: str | Path, *, plot: bool = True) -> list[dict]:
     known = _accuracies(out)
     rows = []
     for path in paths:
-        data = plada_codec.read_payload(str(path))
-        payload = plada_codec.decode(data)
+        try:
+            data = plada_codec.read_payload(str(path))
+            payload = plada_codec.decode(data)
+        except plada_codec.PayloadError as exc:  # say which of the folder's payloads
+            raise type(exc)(f"{path}: {exc}") from None
         meta = payload.metadata if isinstance(payload.metadata, dict) else {}
         counts = np.bincount(payload.labels.astype(np.int64), minlength=payload.n_classes)
         names = list(payload.class_names) if payload.class_names else [str(c) for c in range(payload.n_classes)]

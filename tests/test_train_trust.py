@@ -414,3 +414,26 @@ def test_a_temporary_file_of_a_killed_run_is_removed_by_the_next(server, digits,
     assert main(produce_args(digits, out)) == 0
     assert not [p for p in stale if p.exists()]
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_repeated_keep_rates_and_steps_with_epochs_are_refused(tmp_path):
+    with pytest.raises(DataError, match=r"keep rates repeat \(0.1, 0.1\)"):
+        produce("no-such-target.npz", "builtin:pool", str(tmp_path / "out"), keep=[0.1, 0.1])
+    from plada_train.recipes import StudentRecipe
+
+    with pytest.raises(DataError, match="give steps or epochs, not both"):
+        StudentRecipe().with_(steps=2, epochs=1.0)  # one of them was silently ignored
+    assert StudentRecipe().with_(steps=2).steps == 2 and StudentRecipe().with_(epochs=1.0).steps is None
+
+
+def test_report_names_a_file_given_for_the_folder_and_the_payload_that_fails(tmp_path):
+    from plada_train.report import report
+
+    good = tmp_path / "payload-low-0.1.plada"
+    good.write_bytes(plada_codec.encode([1], [0], n_ref=4, n_classes=1))
+    with pytest.raises(DataError, match="a file, not the --out folder"):
+        report(good)
+    bad = tmp_path / "payload-low-0.2.plada"
+    bad.write_bytes(good.read_bytes()[:-1] + bytes([good.read_bytes()[-1] ^ 1]))
+    with pytest.raises(plada_codec.ChecksumError, match=r"payload-low-0\.2\.plada: "):
+        report(tmp_path, plot=False)
