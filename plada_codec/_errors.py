@@ -4,7 +4,10 @@ Every failure of :func:`plada_codec.decode`, :func:`plada_codec.inspect` and
 :func:`plada_codec.encode` on bad input raises a subclass of :class:`PayloadError`.
 Leaves also subclass the builtin a caller would naturally catch (``ValueError``,
 ``EOFError``), so ``except ValueError`` keeps working for code that knows nothing
-of plada. Both backends (C and numpy) raise the same classes.
+of plada. Both backends (C and numpy) raise the same classes. One exception to
+the tree, as in Python's own functions: a payload argument that is not bytes-like
+at all (a str, None, a file object: use ``read_payload`` for files) raises
+``TypeError`` naming its type.
 """
 
 from __future__ import annotations
