@@ -158,6 +158,9 @@ class Catalog:
 
     def index_of(self, item_id: str) -> int:
         """The position of *item_id* (KeyError if the catalog does not hold it)."""
+        if not isinstance(item_id, str):
+            raise ReferenceSetError(f"index_of takes one id, a str, not {type(item_id).__name__} "
+                                    f"(positions_of looks up many)")
         position = int(self.positions_of([item_id])[0])
         if position < 0:
             raise KeyError(item_id)
@@ -227,7 +230,7 @@ class Catalog:
     def from_bytes(cls, data: bytes, where: str = "catalog") -> Catalog:
         """Parse canonical catalog text (see :meth:`open`)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise ReferenceSetError(f"{where}: catalog text is bytes, not {type(data).__name__}")
+            raise ReferenceSetError(f"{where}: catalog text must be bytes, not {type(data).__name__}")
         data = bytes(data)
         if not data.startswith(CATALOG_HEADER):
             if data.startswith(b"plada-reference-manifest"):

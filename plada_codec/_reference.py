@@ -813,7 +813,10 @@ class ReferenceSet:
             ref = write_atomically(manifest, lambda fh: cls._hash_tar(shards, content, fh, workers, progress))
             where = os.path.dirname(os.path.abspath(shards[0]))
         # The fingerprint is the SHA-256 of the manifest's bytes: it binds cache and manifest.
-        header = {"kind": kind, "content": content, "n_ref": ref.n_ref, "fingerprint": ref.hex, "root": where}
+        # "rows": how many rows follow, so that a cache cut short at a row boundary (or inside
+        # a name, which still parses) is told from a set that changed (_intact).
+        header = {"kind": kind, "content": content, "n_ref": ref.n_ref, "fingerprint": ref.hex, "root": where,
+                  "rows": len(walk.names) if kind == "folder" else len(shards)}
 
         def write_cache(fh: BinaryIO) -> None:
             fh.write(f"{CACHE_HEADER}\n{json.dumps(header, sort_keys=True)}\n".encode())
@@ -1079,6 +1082,20 @@ _REHASH_HINT = (
 )
 
 
+def _intact(cache: Path, header: dict, rows_at: int) -> None:
+    """Before a difference is blamed on the set: _NoCache (hash once, rewrite the cache) when
+    the cache itself is cut short, i.e. does not end with LF or holds fewer or more rows than its
+    header records (caches written before the header had "rows" get the LF check only)."""
+    with open(cache, "rb") as fh:
+        fh.seek(rows_at)
+        count, last = 0, b"\n"
+        while piece := fh.read(1 << 20):
+            count += piece.count(b"\n")
+            last = piece[-1:]
+    if last != b"\n" or ("rows" in header and header["rows"] != count):
+        raise _NoCache
+
+
 def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: str,
                    progress: bool = False, listing: FolderWalk | None = None) -> ReferenceSet:
     """The manifest's set, after checking the listing, sizes and mtimes against its cache,
@@ -1095,6 +1112,7 @@ def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: st
         walk = listing if listing is not None else _scan_folder(Path(resolved[0]), progress)
         if _matches_cache(walk.rows(), cache, rows_at):
             return ref
+        _intact(cache, header, rows_at)
         with open(cache, "rb") as fh:
             fh.seek(rows_at)
             raise _first_change(walk.rows(), _cached_rows(fh, cache), path, manifest, "file", hint)
@@ -1102,6 +1120,7 @@ def _verify_cached(path: PathLike | Sequence[PathLike], manifest: Path, kind: st
     current = [(os.path.basename(s), *_stat_row(s)) for s in resolved]
     if _matches_cache(current, cache, rows_at):
         return ref
+    _intact(cache, header, rows_at)
     with open(cache, "rb") as fh:
         fh.seek(rows_at)
         rows = list(_cached_rows(fh, cache))

@@ -106,8 +106,11 @@ def test_catalog_lookups_and_inputs_of_the_wrong_type():
             plada_codec.Catalog.from_bytes(bad)
     with pytest.raises(plada_codec.ReferenceSetError):
         plada_codec.Catalog.open(5)
+    for bad in (5, ["a", "b"]):
+        with pytest.raises(plada_codec.ReferenceSetError, match="index_of takes one id, a str"):
+            catalog.index_of(bad)  # an AttributeError before
     with pytest.raises(plada_codec.ReferenceSetError, match="sequence of str"):
-        catalog.index_of(5)  # an AttributeError before
+        catalog.positions_of([5])
     with pytest.raises(KeyError):  # documented: an id the catalog does not hold
         catalog.index_of("c")
     assert catalog.index_of("b") == 1 and 5 not in catalog

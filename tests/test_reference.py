@@ -436,7 +436,7 @@ def test_manifest_out_takes_a_path_or_a_file(tmp_path):
 
 
 def test_a_damaged_cache_is_a_miss_like_a_missing_one(tmp_path):
-    root = _folder(tmp_path / "ref", {"a.png": b"A"})
+    root = _folder(tmp_path / "ref", {"a.png": b"A", "b.png": b"B", "c.png": b"C"})
     manifest = tmp_path / "m.txt"
     ref = ReferenceSet.record(root, manifest)
     cache = tmp_path / "m.txt.cache"
@@ -444,7 +444,8 @@ def test_a_damaged_cache_is_a_miss_like_a_missing_one(tmp_path):
     header, _, rows = good.partition(b"}\n")
     # a damaged row, a truncated header, something else entirely: hash once against the manifest,
     # then the cache is rewritten (a damaged row was an error, a foreign file a miss)
-    for damaged in (header + b"}\nnot numbers a.png\n", good[:40], b"something else\n"):
+    for damaged in (header + b"}\nnot numbers a.png\n", good[:40], b"something else\n",
+                    good[:-1], good[:-3], good[:good.rindex(b"\n", 0, -1) + 1]):  # cut in the last row, or before it
         cache.write_bytes(damaged)
         assert ReferenceSet.open(root, manifest=manifest) == ref
         assert cache.read_bytes() == good
