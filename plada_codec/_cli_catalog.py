@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ._catalog import Catalog, Resolution
 from ._errors import ReferenceSetError
 from .kinds import KINDS
@@ -50,9 +52,10 @@ def resolve_local(catalog: Catalog, args) -> Resolution:
 
 
 def report_selected(resolution: Resolution, indices, stream=sys.stderr, content: bool = False,
-                    workers: int | None = None) -> None:
+                    workers: int | None = None) -> tuple[int, int]:
     """One line on how many of the selected items the local copy lacks; with
-    *content*, one more on how many it holds with other bytes than the catalog's."""
+    *content*, one more on how many it holds with other bytes than the catalog's.
+    Returns (missing, differing) counts (differing 0 without *content*)."""
     missing = resolution.missing_positions(indices)
     root = resolution.listing.root
     if len(missing):
@@ -61,6 +64,7 @@ def report_selected(resolution: Resolution, indices, stream=sys.stderr, content:
               f"are missing from {root}; first: {shown}", file=stream)
     else:
         print(f"note: all {len(indices)} selected items are present in {root}", file=stream)
+    differ = np.zeros(0, np.int64)
     if content:
         differ = resolution.differing_positions(indices, workers)
         if len(differ):
@@ -70,6 +74,7 @@ def report_selected(resolution: Resolution, indices, stream=sys.stderr, content:
         else:
             print(f"note: the {len(indices) - len(missing)} selected items {root} holds have the catalog's bytes",
                   file=stream)
+    return len(missing), len(differ)
 
 
 def _cmd_build(args) -> int:

@@ -389,9 +389,14 @@ def _cmd_verify(args) -> int:
         # The fingerprint binds the payload to the catalog, not to this copy: say what the copy
         # holds of the selection (and, with digests, whether its bytes are the catalog's).
         indices = _decode(args, data).indices
-        _cli_catalog.report_selected(resolution, indices, stream=sys.stdout,
-                                     content=resolution.catalog.has_digests and not args.no_content,
-                                     workers=args.workers)
+        missing, differ = _cli_catalog.report_selected(
+            resolution, indices, stream=sys.stdout, content=resolution.catalog.has_digests and not args.no_content,
+            workers=args.workers)
+        if args.strict and (missing or differ):
+            return _error("verify", f"{args.payload}: of the {len(indices)} selected items, {missing} are missing "
+                          f"from {args.reference} and {differ} differ in content (--strict)", EXIT_INVALID)
+    elif args.strict:
+        raise UsageError("--strict checks a local copy: give --catalog C --reference LOCAL")
     _print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
     return EXIT_OK
 
@@ -539,6 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("payload", help="payload file, or - for standard input")
     _add_reference(p)
     _add_limits(p)
+    p.add_argument("--strict", action="store_true",
+                   help="with --catalog and --reference LOCAL: exit 1 when LOCAL lacks a selected item or holds "
+                        "one with other bytes than the catalog's (default: a note; a re-encoded copy differs "
+                        "everywhere)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("compare", help="payload size next to the paper's Zstd-19 layouts and the information limit",

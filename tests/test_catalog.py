@@ -292,6 +292,10 @@ def test_cli_build_resolve_and_payload_commands(stored, tmp_path, capsys):
     assert main(["verify", str(payload), "--catalog", str(cat), "--reference", str(changed)]) == 0
     out = capsys.readouterr().out
     assert f"1 of the 3 selected items {changed} holds differ in content" in out and repr(catalog.ids[250]) in out
+    assert main(["verify", str(payload), "--catalog", str(cat), "--reference", str(changed), "--strict"]) == 1
+    assert "of the 3 selected items, 0 are missing" in capsys.readouterr().err
+    assert main(["verify", str(payload), "--catalog", str(cat), "--reference", str(shards), "--strict"]) == 0
+    capsys.readouterr()
     assert main(["decode", str(payload), "--catalog", str(cat), "-o", str(tmp_path / "o.csv")]) == 0
     assert (tmp_path / "o.csv").read_text() == "index,label\n1,0\n2,1\n250,0\n"
     other = tmp_path / "other.plcat"
