@@ -58,21 +58,23 @@ def _read_from(stream: BinaryIO, max_total_length: int) -> bytes:
         )
     extra = stream.read(1)
     if extra:
-        # Count what follows, a piece at a time and no further than max_total_length bytes, so
-        # the message is as exact as decode()'s without holding or waiting on an endless input.
+        # Count what follows, a piece at a time and no further than a bound, so the message is
+        # as exact as decode()'s without holding, or reading for long, an endless input.
+        bound = min(max_total_length, _COUNT_LIMIT)
         trailing = len(extra)
-        while trailing <= max_total_length:
+        while trailing <= bound:
             more = stream.read(_COUNT_PIECE)
             if not more:
                 break
             trailing += len(more)
         else:
-            raise TrailingDataError(f"more than {max_total_length} bytes follow the payload's end at offset {total}")
+            raise TrailingDataError(f"more than {bound} bytes follow the payload's end at offset {total}")
         check_total_length(total + trailing, total)  # raises TrailingDataError
     return head + rest
 
 
 _COUNT_PIECE = 1 << 16
+_COUNT_LIMIT = 1 << 26  # trailing bytes counted for the message at most
 
 
 def read_payload(source, *, max_total_length: int = DEFAULT_MAX_TOTAL_LENGTH) -> bytes:
@@ -97,7 +99,8 @@ def read_payload(source, *, max_total_length: int = DEFAULT_MAX_TOTAL_LENGTH) ->
     Reads the 80-byte header, checks magic, version, header CRC32C and field
     ranges (spec section 9, steps 1-3), then reads ``total_length - 80`` more
     bytes and one more to prove the input ends there: a shorter input raises
-    :class:`TruncatedPayloadError`, a longer one :class:`TrailingDataError`.
+    :class:`TruncatedPayloadError`, a longer one :class:`TrailingDataError`
+    saying how many bytes follow (counted up to 64 MiB or *max_total_length*).
     The sections are not checked here; :func:`decode` does that. A path that
     cannot be opened raises what :func:`open` raises (``OSError``, or
     ``ValueError`` for a NUL in it); a *source* of another type ``TypeError``.
