@@ -32,15 +32,19 @@ def open_catalog(path: str) -> Catalog:
     return Catalog.open(path)
 
 
-def _count(text: str) -> int:
-    """An argparse type: an integer >= 0 (a negative one would slice from the end)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+def int_at_least(minimum: int):
+    """An argparse type: an integer >= *minimum* (a negative --head would slice from the end)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def resolve_local(catalog: Catalog, args) -> Resolution:
@@ -115,9 +119,9 @@ def _cmd_show(args) -> int:
     return EXIT_OK
 
 
-def add_catalog_command(sub, epilog: str, positive_int) -> None:
-    """Register ``plada catalog`` and its three sub-commands on *sub* (*positive_int*: the CLI's
-    argument type for counts)."""
+def add_catalog_command(sub, epilog: str) -> None:
+    """Register ``plada catalog`` and its three sub-commands on *sub*."""
+    positive_int = int_at_least(1)
     p = sub.add_parser("catalog", help="build a catalog of a reference set, or resolve a local copy against one",
                        epilog=epilog)
     commands = p.add_subparsers(dest="catalog_command", required=True, parser_class=type(p))
@@ -155,6 +159,6 @@ def add_catalog_command(sub, epilog: str, positive_int) -> None:
 
     s = commands.add_parser("show", help="a catalog's size, fingerprint and first ids", epilog=epilog)
     s.add_argument("catalog", metavar="CATALOG")
-    s.add_argument("--head", type=_count, default=10, help="ids to show (default 10)")
+    s.add_argument("--head", type=int_at_least(0), default=10, help="ids to show (default 10)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_show)

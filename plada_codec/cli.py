@@ -68,14 +68,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
+_positive_int = _cli_catalog.int_at_least(1)
 
 
 def _read_text(path: Path, what: str, limit: int | None = None) -> str:
@@ -571,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no progress bars (they are shown on standard error when it is a terminal)")
     p.set_defaults(func=_cmd_ref_hash)
 
-    _cli_catalog.add_catalog_command(sub, _EPILOG, _positive_int)
+    _cli_catalog.add_catalog_command(sub, _EPILOG)
     return parser
 
 
