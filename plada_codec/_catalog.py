@@ -144,9 +144,12 @@ class Catalog:
     def positions_of(self, ids: np.ndarray | Sequence[str]) -> np.ndarray:
         """Catalog positions of many ids at once (``-1`` for an id not in the catalog)."""
         if not isinstance(ids, np.ndarray):
-            if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
-                raise ReferenceSetError("catalog ids are looked up as a sequence of str")
-            ids = _as_bytes_array([i.encode("utf-8", "surrogateescape") for i in ids])
+            try:
+                if isinstance(ids, str):
+                    raise TypeError
+                ids = _as_bytes_array([str.encode(i, "utf-8", "surrogateescape") for i in ids])
+            except TypeError:  # str.encode refuses anything but a str
+                raise ReferenceSetError("catalog ids are looked up as a sequence of str") from None
         order = self._sorted()
         if not len(ids):
             return np.zeros(0, np.int64)
