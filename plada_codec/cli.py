@@ -373,24 +373,28 @@ def _cmd_inspect(args) -> int:
 def _cmd_verify(args) -> int:
     reference = _reference_from(args)
     data = _read(args)  # once: standard input cannot be read twice
-    info = verify(data, reference=reference, max_count=args.max_count, max_section_bytes=args.max_section_bytes)
     checked = "checksums and content" + (" and reference fingerprint" if reference else "")
     if getattr(args, "catalog", None):
         checked = "checksums and content and the catalog's fingerprint"
     resolution = getattr(args, "resolution", None)
-    if resolution is not None:
+    if resolution is None:
+        if args.strict:
+            raise UsageError("--strict checks a local copy: give --catalog C --reference LOCAL")
+        info = verify(data, reference=reference, max_count=args.max_count, max_section_bytes=args.max_section_bytes)
+        count = info.count
+    else:
+        # decode() checks what verify() does and returns the selection too: one pass, not two.
+        indices = _decode(args, data, reference).indices
+        count = len(indices)
         # The fingerprint binds the payload to the catalog, not to this copy: say what the copy
         # holds of the selection (and, with digests, whether its bytes are the catalog's).
-        indices = _decode(args, data).indices
         missing, differ = _cli_catalog.report_selected(
             resolution, indices, stream=sys.stdout, content=resolution.catalog.has_digests and not args.no_content,
             workers=args.workers)
         if args.strict and (missing or differ):
             return _error("verify", f"{args.payload}: of the {len(indices)} selected items, {missing} are missing "
                           f"from {args.reference} and {differ} differ in content (--strict)", EXIT_INVALID)
-    elif args.strict:
-        raise UsageError("--strict checks a local copy: give --catalog C --reference LOCAL")
-    _print(f"OK: {args.payload}: {info.count} entries, {info.total_length} bytes; {checked} verified")
+    _print(f"OK: {args.payload}: {count} entries, {len(data)} bytes; {checked} verified")
     return EXIT_OK
 
 
