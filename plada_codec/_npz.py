@@ -5,13 +5,14 @@ one copy), and costs a process only the pages it touches."""
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from collections.abc import Iterable
 from typing import BinaryIO
 
 import numpy as np
 
-from ._reference import PathLike
+from .kinds._base import PathLike
 
 __all__ = ["map_npz", "map_npz_member"]
 
@@ -43,14 +44,26 @@ def map_npz_member(path: PathLike, zf: zipfile.ZipFile, fh: BinaryIO, info: zipf
         raise ValueError(f"{path}: truncated")
     if count == 0:
         return np.zeros(shape, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=start, shape=shape, order="F" if fortran else "C")
+    # Mapped through the open file, not the path: the file checked is the file mapped.
+    return np.memmap(fh, dtype=dtype, mode="r", offset=start, shape=shape, order="F" if fortran else "C")
+
+
+def _open_regular(path: PathLike) -> BinaryIO:
+    """*path* opened for reading if it is a regular file; ValueError otherwise. Opened
+    without blocking and checked before any read: a FIFO or a device planted at a cache's
+    predictable name is refused, never waited on or read without end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"{path}: not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def map_npz(path: PathLike, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """The arrays of an uncompressed ``.npz`` (all of them, or those *names*),
     memory-mapped read-only, by name. ValueError (a member compressed, missing
     or not a plain ``.npy``) or zipfile.BadZipFile for anything else."""
-    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+    with _open_regular(path) as fh, zipfile.ZipFile(fh) as zf:
         if names is None:
             return {info.filename[:-4]: map_npz_member(path, zf, fh, info) for info in zf.infolist()}
         out = {}

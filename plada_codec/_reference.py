@@ -29,21 +29,27 @@ import itertools
 import json
 import os
 import re
-import tarfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, TypeVar, Union
+from typing import Any, BinaryIO, TypeVar, Union
 
 import numpy as np
 
 from ._atomic import check_writable_target, write_atomically
 from ._constants import MAX_N_REF
 from ._errors import ReferenceSetError, StaleManifestError
+from ._ids import FORBIDDEN_ID_CHARS, check_id, is_within, path_argument, shown
+from ._ids import check_ids as _check_ids  # noqa: F401  (re-exported for _catalog until it imports _ids)
+from ._ids import is_within as _is_within  # noqa: F401
+from ._ids import path_argument as _path_argument  # noqa: F401
+from .kinds import KINDS, detect_kind
 from .kinds._walk import FolderWalk, walk_folder
-from .kinds.images import _ASCII_LOWER, IMAGE_EXTENSIONS
+from .kinds.images import IMAGE_EXTENSIONS
+from .kinds.npz import NpzKind, array_item_digest
+from .kinds.tar import TarImage, list_shards, tar_images, tar_shards
 
 __all__ = [
     "ReferenceSet", "TarImage", "tar_images", "tar_shards", "MANIFEST_HEADER", "array_item_digest",
@@ -57,13 +63,7 @@ R = TypeVar("R")
 MANIFEST_HEADER = b"plada-reference-manifest 1\n"
 CACHE_HEADER = "plada-manifest-cache 1"
 CACHE_SUFFIX = ".cache"
-_FORBIDDEN_ID_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
-# numpy dtype -> the spec's type code for array items (little-endian implied).
-# The codes are part of the hashed bytes: renaming one changes fingerprints.
-_ARRAY_TYPE_CODES = frozenset(
-    ["b1", "u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8"]
-)
 _READ_CHUNK = 1 << 20
 # Files (or tar members) handed to one worker at a time: amortises the pool's
 # per-task cost over many small files while keeping the workers busy.
@@ -73,63 +73,6 @@ _BYTES_PER_TASK = 32 << 20
 
 def _default_workers() -> int:
     return min(8, os.cpu_count() or 1)
-
-
-def _shown(name: str) -> str:
-    """A name as a user can read it, even when it holds undecodable bytes."""
-    return ascii(name) if _FORBIDDEN_ID_CHARS.search(name) or not _is_utf8(name) else name
-
-
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _check_id(item_id: str, where: str = "") -> bytes:
-    """The id's UTF-8 bytes, or ReferenceSetError when a manifest line cannot hold it."""
-    prefix = f"{where}: " if where else ""
-    if not isinstance(item_id, str) or not item_id:
-        raise ReferenceSetError(f"{prefix}reference item id must be a non-empty str, got {item_id!r}")
-    if _FORBIDDEN_ID_CHARS.search(item_id):
-        raise ReferenceSetError(
-            f"{prefix}reference item id {item_id!r} contains a control character (U+0000-U+001F, "
-            "U+007F); rename the file"
-        )
-    try:
-        return item_id.encode("utf-8")
-    except UnicodeEncodeError:
-        raw = os.fsencode(item_id) if os.name != "nt" else item_id.encode("utf-8", "surrogatepass")
-        raise ReferenceSetError(
-            f"{prefix}reference item id {raw!r} is not valid UTF-8; rename the file to a UTF-8 name"
-        ) from None
-
-
-def _check_ids(ids: list[str], where: str) -> None:
-    """_check_id over many ids: one scan of their concatenation, per id only on failure."""
-    joined = "".join(ids)
-    if _FORBIDDEN_ID_CHARS.search(joined) or not _is_utf8(joined) or not all(ids):
-        for item_id in ids:
-            _check_id(item_id, where)
-
-
-def array_item_digest(item: np.ndarray) -> str:
-    """SHA-256 hex digest of one array item: ``"CODE:SHAPE\\n"`` + little-endian C-order bytes.
-
-    CODE is the element type (``u1``, ``f4``, ...), SHAPE the item's dimensions
-    joined by ``x`` (empty for a scalar), e.g. ``b"u1:28x28\\n"`` then 784 bytes.
-    """
-    item = np.asarray(item)
-    code = "b1" if item.dtype.kind == "b" else f"{item.dtype.kind}{item.dtype.itemsize}"
-    if code not in _ARRAY_TYPE_CODES:
-        raise ReferenceSetError(f"array items of dtype {item.dtype} cannot be fingerprinted")
-    data = np.ascontiguousarray(item, dtype=item.dtype.newbyteorder("<"))
-    head = f"{code}:{'x'.join(str(d) for d in item.shape)}\n".encode("ascii")
-    digest = hashlib.sha256(head)
-    digest.update(data.tobytes())
-    return digest.hexdigest()
 
 
 # -- hashing, in parallel -------------------------------------------------------
@@ -220,7 +163,7 @@ def _hash_files(paths: list[str], stop: threading.Event) -> list[str]:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise ReferenceSetError(f"{_shown(path)}: cannot read ({exc.strerror or exc})") from exc
+            raise ReferenceSetError(f"{shown(path)}: cannot read ({exc.strerror or exc})") from exc
         out.append(digest.hexdigest())
     return out
 
@@ -234,7 +177,7 @@ def _hash_members(task: tuple[str, list[tuple[int, int]]], stop: threading.Event
                 fh.seek(offset)
                 out.append(_hash_stream(fh, size, f"{shard} at byte {offset}", stop))
     except OSError as exc:
-        raise ReferenceSetError(f"{_shown(shard)}: cannot read ({exc.strerror or exc})") from exc
+        raise ReferenceSetError(f"{shown(shard)}: cannot read ({exc.strerror or exc})") from exc
     return out
 
 
@@ -265,9 +208,9 @@ def _scan_folder(root: Path, progress: Callable[[int], None] | bool | None = Non
             text = str(chunk, "utf-8")
         except UnicodeDecodeError:
             text = ""
-        if not text or _FORBIDDEN_ID_CHARS.search(text):
+        if not text or FORBIDDEN_ID_CHARS.search(text):
             for i in range(start, min(len(names), start + _CHECK_CHUNK)):
-                _check_id(names[i], str(root))
+                check_id(names[i], str(root))
     return walk
 
 
@@ -291,182 +234,6 @@ def _walk_paths(root: Path, walk: FolderWalk) -> Iterator[list[str]]:
         yield task
 
 
-# -- tar shards -----------------------------------------------------------------
-
-
-class TarImage(NamedTuple):
-    """One image of a tar reference set: ``open(shard).seek(offset); read(size)``
-    gives its bytes without scanning the tar."""
-
-    shard: str
-    """Path of the shard file, as given."""
-    key: str
-    """Sample key: the member path up to the first "." of its base name."""
-    member: str
-    """Name of the image member inside the shard."""
-    offset: int
-    """Byte offset of the member's data in the shard file."""
-    size: int
-    """Bytes of image data."""
-
-    @property
-    def item_id(self) -> str:
-        """The manifest id: ``<shard file name>/<key>``."""
-        return f"{os.path.basename(self.shard)}/{self.key}"
-
-
-def tar_shards(source: PathLike | Sequence[PathLike]) -> list[str]:
-    """The shard files of a tar reference set, in canonical order.
-
-    *source* is a list of shard paths (kept in the given order), one ``.tar``
-    file, or a folder, meaning its visible regular ``*.tar`` files sorted by the
-    UTF-8 bytes of their names (not recursive).
-    """
-    if isinstance(source, (bytes, str, os.PathLike)) or not isinstance(source, Iterable):
-        source = _path_argument(source, "tar shards")
-    else:
-        source = [_path_argument(s, "tar shard") for s in source]
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.is_dir():
-            try:
-                names = sorted(
-                    entry.name for entry in os.scandir(path)
-                    if entry.name.endswith(".tar") and not entry.name.startswith(".")
-                    and entry.is_file(follow_symlinks=False)
-                )
-            except OSError as exc:
-                raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
-            for name in names:
-                _check_id(name, str(path))
-            if not names:
-                raise ReferenceSetError(f"{path}: holds no .tar shards")
-            return [os.path.join(path, name) for name in names]
-        shards = [os.fspath(source)]
-    else:
-        shards = [os.fspath(s) for s in source]
-    if not shards:
-        raise ReferenceSetError("a tar reference set needs at least one shard")
-    seen: dict[str, str] = {}
-    for shard in shards:
-        name = os.path.basename(shard)
-        _check_id(name, shard)
-        if name in seen:
-            raise ReferenceSetError(
-                f"shards {seen[name]} and {shard} have the same file name {name!r}: "
-                "item ids (<shard name>/<key>) would collide"
-            )
-        seen[name] = shard
-        if not os.path.isfile(shard):
-            raise ReferenceSetError(f"{shard}: no such tar shard")
-    return shards
-
-
-def _split_member(name: str) -> tuple[str, str] | None:
-    """(key, extension) of a member name, None for a hidden member."""
-    folder, slash, base = name.rpartition("/")
-    if not base or base.startswith("."):
-        return None
-    stem, _, extension = base.partition(".")
-    return folder + slash + stem, extension
-
-
-def _shard_images(shard: str) -> Iterator[TarImage]:
-    """The images of one shard in archive order, enforcing one image per sample."""
-    shard_name = os.path.basename(shard)
-    where = _shown(shard)
-    seen_keys: set[str] = set()
-    key: str | None = None
-    image: TarImage | None = None
-
-    def finish() -> TarImage:
-        if image is None:
-            raise ReferenceSetError(
-                f"{where}: sample {key!r} has no image member "
-                f"(one of .{', .'.join(sorted(IMAGE_EXTENSIONS))})"
-            )
-        return image
-
-    try:
-        with tarfile.open(shard, mode="r:") as archive:
-            for info in archive:
-                if not info.isreg():
-                    continue  # folders, links, devices: not part of any sample
-                split = _split_member(info.name)
-                if split is None:
-                    continue
-                member_key, extension = split
-                if member_key != key:
-                    if key is not None:
-                        yield finish()
-                    if member_key in seen_keys:
-                        raise ReferenceSetError(
-                            f"{where}: sample key {member_key!r} appears again after other samples; "
-                            "a sample's members must be adjacent"
-                        )
-                    _check_id(f"{shard_name}/{member_key}", where)
-                    seen_keys.add(member_key)
-                    key, image = member_key, None
-                if extension.translate(_ASCII_LOWER) in IMAGE_EXTENSIONS:
-                    if image is not None:
-                        raise ReferenceSetError(
-                            f"{where}: sample {key!r} has two image members ({image.member!r}, {info.name!r})"
-                        )
-                    if info.sparse is not None:
-                        raise ReferenceSetError(f"{where}: image member {info.name!r} is a sparse file")
-                    image = TarImage(shard, member_key, info.name, info.offset_data, info.size)
-            _check_archive_end(archive, where)
-            if key is not None:
-                yield finish()
-    except tarfile.ReadError as exc:
-        raise ReferenceSetError(f"{where}: not a readable uncompressed tar file ({exc})") from exc
-    except (tarfile.TarError, EOFError) as exc:
-        raise ReferenceSetError(f"{where}: damaged tar file ({exc})") from exc
-    except OSError as exc:
-        raise ReferenceSetError(f"{where}: cannot read ({exc.strerror or exc})") from exc
-
-
-def _check_archive_end(archive: tarfile.TarFile, where: str) -> None:
-    """Iteration stopped where the next header would start: it must be the
-    end-of-archive marker, a 512-byte block of zeros. tarfile also stops, silently,
-    at a header cut short, a damaged header or the end of the file, which would
-    read a truncated shard as a shorter one."""
-    offset = archive.offset
-    fileobj = archive.fileobj
-    assert fileobj is not None
-    fileobj.seek(offset)
-    block = fileobj.read(tarfile.BLOCKSIZE)
-    if len(block) == tarfile.BLOCKSIZE and not any(block):
-        return
-    if not block:
-        problem = "ends without the end-of-archive marker (two blocks of zeros): cut after a member?"
-    elif len(block) < tarfile.BLOCKSIZE:
-        problem = f"is cut inside a member header ({len(block)} of its {tarfile.BLOCKSIZE} bytes)"
-    else:
-        problem = "holds a damaged member header"
-    members = len(getattr(archive, "members", ()))  # headers read: every member before the stop
-    raise ReferenceSetError(f"{where}: truncated or damaged tar shard: at byte {offset}, after {members} "
-                            f"member{'s' if members != 1 else ''}, it {problem}")
-
-
-def tar_images(shards: PathLike | Sequence[PathLike]) -> list[TarImage]:
-    """The canonical item order of a WebDataset-style tar reference set.
-
-    Shards in the order given (a folder: its ``*.tar`` files sorted by name);
-    within a shard, samples in archive order. A sample is the run of adjacent
-    regular members sharing a key (member path up to the first "." of its base
-    name) and holds exactly one image member (extension in
-    :data:`IMAGE_EXTENSIONS`, any case); other members are ignored. Raises
-    :class:`~plada_codec.ReferenceSetError` for a set that breaks the rule.
-    """
-    images: list[TarImage] = []
-    for shard in tar_shards(shards):
-        images.extend(_shard_images(shard))
-    if not images:
-        raise ReferenceSetError("the tar shards hold no images")
-    return images
-
-
 # -- the manifest cache -----------------------------------------------------------
 
 
@@ -482,14 +249,6 @@ def _to_manifest(target: BinaryIO | PathLike | None, hash_to: Callable[[BinaryIO
     return hash_to(target)
 
 
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
 def _file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return _hash_stream(fh, None, str(path))
@@ -499,29 +258,29 @@ def _stat_row(path: str) -> tuple[int, int]:
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise StaleManifestError(f"{_shown(path)}: cannot stat ({exc.strerror or exc})") from exc
+        raise StaleManifestError(f"{shown(path)}: cannot stat ({exc.strerror or exc})") from exc
     return st.st_size, st.st_mtime_ns
 
 
 def _detect_kind(path: Path, kind: str) -> str:
-    if kind not in ("auto", "folder", "tar"):
-        raise ReferenceSetError(f"unknown reference kind {kind!r}; use auto, folder or tar")
-    if kind != "auto":
+    """The layout of *path* by the one registry (plada_codec.kinds), or ``manifest`` for a
+    file of no layout (a manifest written by ``plada ref-hash --manifest-out``)."""
+    if kind == "manifest":
         return kind
-    if path.is_file():
-        if path.name.endswith((".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")):
-            raise ReferenceSetError(
-                f"{path}: compressed tar shards cannot be indexed by offset; store them uncompressed (.tar)"
-            )
-        return "tar" if path.name.endswith(".tar") else "manifest"
-    if path.is_dir():
-        try:
-            visible = [e for e in os.scandir(path) if not e.name.startswith(".")]
-        except OSError as exc:
-            raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
-        shards = [e for e in visible if e.name.endswith(".tar") and e.is_file(follow_symlinks=False)]
-        return "tar" if shards and len(shards) == len(visible) else "folder"
-    raise ReferenceSetError(f"{path}: no such folder, tar shard or manifest")
+    if kind == "auto" and path.is_file():
+        for candidate in KINDS.values():
+            if candidate.detect(path):
+                return candidate.name
+        return "manifest"
+    return detect_kind(path, kind).name
+
+
+def _no_manifest(path: str, kind: str) -> ReferenceSetError:
+    return ReferenceSetError(
+        f"{path}: a {kind} copy has no manifest of its own (spec/REFERENCE.md section 3 defines folders, tar "
+        f"shards and arrays); build a catalog of it once (plada catalog build {path} -o ref.plcat) and use "
+        "the catalog"
+    )
 
 
 class ReferenceSet:
@@ -594,7 +353,7 @@ class ReferenceSet:
                 raise ReferenceSetError(f"item {count} is not an (id, digest or None) pair: {item!r:.80}") from None
             if not isinstance(item_id, str):
                 raise ReferenceSetError(f"item {count}: the id is {type(item_id).__name__}, not str")
-            line = _check_id(item_id)
+            line = check_id(item_id)
             if digest is not None:
                 if not isinstance(digest, (str, bytes, bytearray)):
                     raise ReferenceSetError(f"digest of {item_id!r} is {type(digest).__name__}, not a str of hex")
@@ -692,7 +451,7 @@ class ReferenceSet:
         With *progress*, bars of files listed and bytes hashed go to standard
         error when it is a terminal.
         """
-        root = Path(_path_argument(folder, "folder"))
+        root = Path(path_argument(folder, "folder"))
         walk = _scan_folder(root, progress)
         return _to_manifest(manifest_out, lambda fh: cls._hash_folder(root, walk, content, fh, workers, progress))
 
@@ -701,14 +460,18 @@ class ReferenceSet:
         cls, shards: list[str], content: bool, manifest_out: BinaryIO | None, workers: int | None,
         progress: bool = False,
     ) -> ReferenceSet:
-        # One task per shard: reading a shard's headers is pure Python (tarfile),
-        # so shards are listed in parallel too, overlapping with other shards' hashing.
+        # Shards are listed by the one tar lister (in worker processes for a large set),
+        # then hashed a shard a task by threads: hashlib releases the GIL.
+        listed = dict(zip(shards, list_shards(shards)))
+
         def shard_items(shard: str, stop: threading.Event) -> list[tuple[str, str | None]]:
-            images = list(_shard_images(shard))
+            images = listed[shard]
+            name = os.path.basename(shard)
+            ids = [f"{name}/{key}" for key in images.keys]
             if not content:
-                return [(image.item_id, None) for image in images]
-            digests = _hash_members((shard, [(image.offset, image.size) for image in images]), stop)
-            return [(image.item_id, digest) for image, digest in zip(images, digests)]
+                return [(item_id, None) for item_id in ids]
+            digests = _hash_members((shard, list(zip(images.offset.tolist(), images.size.tolist()))), stop)
+            return list(zip(ids, digests))
 
         sizes = [os.path.getsize(shard) for shard in shards]
         bar = _bar(progress, f"{'hashing' if content else 'listing'} {len(shards)} tar shards", "B", sum(sizes))
@@ -744,7 +507,7 @@ class ReferenceSet:
     @classmethod
     def from_manifest(cls, path: PathLike) -> ReferenceSet:
         """Fingerprint a manifest file, checking that it is canonical."""
-        path = _path_argument(path, "manifest")
+        path = path_argument(path, "manifest")
         try:
             with open(path, "rb") as fh:
                 return cls.from_items(_manifest_items(fh, path), source=f"manifest {path}")
@@ -785,14 +548,14 @@ class ReferenceSet:
         check_writable_target(manifest)
         check_writable_target(_cache_path(manifest))
         resolved, kind = _resolve(path, kind)
-        if kind == "manifest":
+        if kind in ("manifest", "npz"):
             raise ReferenceSetError(
                 f"{path}: is neither a folder nor a .tar shard; a manifest for it cannot be recorded "
-                "(a manifest file is read as is: leave out --manifest-out / manifest=)"
+                "(a manifest file or an .npz array is read as is: leave out --manifest-out / manifest=)"
             )
         folder = Path(resolved[0]) if kind == "folder" else Path(path) if isinstance(path, (str, os.PathLike)) else None
         if folder is not None and folder.is_dir() and not manifest.name.startswith(".") \
-                and _is_within(manifest.parent, folder):
+                and is_within(manifest.parent, folder):
             # It would become part of the set it describes (or turn a folder of
             # shards into a folder of files), changing the fingerprint it records.
             raise ReferenceSetError(
@@ -860,6 +623,8 @@ class ReferenceSet:
             resolved, kind = _resolve(path, kind)
             if kind == "manifest":
                 return cls.from_manifest(resolved[0])
+            if kind == "npz":  # its 'x' array, by section 3.2
+                return cls.from_array(NpzKind.array(resolved[0]), content=content)
             if kind == "folder" and listing is not None:
                 root = Path(resolved[0])
                 return cls._hash_folder(root, listing, content, None, workers, progress)
@@ -910,24 +675,9 @@ class _NoCache(Exception):
     """No cache belongs to this manifest (missing or written for other bytes)."""
 
 
-def _path_argument(path: Any, what: str = "path") -> str:
-    """*path* as a str, or ReferenceSetError: an int would be taken as a file
-    descriptor (and closed), bytes iterated as a list, "" read as the current folder."""
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise ReferenceSetError(f"{what} must be a path (str or os.PathLike), not {type(path).__name__}")
-    text = os.fspath(path)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    if not text or "\0" in text:
-        raise ReferenceSetError(f"{what} {text!r} names no file")
-    return text
-
-
 def _resolve(path: PathLike | Sequence[PathLike], kind: str) -> tuple[list[str], str]:
     if isinstance(path, (bytes, str, os.PathLike)) or not isinstance(path, Sequence):
-        path = _path_argument(path)
+        path = path_argument(path)
     if not isinstance(path, (str, os.PathLike)):
         if kind not in ("auto", "tar"):
             raise ReferenceSetError(f"a list of paths is a tar set, not kind {kind!r}")
@@ -935,6 +685,8 @@ def _resolve(path: PathLike | Sequence[PathLike], kind: str) -> tuple[list[str],
     kind = _detect_kind(Path(path), kind)
     if kind == "tar":
         return tar_shards(path), "tar"
+    if kind not in ("folder", "manifest", "npz"):
+        raise _no_manifest(os.fspath(path), kind)
     if kind == "folder" and not Path(path).is_dir():
         raise ReferenceSetError(f"{path}: not a folder")
     return [os.fspath(path)], kind
@@ -960,7 +712,7 @@ def _manifest_items(fh: BinaryIO, path: PathLike) -> Iterator[tuple[str, str | N
             digest = fields[1].decode("ascii") if len(fields) == 2 else None
         except UnicodeDecodeError:
             raise ReferenceSetError(f"{path}:{lineno}: digest is not 64 lowercase hex digits") from None
-        _check_id(item_id, f"{path}:{lineno}")
+        check_id(item_id, f"{path}:{lineno}")
         yield item_id, digest
 
 

@@ -4,8 +4,11 @@ the :class:`Kind` interface."""
 from __future__ import annotations
 
 import hashlib
+import json
 import operator
 import os
+import stat
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Union
@@ -157,8 +160,97 @@ class Listing:
         """Where item *i* is held, for messages."""
         return self.kind.where(self, int(i))
 
+    # -- the one cache format: a tar set's index, the listing the ranks of one machine
+    # share, the listing under a catalog's resolution. An uncompressed .npz, memory-mapped
+    # on load, so processes that open one cache share its pages.
+    _CACHE_VERSION = 1
+
+    def save(self, path: PathLike) -> None:
+        """Write this listing to *path* atomically (an uncompressed ``.npz``). Extras that
+        are not arrays, packed strings or JSON values are left to ``Kind.restore``."""
+        from .._atomic import write_atomically
+
+        arrays: dict[str, Any] = {}
+        plain: dict[str, Any] = {}
+        for key, value in self.extra.items():
+            if isinstance(value, PackedStrings):
+                arrays[f"x.{key}.blob"], arrays[f"x.{key}.offsets"] = _blob_array(value), value.offsets
+            elif isinstance(value, np.ndarray) and not value.dtype.hasobject:
+                arrays[f"x.{key}"] = value
+            elif _is_json(value):
+                plain[key] = value
+        meta = {"version": self._CACHE_VERSION, "kind": self.kind.name, "root": self.root, "extra": plain}
+        sources = PackedStrings.pack(self.sources)
+        signature = PackedStrings.pack(name for name, _, _ in self.signature)
+
+        def write(fh: Any) -> None:
+            np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                     sources_blob=_blob_array(sources), sources_offsets=sources.offsets,
+                     names_blob=_blob_array(self.names), names_offsets=self.names.offsets,
+                     source=self.source, offset=self.offset, size=self.size,
+                     signature_blob=_blob_array(signature), signature_offsets=signature.offsets,
+                     signature_numbers=np.array([(n, t) for _, n, t in self.signature], np.int64).reshape(-1, 2),
+                     **arrays)
+
+        write_atomically(Path(path), write)
+
+    @classmethod
+    def load(cls, path: PathLike, kind: type[Kind] | None = None,
+             signature: list[tuple[str, int, int]] | None = None) -> Listing | None:
+        """The listing saved at *path*, memory-mapped; None (a miss, to be listed again and
+        rewritten) when it is absent, not a regular file, of another version or *kind*,
+        stale against *signature*, or holds any value that does not check out: a cache is
+        never trusted with an index past its own arrays."""
+        from .._npz import map_npz
+        from . import KINDS
+
+        try:
+            data = map_npz(path)
+            meta = json.loads(bytes(data["meta"]))
+            if not isinstance(meta, dict) or meta.get("version") != cls._CACHE_VERSION:
+                return None
+            found = KINDS.get(meta.get("kind"))  # type: ignore[arg-type]
+            if found is None or (kind is not None and found is not kind) or not isinstance(meta.get("root"), str):
+                return None
+            sources = list(PackedStrings(data["sources_blob"], data["sources_offsets"]))
+            names = PackedStrings(data["names_blob"], data["names_offsets"])
+            numbers = data["signature_numbers"]
+            sig_names = list(PackedStrings(data["signature_blob"], data["signature_offsets"]))
+            if numbers.shape != (len(sig_names), 2) or numbers.dtype.kind != "i":
+                return None
+            saved_signature = [(name, int(n), int(t)) for name, (n, t) in zip(sig_names, numbers.tolist())]
+            if signature is not None and saved_signature != list(map(tuple, signature)):
+                return None
+            source, offset, size = data["source"], data["offset"], data["size"]
+            n = len(names)
+            if any(a.ndim != 1 or len(a) != n or a.dtype.kind not in "iu" for a in (source, offset, size)):
+                return None
+            if n and (int(source.min()) < 0 or int(source.max()) >= max(len(sources), 1)
+                      or int(offset.min()) < 0 or int(size.min()) < -1):
+                return None
+            extra: dict[str, Any] = dict(meta.get("extra") or {})
+            for key in data:
+                if key.startswith("x.") and key.endswith(".blob"):
+                    name = key[2:-5]
+                    extra[name] = PackedStrings(data[key], data[f"x.{name}.offsets"])
+                    if len(extra[name]) != n:
+                        return None
+                elif key.startswith("x.") and not key.endswith(".offsets"):
+                    extra[key[2:]] = data[key]
+        except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zipfile.BadZipFile):
+            return None
+        listing = cls(found, meta["root"], sources, names, source, offset, size, saved_signature, extra)
+        try:
+            found.restore(listing)
+        except ReferenceSetError:
+            return None
+        return listing
+
     def close(self) -> None:
         for handle in self._handles.values():
+            if isinstance(handle, int):  # a descriptor of Kind._descriptor
+                os.close(handle)
+                continue
             close = getattr(handle, "close", None)
             if close is not None:
                 close()
@@ -199,9 +291,43 @@ class Kind:
         return f"{listing.sources[listing.source[i]]}"
 
     @classmethod
+    def extent(cls, listing: Listing, i: int) -> tuple[str, int, int] | None:
+        """``(file, offset, size)`` holding item *i*'s bytes as one range, or None where
+        they are not one (a parquet row, an array item)."""
+        return None
+
+    @classmethod
     def digest(cls, listing: Listing, i: int) -> str:
-        """hex(SHA-256) of item *i*'s content: of its bytes, for files and members."""
-        return hashlib.sha256(cls.read(listing, i)).hexdigest()
+        """hex(SHA-256) of item *i*'s content: of its bytes, for files and members.
+        An item held as a file range is hashed a MiB at a time, never held whole."""
+        extent = cls.extent(listing, i)
+        if extent is None:
+            return hashlib.sha256(cls.read(listing, i)).hexdigest()
+        file, offset, size = extent
+        digest = hashlib.sha256()
+        fd = open_regular(file, cls.where(listing, i))
+        try:
+            for start in range(offset, offset + size, _DIGEST_CHUNK):
+                digest.update(read_exactly(fd, start, min(_DIGEST_CHUNK, offset + size - start),
+                                           cls.where(listing, i)))
+        finally:
+            os.close(fd)
+        return digest.hexdigest()
+
+    @classmethod
+    def _descriptor(cls, listing: Listing, number: int) -> int:
+        """This process's descriptor of ``listing.sources[number]``, opened once. Reads
+        through it are positional (os.pread), so threads sharing a listing never move
+        one another's file position."""
+        handles = listing.handles()
+        fd = handles.get(number)
+        if fd is None:
+            fd = open_regular(listing.sources[number], listing.sources[number])
+            kept = handles.setdefault(number, fd)
+            if kept != fd:  # another thread opened it first
+                os.close(fd)
+                fd = kept
+        return fd
 
     @classmethod
     def item_names(cls, listing: Listing, rule: str) -> Iterator[str]:
@@ -213,6 +339,18 @@ class Kind:
         raise ReferenceSetError(
             f"id rule {rule!r} does not apply to a {cls.name} reference; use one of {', '.join(cls.id_rules)}"
         )
+
+
+def _blob_array(strings: PackedStrings) -> np.ndarray:
+    return np.frombuffer(strings.blob, np.uint8) if len(strings.blob) else np.zeros(0, np.uint8)
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def holds_only(path: Path, suffix: str) -> bool:
@@ -240,11 +378,40 @@ def file_signature(files: Sequence[str]) -> list[tuple[str, int, int]]:
     return rows
 
 
-def read_exactly(fh: Any, offset: int, size: int, where: str) -> bytes:
-    """*size* bytes at *offset* of an open file, or ReferenceSetError naming *where*."""
-    fh.seek(offset)
-    data = fh.read(size)
-    if len(data) != size:
-        raise ReferenceSetError(f"{where}: truncated ({len(data)} of {size} bytes at offset {offset}); "
-                                "the file changed since it was listed")
-    return data
+_DIGEST_CHUNK = 1 << 20
+
+
+def open_regular(path: str, where: str) -> int:
+    """A read-only descriptor of the regular file *path*, or ReferenceSetError naming *where*.
+    Opened without blocking and checked before any read, so a FIFO, a device or a link to
+    one planted where a file was listed is refused, never waited on or read without end."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ReferenceSetError(f"{where}: cannot be read ({exc.strerror or exc}); "
+                                "the copy changed since it was listed") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ReferenceSetError(f"{where}: not a regular file; the copy changed since it was listed")
+    return fd
+
+
+def read_exactly(fd: int, offset: int, size: int, where: str) -> bytes:
+    """*size* bytes at *offset* of the descriptor *fd* (positional reads: no shared file
+    position), or ReferenceSetError naming *where* when the file is shorter."""
+    if size < 0 or offset < 0:
+        raise ReferenceSetError(f"{where}: no item at offset {offset} of {size} bytes")
+    parts = []
+    done = 0
+    while done < size:
+        try:
+            # Linux returns at most 0x7ffff000 bytes a call: a large member takes several.
+            part = os.pread(fd, min(size - done, 1 << 30), offset + done)
+        except OSError as exc:
+            raise ReferenceSetError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+        if not part:
+            raise ReferenceSetError(f"{where}: truncated ({done} of {size} bytes at offset {offset}); "
+                                    "the file changed since it was listed")
+        parts.append(part)
+        done += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import ReferenceSetError
-from ._base import Kind, Listing, read_exactly
+from ._base import Kind, Listing, open_regular, read_exactly
 from ._walk import walk_folder
 from .images import is_image_name
 
@@ -46,13 +46,16 @@ class FolderKind(Kind):
 
     @classmethod
     def read(cls, listing: Listing, i: int) -> bytes:
-        path = os.path.join(listing.root, listing.names[i])
+        path = cls.where(listing, i)
+        fd = open_regular(path, path)
         try:
-            with open(path, "rb") as fh:
-                return read_exactly(fh, 0, int(listing.size[i]), path)
-        except OSError as exc:
-            raise ReferenceSetError(f"{path}: cannot be read ({exc.strerror or exc}); "
-                                    "the folder changed since it was listed") from None
+            return read_exactly(fd, 0, int(listing.size[i]), path)
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def extent(cls, listing: Listing, i: int) -> tuple[str, int, int]:
+        return cls.where(listing, i), 0, int(listing.size[i])
 
     @classmethod
     def where(cls, listing: Listing, i: int) -> str:

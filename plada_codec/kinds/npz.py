@@ -4,6 +4,7 @@ name the decimal ``i`` and its digest the array manifest's item digest
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,30 @@ import numpy as np
 
 from .._errors import ReferenceSetError
 from ._base import Kind, Listing, PackedStrings, file_signature
+
+# numpy dtype -> the spec's type code for array items (little-endian implied).
+# The codes are part of the hashed bytes: renaming one changes fingerprints.
+_ARRAY_TYPE_CODES = frozenset(
+    ["b1", "u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8"]
+)
+
+
+def array_item_digest(item: np.ndarray) -> str:
+    """SHA-256 hex digest of one array item: ``"CODE:SHAPE\\n"`` + little-endian C-order bytes.
+
+    CODE is the element type (``u1``, ``f4``, ...), SHAPE the item's dimensions
+    joined by ``x`` (empty for a scalar), e.g. ``b"u1:28x28\\n"`` then 784 bytes.
+    """
+    item = np.asarray(item)
+    code = "b1" if item.dtype.kind == "b" else f"{item.dtype.kind}{item.dtype.itemsize}"
+    if code not in _ARRAY_TYPE_CODES:
+        raise ReferenceSetError(f"array items of dtype {item.dtype} cannot be fingerprinted")
+    data = np.ascontiguousarray(item, dtype=item.dtype.newbyteorder("<"))
+    head = f"{code}:{'x'.join(str(d) for d in item.shape)}\n".encode("ascii")
+    digest = hashlib.sha256(head)
+    digest.update(data.tobytes())
+    return digest.hexdigest()
+
 
 
 class NpzKind(Kind):
@@ -20,6 +45,11 @@ class NpzKind(Kind):
     @classmethod
     def detect(cls, path: Path) -> bool:
         return path.is_file() and path.name.endswith(".npz")
+
+    @classmethod
+    def array(cls, path: str) -> np.ndarray:
+        """The items: the file's ``x`` array, memory-mapped where it is stored uncompressed."""
+        return cls._array(path)
 
     @classmethod
     def _array(cls, path: str) -> np.ndarray:
@@ -59,8 +89,6 @@ class NpzKind(Kind):
 
     @classmethod
     def digest(cls, listing: Listing, i: int) -> str:
-        from .._reference import array_item_digest
-
         return array_item_digest(cls._item(listing, i))
 
     @classmethod
