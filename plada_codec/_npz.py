@@ -52,11 +52,13 @@ def _open_regular(path: PathLike) -> BinaryIO:
     """*path* opened for reading if it is a regular file; ValueError otherwise. Opened
     without blocking and checked before any read: a FIFO or a device planted at a cache's
     predictable name is refused, never waited on or read without end."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
+    # A file object that keeps its path as .name: np.memmap records it, so a mapped array
+    # travels to spawned workers as (file, offset), not as its bytes.
+    fh = open(path, "rb", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NONBLOCK", 0)))
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        fh.close()
         raise ValueError(f"{path}: not a regular file")
-    return os.fdopen(fd, "rb")
+    return fh
 
 
 def map_npz(path: PathLike, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:

@@ -2,7 +2,7 @@
 
 Python's tarfile stops silently at a header cut short, a damaged header or the
 end of the file; the reference-set listing (plada_codec) and plada_train's
-member indexer (plada_train._tar_index, torch-free) both check where it stopped.
+member index (the same lister, plada_codec.kinds.tar) check where it stopped.
 """
 
 import io
@@ -79,10 +79,15 @@ def test_ref_hash_exits_2_for_the_shard_and_for_its_folder(shards, capsys, name)
 
 
 @pytest.mark.parametrize("name", list(DAMAGE))
-def test_the_training_member_index_refuses_it_too(shards, name):
-    from plada_train._tar_index import shard_index
+def test_the_one_tar_lister_and_training_refuse_it_too(shards, name):
+    from plada_codec.kinds.tar import list_shard
 
-    offsets, sizes, ids, members = shard_index(str(shards / "good.tar"))
-    assert len(ids) == 6 and sizes.tolist() == [MEMBER_BYTES] * 6
+    listed = list_shard(str(shards / "good.tar"))
+    assert len(listed.keys) == 6 and listed.size.tolist() == [MEMBER_BYTES] * 6
     with pytest.raises(plada_codec.ReferenceSetError, match="b-bad.tar: truncated or damaged tar shard"):
-        shard_index(str(shards / name / "b-bad.tar"))
+        list_shard(str(shards / name / "b-bad.tar"))
+    pytest.importorskip("torch")
+    from plada_train.data import DataError, TarImages
+
+    with pytest.raises(DataError, match="b-bad.tar: truncated or damaged tar shard"):
+        TarImages([str(shards / name / "a-good.tar"), str(shards / name / "b-bad.tar")], index_workers=1)

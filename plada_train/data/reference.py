@@ -10,12 +10,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+import plada_codec
 from plada_codec import PackedStrings, ReferenceSet
+from plada_codec.kinds import Listing
 
 from ..preprocess import Preprocess
-from .checks import _apply, _checked_transform, _first_info, default_preprocess
+from .checks import DataError, _apply, _checked_transform, _decode, _first_info, default_preprocess
 
-__all__ = ["ReferenceImages"]
+__all__ = ["ReferenceImages", "ListingImages"]
 
 
 class ReferenceImages(Dataset):
@@ -95,3 +97,44 @@ def _mapped(buffer) -> bool:
             return True
         buffer = buffer.obj if isinstance(buffer, memoryview) else getattr(buffer, "base", None)
     return False
+
+
+class ListingImages(ReferenceImages):
+    """A reference set read through the codec's :class:`~plada_codec.kinds.Listing`:
+    item i is ``listing.read(i)`` (the kind's one reader: positional reads, so
+    threads and forked DataLoader workers never share a file position), decoded
+    as an image. Subclasses say how the listing is made and fingerprinted."""
+
+    listing: Listing
+
+    def __len__(self) -> int:
+        return len(self.listing)
+
+    def read_bytes(self, index: int) -> bytes:
+        try:
+            return self.listing.read(index)
+        except plada_codec.ReferenceSetError as exc:
+            raise DataError(f"{exc}") from None
+
+    def where(self, index: int) -> str:
+        return self.listing.where(index)
+
+    def raw(self, index: int):
+        return _decode(self.read_bytes(index), self.where(index))
+
+    def close(self) -> None:
+        self.listing.close()
+
+    def index_nbytes(self) -> int:
+        listing = self.listing
+        parts = [listing.names, listing.source, listing.offset, listing.size,
+                 *(v for v in listing.extra.values() if isinstance(v, (PackedStrings, np.ndarray)))]
+        total = 0
+        for value in parts:
+            if isinstance(value, PackedStrings):
+                total += (0 if _mapped(value.blob) else len(value.blob)) + (0 if _mapped(value.offsets)
+                                                                            else value.offsets.nbytes)
+            elif not _mapped(value):
+                total += value.nbytes
+        return total
+
