@@ -10,9 +10,11 @@ listings, so every layout rule lives in exactly one place.
 Kinds, in detection order: ``tar`` (a ``.tar`` shard or a folder holding only
 shards), ``parquet`` (a ``.parquet`` file or a folder holding only such files;
 needs ``pyarrow``, the ``parquet`` extra), ``npz`` (an ``.npz`` file with an
-``x`` array) and ``folder`` (any other folder: every visible regular file).
-Adding a kind is one module with a :class:`Kind` subclass and one line in
-:data:`KINDS`.
+``x`` array), ``arrow`` (a Hugging Face ``datasets`` folder written by
+``Dataset.save_to_disk``; needs ``pyarrow``) and ``folder`` (any other folder:
+every visible regular file). This registry is the only detector: fingerprints
+(``plada ref-hash``), catalogs and the training wing all ask it. Adding a kind
+is one module with a :class:`Kind` subclass and one line in :data:`KINDS`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from .._errors import ReferenceSetError
 from ._base import Kind, Listing, PackedStrings, PathLike, stem_of
 from ._walk import FolderWalk, walk_folder
+from .arrow import ArrowKind
 from .folder import FolderKind
 from .images import IMAGE_EXTENSIONS, is_image_name
 from .npz import NpzKind
@@ -38,6 +41,7 @@ KINDS: dict[str, type[Kind]] = {
     "tar": TarKind,
     "parquet": ParquetKind,
     "npz": NpzKind,
+    "arrow": ArrowKind,
     "folder": FolderKind,
 }
 
@@ -63,7 +67,8 @@ def detect_kind(path: PathLike, kind: str = "auto") -> type[Kind]:
         if candidate.detect(p):
             return candidate
     raise ReferenceSetError(
-        f"{p}: not a reference set of a known layout (a folder of images, .tar shards, .parquet files or an .npz)"
+        f"{p}: not a reference set of a known layout (a folder of images, .tar shards, .parquet files, "
+        "a datasets save_to_disk folder or an .npz)"
     )
 
 

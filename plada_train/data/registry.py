@@ -52,18 +52,18 @@ def _open_folder(spec, manifest, shared_index=None, progress=False) -> Reference
     return FolderImages(spec, shared_index=shared_index, progress=progress)
 
 
-def _open_parquet(spec, manifest, shared_index=None, progress=False) -> ReferenceImages:
-    raise DataError(f"{spec}: a parquet reference has no manifest of its own; build a catalog of it once "
-                    f"(plada catalog build {spec} -o ref.plcat) and pass --catalog ref.plcat")
-
-
-# kind (plada_codec.kinds) -> opener(spec, manifest, shared_index, progress=)
+# kind (plada_codec.kinds) -> opener(spec, manifest, shared_index, progress=). A layout with no
+# manifest of its own (parquet, a datasets copy, any kind added later) is read through a catalog.
 REFERENCE_KINDS: dict[str, Callable[..., ReferenceImages]] = {
     "tar": _open_tar,
-    "parquet": _open_parquet,
     "npz": _open_npz,
     "folder": _open_folder,
 }
+
+
+def _catalog_only(spec, kind: str) -> DataError:
+    return DataError(f"{spec}: a {kind} reference has no manifest of its own; build a catalog of it once "
+                     f"(plada catalog build {spec} -o ref.plcat) and pass --catalog ref.plcat")
 
 
 def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash: bool = False,
@@ -113,7 +113,9 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
             found = detect_kind(path, kind).name
         except plada_codec.ReferenceSetError as exc:
             raise DataError(f"{exc}; use a folder of images, .tar shards, a .npz with an 'x' array, or "
-                            "builtin:pool") from None
+                            "builtin:pool (parquet files and datasets copies with --catalog)") from None
+        if found not in REFERENCE_KINDS:
+            raise _catalog_only(spec, found)
         dataset = REFERENCE_KINDS[found](spec, manifest, shared_index, progress=progress)
     dataset._manifest, dataset._rehash = manifest, rehash
     return dataset.set_preprocess(preprocess) if preprocess is not None else dataset

@@ -1,0 +1,274 @@
+"""The one tar lister (plada_codec.kinds.tar): the direct header walk against Python's
+tarfile, the sample rules of spec/REFERENCE.md 3.4, positional reads and streamed digests."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import plada_codec
+from plada_codec import Catalog, ReferenceSet, ReferenceSetError
+from plada_codec.kinds import Listing, list_items
+from plada_codec.kinds.folder import FolderKind
+from plada_codec.kinds.tar import TarKind, _fast_members, _tarfile_members, _Unsure, list_shard, list_shards
+
+
+def write_tar(path, members, fmt=tarfile.PAX_FORMAT):
+    """*members*: (name, bytes) for a file, (name, None) for a folder, (name, "->target") for a link."""
+    with tarfile.open(path, "w", format=fmt) as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            elif isinstance(data, str):
+                info.type, info.linkname = tarfile.SYMTYPE, data[2:]
+                archive.addfile(info)
+            else:
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- the header walk agrees with tarfile -----------------------------------------------------------
+
+NAME_PART = st.text(st.characters(codec="utf-8", exclude_characters="/\0"), min_size=1, max_size=40)
+MEMBER = st.tuples(
+    st.lists(NAME_PART, min_size=1, max_size=5).map("/".join),
+    st.one_of(st.binary(max_size=1200), st.none(), st.just("->target")),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(members=st.lists(MEMBER, max_size=12),
+       fmt=st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]))
+def test_the_header_walk_agrees_with_tarfile(tmp_path, members, fmt):
+    path = tmp_path / "random.tar"
+    try:
+        write_tar(path, members, fmt)
+    except ValueError:  # a name that USTAR cannot store: nothing to compare
+        return
+    expected = _tarfile_members(str(path))
+    assert _fast_members(str(path)) == expected  # the walk decided it, without tarfile
+
+
+def test_long_names_pax_paths_and_prefixes_are_read_as_tarfile_reads_them(tmp_path):
+    long = "d" * 90 + "/" + "e" * 90 + "/n01_1.jpg"  # ustar: prefix + name; GNU: an L record; pax: path
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        path = write_tar(tmp_path / f"{fmt}.tar", [(long, b"IMG"), ("é/ü.png", b"X" * 700)], fmt)
+        names = [m[0] for m in _fast_members(str(path))]
+        assert names == [long, "é/ü.png"]
+        assert list_shard(str(path)).keys[0] == "d" * 90 + "/" + "e" * 90 + "/n01_1"
+
+
+def test_what_the_walk_does_not_decide_goes_to_tarfile(tmp_path):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("a.jpg")
+        info.size = 3
+        info.pax_headers = {"GNU.sparse.major": "1"}  # sparse records change where data lies
+        archive.addfile(info, io.BytesIO(b"abc"))
+    path = tmp_path / "sparse.tar"
+    path.write_bytes(raw.getvalue())
+    with pytest.raises(_Unsure):
+        _fast_members(str(path))
+    assert list(list_shard(str(path)).keys) == ["a"]  # tarfile's reading, through the fallback
+    damaged = bytearray(write_tar(tmp_path / "d.tar", [("a.jpg", b"1"), ("b.jpg", b"2")]).read_bytes())
+    damaged[1024 + 100] ^= 1  # a byte of the second header: its checksum no longer holds
+    (tmp_path / "d.tar").write_bytes(bytes(damaged))
+    with pytest.raises(_Unsure):
+        _fast_members(str(tmp_path / "d.tar"))
+    with pytest.raises(ReferenceSetError, match="truncated or damaged tar shard"):
+        list_shard(str(tmp_path / "d.tar"))
+
+
+# -- the sample rules (spec 3.4) --------------------------------------------------------------------
+
+
+def test_vector_6_an_image_named_by_the_last_part_of_its_extension(tmp_path):
+    # spec/REFERENCE.md section 7, set 6: s.jpg is the image beside s.seg.png (a whole image extension
+    # beats a last part); t.v2.png is an image (its last part). Computed by hand with sha256sum.
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_tar(shards / "000.tar", [("s.jpg", b"IMG-1"), ("s.seg.png", b"MASK"), ("t.v2.png", b"IMG-2")])
+    ref = ReferenceSet.from_tar_shards(shards)
+    assert ref.hex == "d59cf021a7325bb4021d36b6b629e45852dd2796f8ce47bbbfeed4d766d08743"
+    assert [t.member for t in plada_codec.tar_images(shards)] == ["s.jpg", "t.v2.png"]
+
+
+def test_a_folder_and_shards_of_the_same_images_give_one_catalog(tmp_path):
+    folder = tmp_path / "folder"
+    (folder / "n01").mkdir(parents=True)
+    (folder / "n01" / "s.jpg").write_bytes(b"IMG-1")
+    (folder / "n01" / "t.v2.png").write_bytes(b"IMG-2")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_tar(shards / "b.tar", [("t.v2.png", b"IMG-2"), ("t.cls", b"3")])
+    write_tar(shards / "a.tar", [("s.jpg", b"IMG-1"), ("s.seg.png", b"MASK")])
+    expected = f"plada-catalog 1\nfields id sha256\ns\t{sha(b'IMG-1')}\nt\t{sha(b'IMG-2')}\n".encode()
+    assert Catalog.build(folder).to_bytes() == expected
+    assert Catalog.build(shards).to_bytes() == expected
+
+
+@pytest.mark.parametrize("members, match", [
+    ([("s.a.jpg", b"1"), ("s.b.png", b"2")], "sample 's' has two image members"),
+    ([("s.jpg", b"1"), ("s.png", b"2")], "sample 's' has two image members"),
+    ([("s.cls", b"1"), ("t.jpg", b"2")], "sample 's' has no image member"),
+    ([("s.jpg", b"1"), ("t.jpg", b"2"), ("s.cls", b"3")], "sample key 's' appears again"),
+])
+def test_samples_that_break_the_rules_are_refused(tmp_path, members, match):
+    with pytest.raises(ReferenceSetError, match=match):
+        list_shard(str(write_tar(tmp_path / "x.tar", members)))
+
+
+def test_a_regular_member_named_like_a_folder_is_ignored(tmp_path):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, data in (("d/", b""), ("d/a.jpg", b"A"), ("d/.hidden.jpg", b"H")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)  # type "0": a regular file whose name ends in "/"
+            archive.addfile(info, io.BytesIO(data))
+    path = tmp_path / "x.tar"
+    path.write_bytes(raw.getvalue())
+    assert list(list_shard(str(path)).keys) == ["d/a"]
+
+
+# -- listing in processes --------------------------------------------------------------------------
+
+
+def test_listing_in_processes_equals_listing_here(tmp_path):
+    shards = [str(write_tar(tmp_path / f"{n}.tar", [(f"k{n}_{i}.jpg", bytes([n, i])) for i in range(20)]))
+              for n in range(5)]
+    here = list_shards(shards, workers=1)
+    there = list_shards(shards, workers=2)
+    for a, b in zip(here, there):
+        assert list(a.keys) == list(b.keys) and a.offset.tolist() == b.offset.tolist()
+        assert a.size.tolist() == b.size.tolist()
+    listing = TarKind.scan(str(tmp_path), workers=2)
+    assert [listing.read(i) for i in (0, 21, 99)] == [bytes([0, 0]), bytes([1, 1]), bytes([4, 19])]
+
+
+# -- reads and digests -------------------------------------------------------------------------------
+
+
+def test_threads_sharing_a_listing_read_their_own_bytes(tmp_path):
+    # One descriptor a shard, read by position: threads never move one another's file position.
+    rng = np.random.default_rng(0)
+    payloads = {f"k{i:03d}": rng.integers(0, 256, int(rng.integers(1, 3000)), np.uint8).tobytes() for i in range(300)}
+    keys = list(payloads)
+    write_tar(tmp_path / "a.tar", [(f"{k}.jpg", payloads[k]) for k in keys[:150]])
+    write_tar(tmp_path / "b.tar", [(f"{k}.jpg", payloads[k]) for k in keys[150:]])
+    listing = list_items(tmp_path)
+    wrong = []
+
+    def reader(seed):
+        order = np.random.default_rng(seed).integers(0, len(listing), 3000)
+        wrong.extend(int(i) for i in order if listing.read(int(i)) != payloads[listing.names[int(i)]])
+
+    threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def test_a_digest_is_streamed_not_read_whole(tmp_path, monkeypatch):
+    data = os.urandom(3 << 20)
+    write_tar(tmp_path / "a.tar", [("big.jpg", data)])
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "big.jpg").write_bytes(data)
+    listings = [list_items(tmp_path / "a.tar"), list_items(tmp_path / "f")]
+    for kind in (TarKind, FolderKind):
+        monkeypatch.setattr(kind, "read", classmethod(lambda cls, listing, i: pytest.fail("read whole")))
+    reads = []
+    real_pread = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: reads.append(n) or real_pread(fd, n, at))
+    for listing in listings:
+        assert listing.digest(0) == sha(data)
+    assert reads and max(reads) <= 1 << 20
+
+
+def test_a_fifo_planted_where_a_file_was_listed_is_refused(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"A")
+    listing = list_items(folder)
+    (folder / "a.jpg").unlink()
+    os.mkfifo(folder / "a.jpg")  # opened for reading without a writer, a blocking open never returns
+    with pytest.raises(ReferenceSetError, match="not a regular file"):
+        listing.read(0)
+    with pytest.raises(ReferenceSetError, match="not a regular file"):
+        listing.digest(0)
+
+
+def test_a_listing_read_past_its_file_names_the_item(tmp_path):
+    write_tar(tmp_path / "a.tar", [("a.jpg", b"A" * 100)])
+    listing = list_items(tmp_path / "a.tar")
+    (tmp_path / "a.tar").write_bytes((tmp_path / "a.tar").read_bytes()[:520])
+    with pytest.raises(ReferenceSetError, match=r"a.tar:a.jpg: truncated \(8 of 100 bytes"):
+        listing.read(0)
+
+
+# -- the one cache format ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path):
+    write_tar(tmp_path / "a.tar", [(f"k{i}.jpg", bytes([i]) * 10) for i in range(8)])
+    listing = list_items(tmp_path / "a.tar")
+    listing.save(tmp_path / "listing.npz")
+    return tmp_path, listing
+
+
+def test_a_saved_listing_loads_memory_mapped_and_equal(saved):
+    root, listing = saved
+    loaded = Listing.load(root / "listing.npz", TarKind, TarKind.signature(str(root / "a.tar")))
+    assert loaded is not None and loaded.kind is TarKind
+    assert list(loaded.names) == [f"k{i}" for i in range(8)] and list(loaded.extra["members"])[1] == "k1.jpg"
+    assert [loaded.read(i) for i in range(8)] == [bytes([i]) * 10 for i in range(8)]
+    assert isinstance(loaded.offset.base, np.memmap) or isinstance(loaded.offset, np.memmap)
+
+
+def _tampered(path, **changes):
+    arrays = dict(np.load(path))
+    arrays.update(changes)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change", [
+    {"source": np.array([0, 0, 0, 0, 0, 0, 0, 5], np.int32)},  # a shard past the listing's sources
+    {"size": np.array([10] * 7 + [-2], np.int64)},
+    {"offset": np.array([512] * 7 + [-1], np.int64)},
+    {"size": np.array([10] * 7, np.int64)},  # one entry short
+    {"names_offsets": np.array([0, 2, 1, 4, 6, 8, 10, 12, 14], np.int64)},
+    {"meta": np.frombuffer(b'{"version": 99}', np.uint8)},
+    {"meta": np.frombuffer(b"not json", np.uint8)},
+])
+def test_a_cache_that_does_not_check_out_is_a_miss(saved, change):
+    root, _ = saved
+    _tampered(root / "listing.npz", **change)
+    assert Listing.load(root / "listing.npz", TarKind) is None
+
+
+def test_a_stale_or_special_cache_is_a_miss_without_a_hang(saved):
+    root, _ = saved
+    os.utime(root / "a.tar", ns=(1, 1))
+    assert Listing.load(root / "listing.npz", TarKind, TarKind.signature(str(root / "a.tar"))) is None
+    os.mkfifo(root / "fifo.npz")
+    assert Listing.load(root / "fifo.npz") is None
+    os.symlink("/dev/zero", root / "zero.npz")
+    assert Listing.load(root / "zero.npz") is None
+    assert Listing.load(root / "absent.npz") is None
