@@ -345,7 +345,16 @@ def _open_reference(spec: str, manifest, rehash: bool, catalog: str | None = Non
     from .sources import open_reference
 
     if catalog is not None:
-        return open_reference(spec, catalog=catalog, id_rule=id_rule, present_only=present_only)
+        def resolved():
+            return open_reference(spec, catalog=catalog, id_rule=id_rule, present_only=present_only)
+
+        if context is None or context.local_world_size <= 1 or not context.distributed:
+            return resolved()
+        # Local rank 0 resolves the copy first and leaves the resolution beside the catalog; the
+        # other ranks of the machine then map it instead of listing the copy again.
+        refs = resolved() if context.local_rank == 0 else None
+        context.barrier()
+        return refs if refs is not None else resolved()
     kwargs: dict = {} if manifest is None and not rehash else {"manifest": manifest, "rehash": rehash}
     if progress:
         kwargs["progress"] = True
@@ -903,10 +912,21 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
         test_target = open_target(req.test)
         test_target.require_test()
     data = _read_payload(req.payload)
-    refs = _open_reference(req.reference, req.manifest, req.rehash, req.catalog, req.id_rule, context=context,
-                           progress=req.progress and context.local_rank == 0)
-    # ReferenceMismatchError before reading images; hashed or checked once per machine.
-    decoded = plada_codec.decode(data, reference=context.per_node(lambda: refs.reference_set(progress=req.progress)))
+    if req.catalog is not None:
+        from .data.reference_catalog import open_catalog
+
+        # The payload's binding first: a payload made against another set is a ReferenceMismatchError
+        # (as decode and verify say), not a copy that "holds none of the catalog's items".
+        catalog = open_catalog(req.catalog)
+        decoded = plada_codec.decode(data, reference=catalog.reference)
+        refs = _open_reference(req.reference, req.manifest, req.rehash, catalog, req.id_rule, context=context,
+                               progress=req.progress and context.local_rank == 0)
+    else:
+        refs = _open_reference(req.reference, req.manifest, req.rehash, None, req.id_rule, context=context,
+                               progress=req.progress and context.local_rank == 0)
+        # ReferenceMismatchError before reading images; hashed or checked once per machine.
+        reference = context.per_node(lambda: refs.reference_set(progress=req.progress))
+        decoded = plada_codec.decode(data, reference=reference)
     indices, labels = decoded.indices, decoded.labels.astype(np.int64)
     resolution = getattr(refs, "resolution", None)
     if resolution is not None:  # a catalog copy: train on the selected items it holds

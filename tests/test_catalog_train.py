@@ -134,3 +134,19 @@ def test_catalog_errors_are_one_line(world, tmp_path, capsys):
                        str(tmp_path / "missing.plcat"), "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "catalog" in err and "not found" in err
+
+
+def test_consume_with_another_sets_catalog_blames_the_binding_not_the_copy(world, tmp_path, capsys, monkeypatch):
+    # The payload was made against the world's catalog; the client passes a catalog of other images.
+    # decode and verify call that ReferenceMismatch (exit 1); consume must too, before it lists the copy.
+    stored, _, _, result = world
+    other = tmp_path / "other.plcat"
+    Catalog.from_items(["x1", "x2", "x3"]).write(other)
+    monkeypatch.setattr(Catalog, "resolve", lambda *a, **k: pytest.fail("the copy was resolved first"))
+    with pytest.raises(plada_codec.ReferenceMismatchError):
+        consume(str(result.payloads[0].path), str(stored.folder), catalog=str(other), student_recipe=STUDENT,
+                device="cpu")
+    code = train_main(["consume", str(result.payloads[0].path), "--reference", str(stored.folder), "--catalog",
+                       str(other), "--steps", "1", "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "ReferenceMismatch" in err

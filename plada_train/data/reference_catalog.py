@@ -15,7 +15,7 @@ from ..preprocess import Preprocess
 from .checks import DataError, _channels_and_size, _decode
 from .reference import ReferenceImages
 
-__all__ = ["CatalogImages", "open_catalog_reference"]
+__all__ = ["CatalogImages", "open_catalog", "open_catalog_reference"]
 
 
 class CatalogImages(ReferenceImages):
@@ -82,10 +82,16 @@ class CatalogImages(ReferenceImages):
         return out
 
 
-def open_catalog_reference(catalog_path: str, local: str, *, id_rule: str = "stem", kind: str = "auto",
-                           present_only: bool = False) -> CatalogImages:
+def open_catalog(catalog: str | Catalog) -> Catalog:
+    """The catalog at *catalog* (a path), or *catalog* itself when it is one already."""
+    if isinstance(catalog, Catalog):
+        return catalog
     try:
-        catalog = Catalog.open(catalog_path)
+        return Catalog.open(catalog)
     except plada_codec.ReferenceSetError as exc:
         raise DataError(f"{exc}") from None
-    return CatalogImages(catalog, local, id_rule=id_rule, kind=kind, present_only=present_only)
+
+
+def open_catalog_reference(catalog: str | Catalog, local: str, *, id_rule: str = "stem", kind: str = "auto",
+                           present_only: bool = False) -> CatalogImages:
+    return CatalogImages(open_catalog(catalog), local, id_rule=id_rule, kind=kind, present_only=present_only)

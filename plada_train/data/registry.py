@@ -67,7 +67,8 @@ def _catalog_only(spec, kind: str) -> DataError:
 
 
 def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash: bool = False,
-                   catalog: str | os.PathLike | None = None, id_rule: str = "stem", kind: str = "auto",
+                   catalog: str | os.PathLike | plada_codec.Catalog | None = None, id_rule: str = "stem",
+                   kind: str = "auto",
                    present_only: bool = False, shared_index: str | os.PathLike | None = None,
                    progress: bool = False, preprocess=None) -> ReferenceImages:
     """A reference set by spec: ``builtin:pool``, ``builtin:pool-far``, an
@@ -95,8 +96,8 @@ def open_reference(spec: str | os.PathLike | Sequence, *, manifest=None, rehash:
                             "files or an .npz")
         if not Path(spec).exists():
             raise DataError(f"reference {str(spec)!r} not found: give the local copy of the catalog's images")
-        dataset = open_catalog_reference(os.fspath(catalog), os.fspath(spec), id_rule=id_rule, kind=kind,
-                                         present_only=present_only)
+        dataset = open_catalog_reference(catalog if isinstance(catalog, plada_codec.Catalog) else os.fspath(catalog),
+                                         os.fspath(spec), id_rule=id_rule, kind=kind, present_only=present_only)
         return dataset.set_preprocess(preprocess) if preprocess is not None else dataset
     if isinstance(spec, (list, tuple)):
         dataset = _open_tar(spec, manifest, shared_index)
