@@ -272,3 +272,23 @@ def test_a_stale_or_special_cache_is_a_miss_without_a_hang(saved):
     os.symlink("/dev/zero", root / "zero.npz")
     assert Listing.load(root / "zero.npz") is None
     assert Listing.load(root / "absent.npz") is None
+
+
+def test_a_touched_shard_is_the_only_one_listed_again(tmp_path, monkeypatch):
+    import plada_codec.kinds.tar as tar
+
+    for n in range(4):
+        write_tar(tmp_path / f"{n}.tar", [(f"k{n}_{i}.jpg", bytes([n, i])) for i in range(5)])
+    first = TarKind.scan(str(tmp_path))
+    first.save(tmp_path / ".listing.npz")
+    cached = Listing.load(tmp_path / ".listing.npz", TarKind)
+    write_tar(tmp_path / "2.tar", [("new.jpg", b"NEW"), ("k2_0.jpg", b"X")])  # rewritten
+    listed = []
+    real = tar.list_shard
+    monkeypatch.setattr(tar, "list_shard", lambda shard: listed.append(shard) or real(shard))
+    again = TarKind.scan(str(tmp_path), previous=cached)
+    assert listed == [str(tmp_path / "2.tar")]
+    assert list(again.names) == [f"k{n}_{i}" for n in (0, 1) for i in range(5)] + ["new", "k2_0"] + \
+        [f"k3_{i}" for i in range(5)]
+    assert [again.read(i) for i in (0, 10, 11, 12, 16)] == [b"\0\0", b"NEW", b"X", bytes([3, 0]), bytes([3, 4])]
+    assert again.signature == TarKind.signature(str(tmp_path))

@@ -82,6 +82,11 @@ class PackedStrings:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def take(self, start: int, stop: int) -> PackedStrings:
+        """Strings *start* to *stop* (not included) as packed strings of their own."""
+        offsets = self.offsets[start:stop + 1]
+        return PackedStrings(bytes(self.blob[int(offsets[0]):int(offsets[-1])]), offsets - offsets[0])
+
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]

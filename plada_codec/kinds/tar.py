@@ -519,6 +519,27 @@ def tar_images(shards: PathLike | Sequence[PathLike]) -> list[TarImage]:
     return images
 
 
+def _unchanged(previous: Listing, shards: list[str],
+               signature: list[tuple[str, int, int]]) -> dict[str, ShardListing]:
+    """The shards of *previous* that are unchanged now (same path, size and mtime), as listed then."""
+    if previous.kind is not TarKind or len(previous.signature) != len(previous.sources):
+        return {}
+    now = dict(zip(shards, map(tuple, signature)))
+    members = previous.extra.get("members")
+    if not isinstance(members, PackedStrings) or len(members) != len(previous):
+        return {}
+    bounds = np.searchsorted(previous.source, np.arange(len(previous.sources) + 1), side="left")
+    if np.any(np.diff(previous.source) < 0):
+        return {}  # not one run a shard: not a listing this module wrote
+    kept = {}
+    for number, (shard, row) in enumerate(zip(previous.sources, previous.signature)):
+        if now.get(shard) == tuple(row):
+            a, b = int(bounds[number]), int(bounds[number + 1])
+            kept[shard] = ShardListing(previous.names.take(a, b), members.take(a, b),
+                                       np.asarray(previous.offset[a:b]), np.asarray(previous.size[a:b]))
+    return kept
+
+
 # -- the kind ------------------------------------------------------------------------
 
 
@@ -538,18 +559,27 @@ class TarKind(Kind):
 
     @classmethod
     def scan(cls, path: str | Sequence[str], workers: int | None = None,
-             progress: Callable[[int], None] | None = None) -> Listing:
+             progress: Callable[[int], None] | None = None, previous: Listing | None = None) -> Listing:
         """The samples of every shard; names are the keys (no shard name), ``extra["members"]``
-        the image members' names. *path*: a shard, a folder of shards or a list of shards."""
+        the image members' names. *path*: a shard, a folder of shards or a list of shards.
+        *previous*: an earlier listing of the same set (a stale cache, say): a shard it holds
+        under the same path, size and mtime is taken from it, so a touched shard costs only
+        its own headers."""
         shards = tar_shards(path)
-        listed = list_shards(shards, workers, progress)
+        signature = file_signature(shards)
+        kept = _unchanged(previous, shards, signature) if previous is not None else {}
+        fresh = [shard for shard in shards if shard not in kept]
+        done = len(kept)
+        listed_fresh = iter(list_shards(fresh, workers, None if progress is None else
+                                        (lambda n: progress(done + n))) if fresh else [])
+        listed = [kept[shard] if shard in kept else next(listed_fresh) for shard in shards]
         names = PackedStrings.concatenate([s.keys for s in listed])
         if not len(names):
             raise ReferenceSetError(f"{path}: the tar shards hold no image samples")
         source = np.concatenate([np.full(len(s), number, np.int32) for number, s in enumerate(listed)])
         root = path if isinstance(path, str) else os.path.dirname(shards[0])
         return Listing(cls, root, shards, names, source, np.concatenate([s.offset for s in listed]),
-                       np.concatenate([s.size for s in listed]), file_signature(shards),
+                       np.concatenate([s.size for s in listed]), signature,
                        extra={"members": PackedStrings.concatenate([s.members for s in listed])})
 
     @classmethod

@@ -55,11 +55,12 @@ class TarImages(ListingImages):
         self.index_cache = Path(index_cache) if index_cache else None
         try:
             signature = TarKind.signature(self.shards)
-            listing = Listing.load(self.index_cache, TarKind, signature) if self.index_cache else None
-            if listing is not None and listing.sources != self.shards:
-                listing = None  # the same shards under other paths: list them here
+            cached = Listing.load(self.index_cache, TarKind) if self.index_cache else None
+            listing = cached
+            if listing is not None and (listing.sources != self.shards or listing.signature != signature):
+                listing = None  # a shard touched, added or moved: list what changed
             if listing is None:
-                listing = self._list(index_workers, progress)
+                listing = self._list(index_workers, progress, cached)
                 if self.index_cache:
                     try:
                         listing.save(self.index_cache)
@@ -72,7 +73,7 @@ class TarImages(ListingImages):
         _first_info(self)
         self._set_initial(preprocess)
 
-    def _list(self, workers: int | None, progress: bool) -> Listing:
+    def _list(self, workers: int | None, progress: bool, previous: Listing | None) -> Listing:
         from tqdm.auto import tqdm
 
         if workers is None:
@@ -81,7 +82,8 @@ class TarImages(ListingImages):
         bar = tqdm(total=len(self.shards), desc=f"listing {len(self.shards)} tar shards", unit=" shards",
                    disable=None if progress else True, leave=False)
         try:
-            return TarKind.scan(self.shards, workers=int(workers), progress=lambda done: bar.update(done - bar.n))
+            return TarKind.scan(self.shards, workers=int(workers), progress=lambda done: bar.update(done - bar.n),
+                                previous=previous)
         except plada_codec.ReferenceSetError as exc:
             if "hold no image samples" in str(exc):
                 raise DataError(f"{self.source}: the shards hold no image samples; write images as "
