@@ -3,8 +3,8 @@
 import builtins
 import hashlib
 import io
-import os
 import json
+import os
 import tarfile
 from pathlib import Path
 
