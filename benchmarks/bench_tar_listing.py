@@ -11,8 +11,10 @@ pixels), then measures, in one run and in CPU seconds:
   nothing else (the floor a pure-Python lister can reach);
 - ``tarfile``: the lister before this release (``TarInfo`` objects, then the sample rules),
   measured on as many shards as take 2 CPU s;
+- the Python header walk (``_fast_members`` then ``_samples``): what ``list_shards`` runs when the
+  C core is not built or ``PLADA_BACKEND=python``, likewise on 2 CPU s of shards;
 - ``list_shards`` in 1 process (CPU s of this process) and in N processes (wall s, and CPU s of
-  this process and its children);
+  this process and its children): the C walk (csrc/plada_tar.c) where the C core is built;
 - a cached open (``Listing.load`` with the shards' signature) and a re-list after one shard was
   touched (``TarKind.scan(previous=...)``);
 - the listing's memory: peak RSS above the baseline, per item, in a fresh process.
@@ -132,8 +134,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--workdir", type=Path, help="where to keep the shards (default: a temporary folder)")
     args = parser.parse_args()
+    import plada_codec
     from plada_codec.kinds import Listing
-    from plada_codec.kinds.tar import TarKind, _samples, _tarfile_members, list_shards
+    from plada_codec.kinds.tar import TarKind, _fast_members, _samples, _tarfile_members, list_shards
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="plada-bench-tar-"))
     rows = []
@@ -144,7 +147,9 @@ def main() -> None:
             minimal_walk(shard)
         minimal = cpu_per_item(minimal_walk, shards, PER_SHARD)
         before = cpu_per_item(lambda s: _samples(_tarfile_members(s), s), shards, PER_SHARD)
-        results = {"items": n, "minimal_us": minimal * 1e6, "tarfile_us": before * 1e6}
+        python_walk = cpu_per_item(lambda s: _samples(_fast_members(s), s), shards, PER_SHARD)
+        results = {"items": n, "minimal_us": minimal * 1e6, "tarfile_us": before * 1e6,
+                   "python_walk_us": python_walk * 1e6}
         for workers in args.workers:
             cpu0, child0, wall0 = time.process_time(), children_cpu(), time.perf_counter()
             listed = list_shards(shards, workers=workers)
@@ -171,14 +176,17 @@ def main() -> None:
         rows.append(results)
     print(json.dumps(rows))
     print()
-    print("| items | minimal walk, µs/item | tarfile (before), µs/item | one lister, 1 process, µs/item "
-          "| before / now | now / minimal walk | " + " | ".join(f"wall, {w} proc., s" for w in args.workers)
+    print(f"backend: {plada_codec.backend} (the one lister runs the C walk only on c)\n")
+    print("| items | minimal walk, µs/item | tarfile (before), µs/item | Python walk, µs/item "
+          "| one lister, 1 process, µs/item | before / now | Python walk / minimal walk "
+          "| now / minimal walk | " + " | ".join(f"wall, {w} proc., s" for w in args.workers)
           + " | cached open, s | one shard touched, CPU s | listing peak, B/item | mapped cache, B/item |")
-    print("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(args.workers) + "---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(args.workers) + "---:|---:|---:|---:|")
     for r in rows:
         now = r[f"cpu_us_{args.workers[0]}"]
-        print(f"| {r['items']:,} | {r['minimal_us']:.2f} | {r['tarfile_us']:.2f} | {now:.2f} "
-              f"| {r['tarfile_us'] / now:.1f}x | {now / r['minimal_us']:.2f}x | "
+        print(f"| {r['items']:,} | {r['minimal_us']:.2f} | {r['tarfile_us']:.2f} | {r['python_walk_us']:.2f} "
+              f"| {now:.2f} | {r['tarfile_us'] / now:.1f}x | {r['python_walk_us'] / r['minimal_us']:.2f}x "
+              f"| {now / r['minimal_us']:.2f}x | "
               + " | ".join(f"{r[f'wall_{w}']:.1f}" for w in args.workers)
               + f" | {r['cached_s']:.3f} | {r['touched_cpu_s']:.2f} | {r['memory_list']:.0f} "
               f"| {r['memory_mapped']:.1f} |")

@@ -15,7 +15,7 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 HEADER = HERE / "plada_core.h"
-SOURCES = [HERE / "plada_core.c", HERE / "plada_cm.c"]
+SOURCES = [HERE / "plada_core.c", HERE / "plada_cm.c", HERE / "plada_tar.c"]
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-O1", "-g"]
 # On every build of the C core (this one, scripts/sanitize.sh's, fuzz/build_libfuzzer.sh's).
 WARNING_FLAGS = ["-Wall", "-Wextra", "-Wshadow"]

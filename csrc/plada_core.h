@@ -135,6 +135,36 @@ int plada_cm_encode(const int64_t *indices, const int32_t *labels, size_t count,
 int plada_cm_decode(const uint8_t *src, size_t src_len, size_t count, uint64_t n_ref,
                     uint32_t n_classes, const plada_cm_params *params, int64_t *indices,
                     int32_t *labels, plada_error *err);
+/* ---- tar shard listing (plada_tar.c) --------------------------------------
+ * spec/REFERENCE.md section 3.4; the Python reference is plada_codec/kinds/tar.py
+ * (_walk, _check_checksums, _samples), the caller plada_codec/kinds/_tar_c.py.
+ * Returns a plain int of its own, not a plada_status: 0 OK, 1 UNSURE, 2 RULE,
+ * 3 an argument outside this contract.
+ *
+ * Walks the 512-byte headers of the uncompressed tar src[0..src_len) up to the
+ * first all-zero block and groups its regular members into samples. Per sample
+ * it writes the key (keys, ends in key_offsets[1..]), the image member's name
+ * (names, ends in name_offsets[1..]; key_offsets[0] = name_offsets[0] = 0),
+ * the data offset and the size; *count receives the samples. Names are the raw
+ * header bytes (ustar prefix joined with "/", GNU "L" long names, pax "path").
+ * extensions: the image extensions, lowercase ASCII, NUL-separated.
+ * key_offsets and name_offsets hold samples_cap + 1 entries, offsets and sizes
+ * samples_cap; table (zeroed; table_len a power of two above samples_cap, at
+ * least four times it to keep probes short) finds a key seen before; seed
+ * varies its hash. A shard of src_len bytes holds at most src_len / 512
+ * members, so samples_cap = src_len / 512 never runs out; a blob too small, or
+ * a probe run past 128 slots (keys made to collide), gives UNSURE. UNSURE: whatever the Python walk hands to tarfile (a bad checksum, a
+ * size field other than plain octal or positive base-256, a cut header or no
+ * end marker, data past src_len, pax size/hdrcharset/GNU.sparse or malformed
+ * records, a type other than regular, 1-6, L, K, x, g). RULE: a sample with no
+ * image or two, or a key seen in an earlier sample. Either way the outputs are
+ * unspecified and the caller runs the Python path, which words the error.
+ * Reads src only within src_len; every loop is bounded by src_len (at most
+ * src_len / 512 headers, each pax block and name within its member). */
+int plada_tar_list(const uint8_t *src, size_t src_len, const uint8_t *extensions, size_t extensions_len,
+                   uint8_t *keys, size_t keys_cap, int64_t *key_offsets, uint8_t *names, size_t names_cap,
+                   int64_t *name_offsets, int64_t *offsets, int64_t *sizes, size_t samples_cap,
+                   uint32_t *table, size_t table_len, uint64_t seed, size_t *count);
 /* CDEF END */
 
 /* Internal to the C sources (outside the CDEF block, so cffi never sees it):

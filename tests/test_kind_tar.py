@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tarfile
 import threading
 
@@ -292,3 +293,42 @@ def test_a_touched_shard_is_the_only_one_listed_again(tmp_path, monkeypatch):
         [f"k3_{i}" for i in range(5)]
     assert [again.read(i) for i in (0, 10, 11, 12, 16)] == [b"\0\0", b"NEW", b"X", bytes([3, 0]), bytes([3, 4])]
     assert again.signature == TarKind.signature(str(tmp_path))
+
+
+def test_an_old_style_member_named_like_a_folder_is_read_as_tarfile_reads_it(tmp_path):
+    # Type NUL with a name ending in "/" and data: tarfile makes it a folder and skips no data,
+    # so the data block is read as the next header. The walks leave that case to tarfile.
+    info = tarfile.TarInfo("d/")
+    info.size = 600
+    header = bytearray(info.tobuf(tarfile.USTAR_FORMAT))
+    header[156] = 0
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    tail = io.BytesIO()
+    with tarfile.open(fileobj=tail, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        member = tarfile.TarInfo("a.jpg")
+        member.size = 1
+        archive.addfile(member, io.BytesIO(b"A"))
+    path = tmp_path / "areg.tar"
+    path.write_bytes(bytes(header) + bytes(1024) + tail.getvalue())
+    with pytest.raises(_Unsure):
+        _fast_members(str(path))
+    try:
+        expected = _tarfile_members(str(path))
+    except ReferenceSetError as exc:
+        with pytest.raises(ReferenceSetError, match=re.escape(str(exc))):
+            list_shard(str(path))
+    else:
+        assert [m[0] for m in expected] == [m for m in list_shard(str(path)).members]
+
+
+def test_a_size_past_any_offset_is_one_error(tmp_path):
+    info = tarfile.TarInfo("a.jpg")
+    header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+    header[124:136] = b"\x80" + b"\xff" * 11  # base-256: far past any file offset
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    path = tmp_path / "huge.tar"
+    path.write_bytes(bytes(header) + bytes(1024))
+    with pytest.raises(ReferenceSetError, match="huge.tar"):
+        list_shard(str(path))
