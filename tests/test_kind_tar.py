@@ -219,7 +219,7 @@ def test_a_listing_read_past_its_file_names_the_item(tmp_path):
     write_tar(tmp_path / "a.tar", [("a.jpg", b"A" * 100)])
     listing = list_items(tmp_path / "a.tar")
     (tmp_path / "a.tar").write_bytes((tmp_path / "a.tar").read_bytes()[:520])
-    with pytest.raises(ReferenceSetError, match=r"a.tar:a.jpg: truncated \(8 of 100 bytes"):
+    with pytest.raises(ReferenceSetError, match=r"a.tar:a: truncated \(8 of 100 bytes"):
         listing.read(0)
 
 
@@ -238,7 +238,7 @@ def test_a_saved_listing_loads_memory_mapped_and_equal(saved):
     root, listing = saved
     loaded = Listing.load(root / "listing.npz", TarKind, TarKind.signature(str(root / "a.tar")))
     assert loaded is not None and loaded.kind is TarKind
-    assert list(loaded.names) == [f"k{i}" for i in range(8)] and list(loaded.extra["members"])[1] == "k1.jpg"
+    assert list(loaded.names) == [f"k{i}" for i in range(8)] and loaded.where(1).endswith("a.tar:k1")
     assert [loaded.read(i) for i in range(8)] == [bytes([i]) * 10 for i in range(8)]
     assert isinstance(loaded.offset.base, np.memmap) or isinstance(loaded.offset, np.memmap)
 

@@ -534,9 +534,6 @@ def _unchanged(previous: Listing, shards: list[str],
     if previous.kind is not TarKind or len(previous.signature) != len(previous.sources):
         return {}
     now = dict(zip(shards, map(tuple, signature)))
-    members = previous.extra.get("members")
-    if not isinstance(members, PackedStrings) or len(members) != len(previous):
-        return {}
     bounds = np.searchsorted(previous.source, np.arange(len(previous.sources) + 1), side="left")
     if np.any(np.diff(previous.source) < 0):
         return {}  # not one run a shard: not a listing this module wrote
@@ -544,7 +541,8 @@ def _unchanged(previous: Listing, shards: list[str],
     for number, (shard, row) in enumerate(zip(previous.sources, previous.signature)):
         if now.get(shard) == tuple(row):
             a, b = int(bounds[number]), int(bounds[number + 1])
-            kept[shard] = ShardListing(previous.names.take(a, b), members.take(a, b),
+            keys = previous.names.take(a, b)
+            kept[shard] = ShardListing(keys, keys,  # members are not kept in a listing
                                        np.asarray(previous.offset[a:b]), np.asarray(previous.size[a:b]))
     return kept
 
@@ -569,8 +567,9 @@ class TarKind(Kind):
     @classmethod
     def scan(cls, path: str | Sequence[str], workers: int | None = None,
              progress: Callable[[int], None] | None = None, previous: Listing | None = None) -> Listing:
-        """The samples of every shard; names are the keys (no shard name), ``extra["members"]``
-        the image members' names. *path*: a shard, a folder of shards or a list of shards.
+        """The samples of every shard; names are the keys (no shard name; the image members'
+        names are not kept: the key names a sample in messages, and a listing of 14M items
+        is then about 45 bytes an item). *path*: a shard, a folder of shards or a list of shards.
         *previous*: an earlier listing of the same set (a stale cache, say): a shard it holds
         under the same path, size and mtime is taken from it, so a touched shard costs only
         its own headers."""
@@ -588,8 +587,7 @@ class TarKind(Kind):
         source = np.concatenate([np.full(len(s), number, np.int32) for number, s in enumerate(listed)])
         root = path if isinstance(path, str) else os.path.dirname(shards[0])
         return Listing(cls, root, shards, names, source, np.concatenate([s.offset for s in listed]),
-                       np.concatenate([s.size for s in listed]), signature,
-                       extra={"members": PackedStrings.concatenate([s.members for s in listed])})
+                       np.concatenate([s.size for s in listed]), signature)
 
     @classmethod
     def signature(cls, path: str) -> list[tuple[str, int, int]]:
@@ -606,5 +604,4 @@ class TarKind(Kind):
 
     @classmethod
     def where(cls, listing: Listing, i: int) -> str:
-        members = listing.extra.get("members")
-        return f"{listing.sources[listing.source[i]]}:{members[i] if members is not None else listing.names[i]}"
+        return f"{listing.sources[listing.source[i]]}:{listing.names[i]}"
