@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,9 +28,9 @@ def add_catalog_option(parser: argparse.ArgumentParser) -> None:
 
 
 def open_catalog(path: str) -> Catalog:
-    if not Path(path).is_file():
+    if not os.path.lexists(path):
         raise ReferenceSetError(f"{path}: no such catalog file")
-    return Catalog.open(path)
+    return Catalog.open(path)  # refuses a folder, a FIFO or a device in one line
 
 
 def int_at_least(minimum: int):
@@ -83,7 +84,7 @@ def report_selected(resolution: Resolution, indices, stream=sys.stderr, content:
 
 def _cmd_build(args) -> int:
     catalog = Catalog.build(args.path, args.output, id=args.id_rule, group=args.group, content=not args.no_content,
-                            kind=args.kind, workers=args.workers)
+                            kind=args.kind, workers=args.workers, progress=True)
     size = Path(args.output).stat().st_size
     if args.json:
         print(json.dumps({"n": len(catalog), "fingerprint": catalog.hex, "fields": list(catalog.fields),
@@ -97,7 +98,7 @@ def _cmd_resolve(args) -> int:
     catalog = open_catalog(args.catalog)
     content = False if args.no_content else None
     resolution = catalog.resolve(args.local, kind=args.kind, id=args.id_rule, content=content, index=args.index,
-                                 workers=args.workers, rebuild=args.rebuild)
+                                 workers=args.workers, rebuild=args.rebuild, progress=True)
     if args.json:
         print(json.dumps(resolution.to_dict()))
     else:

@@ -21,7 +21,6 @@ import os
 import numpy as np
 
 from .. import _backend
-from .._ids import FORBIDDEN_ID_CHARS, is_utf8
 from ._base import PackedStrings
 from .images import IMAGE_EXTENSIONS
 from .tar import ShardListing
@@ -92,26 +91,6 @@ def _list(data: mmap.mmap, length: int, shard_name: str) -> ShardListing | None:
     n = count[0]
     key_offsets, name_offsets = key_offsets[:n + 1].copy(), name_offsets[:n + 1].copy()
     key_blob = keys[:key_offsets[-1]].tobytes()
-    if n and not _valid_ids(key_blob, key_offsets, shard_name):
-        return None
     return ShardListing(PackedStrings(key_blob, key_offsets),
                         PackedStrings(names[:name_offsets[-1]].tobytes(), name_offsets),
                         offset[:n].copy(), size[:n].copy())
-
-
-def _valid_ids(blob: bytes, offsets: np.ndarray, shard_name: str) -> bool:
-    """Whether every ``<shard name>/<key>`` passes check_ids: no control character, valid UTF-8.
-
-    One scan of the keys blob: valid UTF-8 as a whole, and no key starting inside
-    a character, means every key is valid UTF-8 on its own (keys are never empty)."""
-    if FORBIDDEN_ID_CHARS.search(shard_name) or not is_utf8(shard_name):
-        return False
-    raw = np.frombuffer(blob, np.uint8)
-    if np.any((raw < 0x20) | (raw == 0x7F)):  # FORBIDDEN_ID_CHARS, a byte at a time: all ASCII
-        return False
-    try:
-        blob.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    starts = raw[offsets[:-1]]
-    return not np.any((starts & 0xC0) == 0x80)

@@ -86,12 +86,14 @@ class ShardListing(NamedTuple):
 # -- shards ---------------------------------------------------------------------
 
 
-def tar_shards(source: PathLike | Sequence[PathLike]) -> list[str]:
+def tar_shards(source: PathLike | Sequence[PathLike], *, manifest: bool = True) -> list[str]:
     """The shard files of a tar reference set, in canonical order.
 
     *source* is a list of shard paths (kept in the given order), one ``.tar``
     file, or a folder, meaning its visible regular ``*.tar`` files sorted by the
-    UTF-8 bytes of their names (not recursive).
+    UTF-8 bytes of their names (not recursive). With *manifest* the shard names
+    obey section 3.4 rule 2 (they are part of manifest ids: id rules, no two
+    alike); a catalog's ids hold no shard name, so ``manifest=False`` checks none.
     """
     if isinstance(source, (bytes, str, os.PathLike)) or not isinstance(source, Iterable):
         source = path_argument(source, "tar shards")
@@ -108,7 +110,7 @@ def tar_shards(source: PathLike | Sequence[PathLike]) -> list[str]:
                 )
             except OSError as exc:
                 raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from exc
-            for name in names:
+            for name in names if manifest else ():
                 check_id(name, str(path))
             if not names:
                 raise ReferenceSetError(f"{path}: holds no .tar shards")
@@ -121,8 +123,9 @@ def tar_shards(source: PathLike | Sequence[PathLike]) -> list[str]:
     seen: dict[str, str] = {}
     for shard in shards:
         name = os.path.basename(shard)
-        check_id(name, shard)
-        if name in seen:
+        if manifest:
+            check_id(name, shard)
+        if manifest and name in seen:
             raise ReferenceSetError(
                 f"shards {seen[name]} and {shard} have the same file name {name!r}: "
                 "item ids (<shard name>/<key>) would collide"
@@ -408,8 +411,8 @@ def _samples(members: list[_Member], shard: str) -> ShardListing:
             found.append((strength, member))
     if key is not None:
         finish()
-    shard_name = os.path.basename(shard)
-    check_ids([f"{shard_name}/{k}" for k in keys], where)
+    # Keys are not checked here: a manifest checks its ids (<shard name>/<key>), a catalog the
+    # ids its rule derives from keys, each where they are made.
     return ShardListing(PackedStrings.pack(keys), PackedStrings.pack(names),
                         np.array(offsets, np.int64), np.array(sizes, np.int64))
 
@@ -521,6 +524,8 @@ def tar_images(shards: PathLike | Sequence[PathLike]) -> list[TarImage]:
     images: list[TarImage] = []
     files = tar_shards(shards)
     for shard, listed in zip(files, list_shards(files)):
+        name = os.path.basename(shard)
+        check_ids([f"{name}/{key}" for key in listed.keys], shown(shard))  # the manifest's ids
         images.extend(TarImage(shard, key, member, offset, size) for key, member, offset, size in
                       zip(listed.keys, listed.members, listed.offset.tolist(), listed.size.tolist()))
     if not images:
@@ -573,7 +578,7 @@ class TarKind(Kind):
         *previous*: an earlier listing of the same set (a stale cache, say): a shard it holds
         under the same path, size and mtime is taken from it, so a touched shard costs only
         its own headers."""
-        shards = tar_shards(path)
+        shards = tar_shards(path, manifest=False)
         signature = file_signature(shards)
         kept = _unchanged(previous, shards, signature) if previous is not None else {}
         fresh = [shard for shard in shards if shard not in kept]
@@ -591,7 +596,7 @@ class TarKind(Kind):
 
     @classmethod
     def signature(cls, path: str) -> list[tuple[str, int, int]]:
-        return file_signature(tar_shards(path))
+        return file_signature(tar_shards(path, manifest=False))
 
     @classmethod
     def read(cls, listing: Listing, i: int) -> bytes:

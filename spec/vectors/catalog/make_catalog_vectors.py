@@ -47,6 +47,10 @@ INVALID = {
     "013-control-character": (b"plada-catalog 1\nfields id\na\x7fb\n", "8.1 ID characters"),
     "014-zst-trailing-bytes": (zstandard.ZstdCompressor(level=3, write_content_size=True)
                                .compress(b"plada-catalog 1\nfields id\na\n") + b"x", "8.1 transport"),
+    # A skippable frame (magic 0x184D2A50, 4 bytes of content) before a valid catalog frame.
+    "015-zst-skippable-frame": ((0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"meta"
+                                + zstandard.ZstdCompressor(level=3, write_content_size=True)
+                                .compress(b"plada-catalog 1\nfields id\na\n"), "8.1 transport (one frame)"),
 }
 
 
@@ -65,7 +69,7 @@ def files() -> dict[Path, bytes]:
                   "fingerprint": hashlib.sha256(text).hexdigest(), **_items(text)}
         out[HERE / f"{name}.json"] = (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode()
     for name, (data, rule) in INVALID.items():
-        suffix = ".plcat.zst" if name.endswith("zst-trailing-bytes") else ".plcat"
+        suffix = ".plcat.zst" if "-zst-" in name else ".plcat"
         out[HERE / "invalid" / f"{name}{suffix}"] = data
         out[HERE / "invalid" / f"{name}.json"] = (json.dumps({"error": "ReferenceSetError", "rule": rule})
                                                   + "\n").encode()
