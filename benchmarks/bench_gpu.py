@@ -1,9 +1,11 @@
 """Throughput on one device: reference images scored per second, student steps per second,
-peak GPU memory. Runs on CUDA (bf16 autocast, as produce and consume do there) or on the CPU.
+peak GPU memory. Runs on CUDA (bf16 autocast, as produce and consume do there) or on the CPU
+(full precision, as there; or, with --cpu-bf16, under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+standing in for CUDA's: the rehearsal of scripts/gpu-check.sh, scripts/gpu-rehearsal.sh).
 
-    python benchmarks/bench_gpu.py [--device auto|cpu|cuda] [--reference builtin:pool] [--limit N]
-                                   [--model smallcnn] [--student-steps N] [--batch-size B] [--workers W]
-                                   [--json OUT.json]
+    python benchmarks/bench_gpu.py [--device auto|cpu|cuda] [--cpu-bf16] [--reference builtin:pool]
+                                   [--limit N] [--model smallcnn] [--student-steps N] [--batch-size B]
+                                   [--workers W] [--json OUT.json]
 
 Both phases go through plada_train's own code: ``score_reference`` over the first --limit
 reference items (fixed-size shards, DataLoader, autocast), and ``train_classifier`` with the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import replace
 
@@ -27,12 +30,13 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
+from plada_train.data import LabelledSubset, open_reference
 from plada_train.distributed import Context, pick_device
 from plada_train.engine import train_classifier
 from plada_train.models import create_model
+from plada_train.preprocess import preprocess_for
 from plada_train.recipes import StudentRecipe
 from plada_train.scoring import score_reference
-from plada_train.sources import LabelledSubset, open_reference, preprocess_for
 
 
 def _sync(device: torch.device) -> None:
@@ -54,9 +58,26 @@ def _timed(device: torch.device, fn) -> tuple[float, int | None]:
     return seconds, peak
 
 
+def force_bf16_autocast() -> None:
+    """plada's autocast (engine's, and every plada_train module's copy of it) made bf16 on the CPU
+    too, as it is on CUDA."""
+    from plada_train import engine
+
+    original = engine.autocast
+
+    def bf16(device: torch.device):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "plada_train" and getattr(module, "autocast", None) is original:
+            module.autocast = bf16
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--cpu-bf16", action="store_true",
+                        help="on the CPU, bf16 autocast as on CUDA (plada's own keeps the CPU in float32)")
     parser.add_argument("--reference", default="builtin:pool")
     parser.add_argument("--limit", type=int, default=None, help="score the first N items (default: all)")
     parser.add_argument("--model", default="smallcnn", help="scored by and trained as (built-in or timm name)")
@@ -70,6 +91,9 @@ def main() -> None:
     args = parser.parse_args()
 
     device = pick_device(args.device)
+    if args.cpu_bf16:
+        force_bf16_autocast()
+    autocast = "bf16" if device.type == "cuda" or args.cpu_bf16 else "off"
     context = Context(device=device)
     refs = open_reference(args.reference)
     model = create_model(args.model, 10, args.channels)
@@ -78,7 +102,8 @@ def main() -> None:
     scored = Subset(refs, range(n))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device {device} ({name}); torch {torch.__version__}; model {args.model}; reference {args.reference} "
-          f"({n:,} of {len(refs):,} scored); workers {args.workers}; CPUs {os.cpu_count()}", flush=True)
+          f"({n:,} of {len(refs):,} scored); autocast {autocast}; workers {args.workers}; CPUs {os.cpu_count()}",
+          flush=True)
 
     def score(items) -> None:
         score_reference(model, items, context, batch_size=args.batch_size, workers=args.workers)
@@ -101,7 +126,7 @@ def main() -> None:
 
     if args.json:
         figures = {"device": str(device), "device_name": name, "torch": torch.__version__,
-                   "cuda": torch.version.cuda, "model": args.model, "workers": args.workers,
+                   "cuda": torch.version.cuda, "model": args.model, "workers": args.workers, "autocast": autocast,
                    "scoring": {"images": n, "batch_size": args.batch_size, "seconds": score_s,
                                "images_per_s": n / score_s, "peak_gpu_bytes": score_peak},
                    "student": {"steps": args.student_steps, "batch_size": args.student_batch, "seconds": train_s,
@@ -113,11 +138,12 @@ def main() -> None:
         return "n/a" if peak is None else f"{peak / 2**20:,.0f} MiB"
 
     print()
-    print("| device | phase | work | seconds | rate | peak GPU memory |")
-    print("|---|---|---:|---:|---:|---:|")
-    print(f"| {device.type} | scoring (batch {args.batch_size}) | {n:,} images | {score_s:.2f} | "
+    print("| device | autocast | phase | work | seconds | rate | peak GPU memory |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    print(f"| {device.type} | {autocast} | scoring (batch {args.batch_size}) | {n:,} images | {score_s:.2f} | "
           f"{n / score_s:,.0f} images/s | {memory(score_peak)} |")
-    print(f"| {device.type} | student training (batch {args.student_batch}) | {args.student_steps:,} steps | "
+    print(f"| {device.type} | {autocast} | student training (batch {args.student_batch}) | "
+          f"{args.student_steps:,} steps | "
           f"{train_s:.2f} | {args.student_steps / train_s:,.1f} steps/s | {memory(train_peak)} |")
 
 

@@ -3,6 +3,9 @@
 #   1. set-up (scripts/setup.sh); lint: ruff; types: mypy (the package ships py.typed);
 #   2. the whole suite on the C backend (every codec test also runs on the numpy twins),
 #      including the torchrun tests and a short fuzzing smoke run;
+#   2b. scripts/gpu-check.sh's offline path rehearsed on the CPU (scripts/gpu-rehearsal.sh): a wheel
+#      bundle, `pip --no-index` into a stand-in for the GPU machine's Python, tests/test_gpu.py with
+#      bf16 autocast on the CPU;
 #   3. the codec's tests in a second environment without torch, timm or root (.venv-codec,
 #      scripts/setup.sh --codec), with the numpy backend forced;
 #   4. the codec tests and a mutation run under AddressSanitizer + UBSan.
@@ -75,6 +78,7 @@ main() {
     stage "lint: ruff" .venv/bin/ruff check .
     stage "types: mypy" .venv/bin/mypy
     stage "full suite (C + numpy twins)" full_suite
+    stage "gpu rehearsal (offline path, CPU bf16)" bash scripts/gpu-rehearsal.sh
     stage "set-up: codec env" bash scripts/setup.sh --codec
     stage "codec suite (numpy, no torch)" codec_suite
     stage "ASan + UBSan" bash scripts/sanitize.sh

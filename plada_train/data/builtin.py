@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import os
 import pickle
 from dataclasses import dataclass
 from importlib import resources
@@ -18,7 +19,10 @@ import numpy as np
 
 from plada_codec import ReferenceSet
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Debian's dataset-fashion-mnist installs into /usr/share/datasets; PLADA_DATA_DIR names another
+# folder of the same layout (a copy that travelled to a machine without apt: scripts/gpu-check.sh).
+DATA_DIR = Path(os.environ.get("PLADA_DATA_DIR") or "/usr/share/datasets")
+FASHION_DIR = DATA_DIR / "fashion-mnist"
 
 
 @dataclass
@@ -104,7 +108,8 @@ def load_mnist() -> dict[str, ImageSet]:
 def load_fashion_mnist() -> dict[str, ImageSet]:
     """Fashion-MNIST from Debian's dataset-fashion-mnist: train 60k, test 10k."""
     if not FASHION_DIR.exists():
-        raise FileNotFoundError(f"{FASHION_DIR} missing: apt-get install dataset-fashion-mnist")
+        raise FileNotFoundError(f"{FASHION_DIR} missing: apt-get install dataset-fashion-mnist "
+                                f"(or set PLADA_DATA_DIR to a folder holding fashion-mnist/)")
     out = {}
     for name, prefix in (("train", "train"), ("test", "t10k")):
         x = _read_idx(FASHION_DIR / f"{prefix}-images-idx3-ubyte.gz")
