@@ -72,10 +72,10 @@ class TarImage(NamedTuple):
 
 class ShardListing(NamedTuple):
     """The samples of one shard in archive order, as flat arrays (cheap to send
-    back from a worker process)."""
+    back from a worker process). ``members`` is None where they were not asked for."""
 
     keys: PackedStrings
-    members: PackedStrings
+    members: PackedStrings | None
     offset: np.ndarray
     size: np.ndarray
 
@@ -452,32 +452,40 @@ def _in_daemon() -> bool:
     return multiprocessing.current_process().daemon
 
 
+def _without_members(shard: str) -> ShardListing:
+    listed = list_shard(shard)  # (not _replace: __len__ counts samples, which _make would check)
+    return ShardListing(listed.keys, None, listed.offset, listed.size)
+
+
 def list_shards(shards: Sequence[str], workers: int | None = None,
-                progress: Callable[[int], None] | None = None) -> list[ShardListing]:
+                progress: Callable[[int], None] | None = None, members: bool = True) -> list[ShardListing]:
     """:func:`list_shard` of every shard, in shard order, on *workers* processes
     (None: :func:`listing_workers` once the shards hold more than
     PARALLEL_LISTING_BYTES together, else this process; 1: this process). A
     daemonic process (a DataLoader worker) always lists itself. *progress* is
     called with the number of shards listed so far. If the pool cannot run, a
-    RuntimeWarning says so and this process lists the shards."""
+    RuntimeWarning says so and this process lists the shards. Without *members*
+    the image members' names are dropped shard by shard (a listing at 14M items
+    then never holds them all)."""
+    func = list_shard if members else _without_members
     shards = list(shards)
     if workers is None:
         large = sum(os.path.getsize(s) for s in shards) > PARALLEL_LISTING_BYTES
         workers = listing_workers() if large else 1
     workers = min(int(workers), len(shards))
     if workers > 1 and not _in_daemon():
-        listed = _list_in_processes(shards, workers, progress)
+        listed = _list_in_processes(func, shards, workers, progress)
         if listed is not None:
             return listed
     out = []
     for shard in shards:
-        out.append(list_shard(shard))
+        out.append(func(shard))
         if progress is not None:
             progress(len(out))
     return out
 
 
-def _list_in_processes(shards: list[str], workers: int,
+def _list_in_processes(func: Callable[[str], ShardListing], shards: list[str], workers: int,
                        progress: Callable[[int], None] | None) -> list[ShardListing] | None:
     # Linux forks, as torch's DataLoader does: a worker costs milliseconds and re-imports
     # nothing; elsewhere the platform's default (spawn) re-imports the main script.
@@ -488,7 +496,7 @@ def _list_in_processes(shards: list[str], workers: int,
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     listed: list[ShardListing] = []
     try:
-        for item in pool.map(list_shard, shards, chunksize=1):
+        for item in pool.map(func, shards, chunksize=1):
             listed.append(item)
             if progress is not None:
                 progress(len(listed))
@@ -526,6 +534,7 @@ def tar_images(shards: PathLike | Sequence[PathLike]) -> list[TarImage]:
     for shard, listed in zip(files, list_shards(files)):
         name = os.path.basename(shard)
         check_ids([f"{name}/{key}" for key in listed.keys], shown(shard))  # the manifest's ids
+        assert listed.members is not None  # list_shards keeps them by default
         images.extend(TarImage(shard, key, member, offset, size) for key, member, offset, size in
                       zip(listed.keys, listed.members, listed.offset.tolist(), listed.size.tolist()))
     if not images:
@@ -546,8 +555,7 @@ def _unchanged(previous: Listing, shards: list[str],
     for number, (shard, row) in enumerate(zip(previous.sources, previous.signature)):
         if now.get(shard) == tuple(row):
             a, b = int(bounds[number]), int(bounds[number + 1])
-            keys = previous.names.take(a, b)
-            kept[shard] = ShardListing(keys, keys,  # members are not kept in a listing
+            kept[shard] = ShardListing(previous.names.take(a, b), None,
                                        np.asarray(previous.offset[a:b]), np.asarray(previous.size[a:b]))
     return kept
 
@@ -584,7 +592,7 @@ class TarKind(Kind):
         fresh = [shard for shard in shards if shard not in kept]
         done = len(kept)
         listed_fresh = iter(list_shards(fresh, workers, None if progress is None else
-                                        (lambda n: progress(done + n))) if fresh else [])
+                                        (lambda n: progress(done + n)), members=False) if fresh else [])
         listed = [kept[shard] if shard in kept else next(listed_fresh) for shard in shards]
         names = PackedStrings.concatenate([s.keys for s in listed])
         if not len(names):
