@@ -27,16 +27,11 @@ from __future__ import annotations
 import binascii
 import codecs
 import hashlib
-import inspect
 import io
-import json
-import math
-import mmap
 import operator
 import os
 import re
 import stat
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +41,7 @@ import numpy as np
 
 from ._errors import ReferenceSetError
 from ._ids import check_ids, is_within, path_argument
+from ._npz import regular_descriptor
 from ._reference import ReferenceSet
 from .kinds import Listing, detect_kind
 from .kinds._base import PackedStrings, PathLike
@@ -824,18 +820,14 @@ class Catalog:
 
 
 def _scan(kind: Any, local: str, previous: Listing | None = None, progress: bool = False) -> Listing:
-    """List the copy; a kind that can (tar) takes what did not change from *previous* and
-    reports its progress (in shards) to a bar."""
-    accepts = inspect.signature(kind.scan).parameters
-    options: dict[str, Any] = {}
-    if previous is not None and "previous" in accepts:
-        options["previous"] = previous
-    if progress and "progress" in accepts:
+    """List the copy; a kind that lists in parts (tar) takes what did not change from
+    *previous* and reports its progress (in shards) to a bar."""
+    if progress and kind.parts:
         from tqdm.auto import tqdm
 
-        with tqdm(desc=f"listing {local}", unit=" shards", disable=None, leave=False, dynamic_ncols=True) as bar:
-            return kind.scan(local, progress=lambda done: bar.update(done - bar.n), **options)
-    return kind.scan(local, **options)
+        with tqdm(desc=f"listing {local}", unit=f" {kind.parts}", disable=None, leave=False, dynamic_ncols=True) as bar:
+            return kind.scan(local, progress=lambda done: bar.update(done - bar.n), previous=previous)
+    return kind.scan(local, previous=previous)
 
 
 def _check_utf8(text: memoryview, where: str, line_of: Any) -> None:
@@ -849,89 +841,17 @@ def _check_utf8(text: memoryview, where: str, line_of: Any) -> None:
             raise ReferenceSetError(f"{where}:{line_of(start - pending + exc.start)}: not valid UTF-8") from None
 
 
-def _open_regular(path: Path, follow: bool) -> int | None:
-    """A read-only descriptor of *path* if it is a regular file, else None. Opened without
-    blocking (a FIFO planted at a predictable name is never waited on) and, unless
-    *follow*, without following a final symbolic link (to ``/dev/zero``, say)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
-
-
-def _map_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """The arrays of an uncompressed ``.npz`` at *path*, mapped read-only from one
-    descriptor, or None for anything else: not a regular file (see :func:`_open_regular`),
-    not a zip, a compressed member, an object array, a member running past the file."""
-    fd = _open_regular(path, follow=False)
-    if fd is None:
-        return None
-    try:
-        if os.fstat(fd).st_size == 0:
-            return None
-        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        return None
-    finally:
-        os.close(fd)
-    try:
-        arrays = {}
-        with zipfile.ZipFile(mapped) as archive:  # type: ignore[call-overload]
-            for info in archive.infolist():
-                if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
-                    return None
-                arrays[info.filename[:-4]] = _map_member(mapped, info.header_offset)
-        return arrays
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
-
-
-def _map_member(mapped: mmap.mmap, header_offset: int) -> np.ndarray:
-    """The ``.npy`` member whose zip local header is at *header_offset*, without a copy."""
-    local = mapped[header_offset:header_offset + 30]
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise ValueError("not a zip local header")
-    # name length at 26..28, extra length at 28..30 (little-endian)
-    start = header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
-    head = io.BytesIO(mapped[start:start + (1 << 16)])
-    version = np.lib.format.read_magic(head)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(head)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(head)
-    else:
-        raise ValueError(f".npy format version {version}")
-    if dtype.hasobject:
-        raise ValueError("object array")
-    offset = start + head.tell()
-    count = math.prod(shape)
-    if count * dtype.itemsize > len(mapped) - offset:
-        raise ValueError("member runs past the file")
-    flat = np.frombuffer(mapped, dtype, count, offset)
-    return flat.reshape(shape, order="F" if fortran else "C")
-
-
 def _is_resolution_cache(path: Path) -> bool:
     """Whether *path* is an ``.npz`` that a resolution wrote (a stale one, or a damaged one
     under the default name, included). Anything but a regular file is not one."""
-    fd = _open_regular(path, follow=False)
+    fd = regular_descriptor(path, follow=False)
     if fd is None:
         return False
     os.close(fd)
     if path.name.endswith(".resolved.npz"):
         return True
-    arrays = _map_npz(path)
-    return arrays is not None and "meta" in arrays and "local_of" in arrays
+    cached = Listing.open_cache(path)
+    return cached is not None and "resolution" in cached.note
 
 
 def _read_zstd(fh: Any, max_bytes: int, path: Path) -> bytearray:
@@ -1207,26 +1127,16 @@ class Resolution:
         return resolution
 
     def _save(self, path: Path, local: str, rule: str) -> None:
-        from ._atomic import write_atomically
-
-        listing = self.listing
-        meta = {"version": _RESOLUTION_VERSION, "catalog": self.catalog.hex, "local": os.path.abspath(local),
-                "kind": listing.kind.name, "id": rule, "content": self.differ_positions is not None,
-                "sources": listing.sources, "signature": listing.signature, "extra": self.extra,
-                "extra_ids": self.extra_ids,
-                "listing_extra": {k: v for k, v in listing.extra.items() if k in ("ignored", "layouts")}}
-        arrays: dict[str, Any] = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8", "surrogateescape"), np.uint8),
-                  "local_of": self.local_of, "source": listing.source, "offset": listing.offset,
-                  "size": listing.size, "names_blob": np.frombuffer(listing.names.blob, np.uint8),
-                  "names_offsets": listing.names.offsets}
-        for key, value in listing.extra.items():  # per-item names (a tar member's full name)
-            if isinstance(value, PackedStrings) and len(value) == len(listing):
-                arrays[f"extra.{key}.blob"] = np.frombuffer(value.blob, np.uint8)
-                arrays[f"extra.{key}.offsets"] = value.offsets
+        """The resolution in the one cache format (``Listing.save``): the listing, with the
+        map (``local_of``; ``differ`` where content was checked) and its facts attached."""
+        note = {"resolution": _RESOLUTION_VERSION, "catalog": self.catalog.hex, "local": os.path.abspath(local),
+                "id": rule, "content": self.differ_positions is not None, "extra": self.extra,
+                "extra_ids": self.extra_ids}
+        attached = {"local_of": self.local_of}
         if self.differ_positions is not None:
-            arrays["differ"] = self.differ_positions
+            attached["differ"] = self.differ_positions
         try:
-            write_atomically(path, lambda fh: np.savez(fh, **arrays))
+            self.listing.save(path, attached, note)
         except (OSError, ReferenceSetError):
             pass  # a cache that cannot be written costs time, not correctness
 
@@ -1238,69 +1148,35 @@ class Resolution:
         value checks out against the catalog and the listing; ``(None, listing)`` when only
         the copy's files changed since (the stale listing, whose unchanged shards a tar
         lister takes as they are); ``(None, None)`` otherwise: resolve again."""
-        arrays = _map_npz(path)
-        if arrays is None:
+        cached = Listing.open_cache(path, kind)
+        if cached is None:
             return None, None
-        found = cls._from_arrays(arrays, catalog, local, kind, rule)
+        found = cls._from_cache(cached, catalog, local, kind, rule)
         return found if found is not None else (None, None)
 
     @classmethod
-    def _from_arrays(cls, arrays: dict[str, np.ndarray], catalog: Catalog, local: str, kind: Any,
-                     rule: str) -> tuple[Resolution | None, Listing | None] | None:
+    def _from_cache(cls, cached: Any, catalog: Catalog, local: str, kind: Any,
+                    rule: str) -> tuple[Resolution | None, Listing | None] | None:
+        listing, attached, note = cached
         try:
-            meta = json.loads(_array(arrays, "meta", "u1").tobytes().decode("utf-8", "surrogateescape"))
-            if not isinstance(meta, dict):
+            if (note.get("resolution") != _RESOLUTION_VERSION or note.get("catalog") != catalog.hex
+                    or note.get("local") != os.path.abspath(local) or note.get("id") != rule):
                 return None
-            if (meta.get("version") != _RESOLUTION_VERSION or meta.get("catalog") != catalog.hex
-                    or meta.get("local") != os.path.abspath(local) or meta.get("kind") != kind.name
-                    or meta.get("id") != rule):
+            n_local = len(listing)
+            local_of = _array(attached, "local_of", "iu", len(catalog))
+            if not _in_range(local_of, -1, n_local - 1):
                 return None
-            signature = [tuple(row) for row in meta["signature"]]
-            fresh = signature == kind.signature(local)
-            names = PackedStrings(_array(arrays, "names_blob", "u1"), _array(arrays, "names_offsets", "iu"))
-            n_local = len(names)
-            sources = meta["sources"]
-            if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-                return None
-            source = _array(arrays, "source", "iu", n_local)
-            offset = _array(arrays, "offset", "iu", n_local)
-            size = _array(arrays, "size", "iu", n_local)
-            local_of = _array(arrays, "local_of", "iu", len(catalog))
-            if not _in_range(local_of, -1, n_local - 1) or not _in_range(offset, 0, 1 << 62) \
-                    or not _in_range(size, -1, 1 << 62) or not _in_range(source, 0, (1 << 31) - 1):
-                return None
-            if sources and not _in_range(source, 0, len(sources) - 1):
-                return None
-            if sources and len(signature) == len(sources):
-                # An item cannot run past the file it is in (a tampered size would be read whole).
-                file_size = np.array([int(row[1]) for row in signature], np.int64)
-                for a in range(0, n_local, _SLICE):  # a slice at a time: no N-sized temporaries
-                    end = offset[a:a + _SLICE].astype(np.int64) + np.maximum(size[a:a + _SLICE], 0)
-                    if np.any(end > file_size[source[a:a + _SLICE]]):
-                        return None
             differ = None
-            if meta.get("content"):
-                differ = _array(arrays, "differ", "iu")
+            if note.get("content"):
+                differ = _array(attached, "differ", "iu")
                 if not _in_range(differ, 0, len(catalog) - 1) or np.any(differ[1:] <= differ[:-1]):
                     return None
-            extra, extra_ids = meta["extra"], meta["extra_ids"]
+            extra, extra_ids = note["extra"], note["extra_ids"]
             if not isinstance(extra, int) or not 0 <= extra <= n_local \
                     or not isinstance(extra_ids, list) or not all(isinstance(i, str) for i in extra_ids):
                 return None
-            listing_extra = meta.get("listing_extra", {})
-            if not isinstance(listing_extra, dict):
-                return None
-            listing_extra = dict(listing_extra)
-            for key in arrays:
-                if key.startswith("extra.") and key.endswith(".blob"):
-                    name = key[len("extra."):-len(".blob")]
-                    listing_extra[name] = PackedStrings(_array(arrays, key, "u1"),
-                                                        _array(arrays, f"extra.{name}.offsets", "iu"))
-                    if len(listing_extra[name]) != n_local:
-                        return None
-            listing = Listing(kind, local, list(sources), names, source, offset, size, signature,
-                              extra=listing_extra)
-            if not fresh:
+            listing.root = local
+            if listing.signature != [tuple(row) for row in kind.signature(local)]:
                 return None, listing
             kind.restore(listing)
             resolution = cls(catalog, listing, local_of, list(extra_ids), extra, differ)

@@ -8,10 +8,9 @@ import json
 import operator
 import os
 import stat
-import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, NamedTuple, Union
 
 import numpy as np
 
@@ -166,13 +165,17 @@ class Listing:
         return self.kind.where(self, int(i))
 
     # -- the one cache format: a tar set's index, the listing the ranks of one machine
-    # share, the listing under a catalog's resolution. An uncompressed .npz, memory-mapped
-    # on load, so processes that open one cache share its pages.
+    # share, a catalog's resolution (the listing plus its own arrays). An uncompressed .npz,
+    # memory-mapped on load, so processes that open one cache share its pages.
     _CACHE_VERSION = 1
+    _CACHE_ARRAYS = frozenset(["meta", "sources_blob", "sources_offsets", "names_blob", "names_offsets", "source",
+                               "offset", "size", "signature_blob", "signature_offsets", "signature_numbers"])
 
-    def save(self, path: PathLike) -> None:
-        """Write this listing to *path* atomically (an uncompressed ``.npz``). Extras that
-        are not arrays, packed strings or JSON values are left to ``Kind.restore``."""
+    def save(self, path: PathLike, attached: dict[str, np.ndarray] | None = None,
+             note: dict[str, Any] | None = None) -> None:
+        """Write this listing to *path* atomically (an uncompressed ``.npz``), with the
+        user's *attached* arrays and JSON *note* (a resolution's map and its facts). Extras
+        that are not arrays, packed strings or JSON values are left to ``Kind.restore``."""
         from .._atomic import write_atomically
 
         arrays: dict[str, Any] = {}
@@ -184,12 +187,17 @@ class Listing:
                 arrays[f"x.{key}"] = value
             elif _is_json(value):
                 plain[key] = value
-        meta = {"version": self._CACHE_VERSION, "kind": self.kind.name, "root": self.root, "extra": plain}
+        for key, value in (attached or {}).items():
+            if key in self._CACHE_ARRAYS or key.startswith("x."):
+                raise ValueError(f"attached array name {key!r} is one of the listing's own")
+            arrays[key] = value
+        meta = {"version": self._CACHE_VERSION, "kind": self.kind.name, "root": self.root, "extra": plain,
+                "note": note or {}}
         sources = PackedStrings.pack(self.sources)
         signature = PackedStrings.pack(name for name, _, _ in self.signature)
 
         def write(fh: Any) -> None:
-            np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+            np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode("utf-8", "surrogateescape"), np.uint8),
                      sources_blob=_blob_array(sources), sources_offsets=sources.offsets,
                      names_blob=_blob_array(self.names), names_offsets=self.names.offsets,
                      source=self.source, offset=self.offset, size=self.size,
@@ -200,53 +208,78 @@ class Listing:
         write_atomically(Path(path), write)
 
     @classmethod
-    def load(cls, path: PathLike, kind: type[Kind] | None = None,
-             signature: list[tuple[str, int, int]] | None = None) -> Listing | None:
-        """The listing saved at *path*, memory-mapped; None (a miss, to be listed again and
-        rewritten) when it is absent, not a regular file, of another version or *kind*,
-        stale against *signature*, or holds any value that does not check out: a cache is
-        never trusted with an index past its own arrays."""
-        from .._npz import map_npz
+    def open_cache(cls, path: PathLike, kind: type[Kind] | None = None) -> CachedListing | None:
+        """The listing saved at *path* with its attached arrays and note, memory-mapped, as
+        saved (stale or not: compare ``listing.signature`` with the kind's now); None (a
+        miss) when it is absent, not a regular file or a link, of another version or *kind*,
+        or holds any value that does not check out: an item past its file, a source past the
+        listing, arrays of unequal lengths. A cache is never trusted with an index."""
+        from .._npz import map_npz_cache
         from . import KINDS
 
+        arrays = map_npz_cache(Path(path))
+        if arrays is None:
+            return None
         try:
-            data = map_npz(path)
-            meta = json.loads(bytes(data["meta"]))
+            meta = json.loads(_plain(arrays["meta"], "u").tobytes().decode("utf-8", "surrogateescape"))
             if not isinstance(meta, dict) or meta.get("version") != cls._CACHE_VERSION:
                 return None
             found = KINDS.get(meta.get("kind"))  # type: ignore[arg-type]
-            if found is None or (kind is not None and found is not kind) or not isinstance(meta.get("root"), str):
+            if found is None or (kind is not None and found is not kind) or not isinstance(meta.get("root"), str) \
+                    or not isinstance(meta.get("extra"), dict) or not isinstance(meta.get("note"), dict):
                 return None
-            sources = list(PackedStrings(data["sources_blob"], data["sources_offsets"]))
-            names = PackedStrings(data["names_blob"], data["names_offsets"])
-            numbers = data["signature_numbers"]
-            sig_names = list(PackedStrings(data["signature_blob"], data["signature_offsets"]))
+            sources = list(PackedStrings(_plain(arrays["sources_blob"], "u"), _plain(arrays["sources_offsets"])))
+            names = PackedStrings(_plain(arrays["names_blob"], "u"), _plain(arrays["names_offsets"]))
+            numbers = arrays["signature_numbers"]
+            sig_names = list(PackedStrings(_plain(arrays["signature_blob"], "u"), _plain(arrays["signature_offsets"])))
             if numbers.shape != (len(sig_names), 2) or numbers.dtype.kind != "i":
                 return None
-            saved_signature = [(name, int(n), int(t)) for name, (n, t) in zip(sig_names, numbers.tolist())]
-            if signature is not None and saved_signature != list(map(tuple, signature)):
-                return None
-            source, offset, size = data["source"], data["offset"], data["size"]
+            signature = [(name, int(n), int(t)) for name, (n, t) in zip(sig_names, numbers.tolist())]
             n = len(names)
-            if any(a.ndim != 1 or len(a) != n or a.dtype.kind not in "iu" for a in (source, offset, size)):
+            source, offset, size = (_plain(arrays[k], length=n) for k in ("source", "offset", "size"))
+            # (a folder listing has no sources: its items are files under the root)
+            if n and (int(source.min()) < 0 or (sources and int(source.max()) >= len(sources))
+                      or int(offset.min()) < 0 or int(size.min()) < -1 or int(offset.max()) >= 1 << 62
+                      or int(size.max()) >= 1 << 62):
                 return None
-            if n and (int(source.min()) < 0 or int(source.max()) >= max(len(sources), 1)
-                      or int(offset.min()) < 0 or int(size.min()) < -1):
-                return None
-            extra: dict[str, Any] = dict(meta.get("extra") or {})
-            for key in data:
+            if sources and len(signature) == len(sources) and n:
+                # An item cannot run past the file it is in (a tampered size would be read whole).
+                file_size = np.array([row[1] for row in signature], np.int64)
+                for start in range(0, n, 1 << 16):  # a slice at a time: no N-sized temporaries
+                    part = slice(start, start + (1 << 16))
+                    end = offset[part].astype(np.int64) + np.maximum(size[part], 0)
+                    if np.any(end > file_size[source[part]]):
+                        return None
+            extra: dict[str, Any] = dict(meta["extra"])
+            attached: dict[str, np.ndarray] = {}
+            for key, value in arrays.items():
                 if key.startswith("x.") and key.endswith(".blob"):
                     name = key[2:-5]
-                    extra[name] = PackedStrings(data[key], data[f"x.{name}.offsets"])
+                    extra[name] = PackedStrings(_plain(value, "u"), _plain(arrays[f"x.{name}.offsets"]))
                     if len(extra[name]) != n:
                         return None
                 elif key.startswith("x.") and not key.endswith(".offsets"):
-                    extra[key[2:]] = data[key]
-        except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zipfile.BadZipFile):
+                    extra[key[2:]] = value
+                elif key not in cls._CACHE_ARRAYS and not key.startswith("x."):
+                    attached[key] = value
+        except (KeyError, ValueError, TypeError, OverflowError, UnicodeDecodeError):
             return None
-        listing = cls(found, meta["root"], sources, names, source, offset, size, saved_signature, extra)
+        listing = cls(found, meta["root"], sources, names, source, offset, size, signature, extra)
+        return CachedListing(listing, attached, meta["note"])
+
+    @classmethod
+    def load(cls, path: PathLike, kind: type[Kind] | None = None,
+             signature: list[tuple[str, int, int]] | None = None) -> Listing | None:
+        """The listing saved at *path* (:meth:`open_cache`), if it is still current: None when
+        it is stale against *signature* (the kind's ``signature`` of the copy now) or misses."""
+        cached = cls.open_cache(path, kind)
+        if cached is None:
+            return None
+        listing = cached.listing
+        if signature is not None and listing.signature != [tuple(row) for row in signature]:
+            return None
         try:
-            found.restore(listing)
+            listing.kind.restore(listing)
         except ReferenceSetError:
             return None
         return listing
@@ -262,10 +295,28 @@ class Listing:
         self._handles = {}
 
 
+class CachedListing(NamedTuple):
+    """A listing read back from its cache, with what was saved beside it."""
+
+    listing: Listing
+    attached: dict[str, np.ndarray]
+    note: dict[str, Any]
+
+
+def _plain(array: np.ndarray, kinds: str = "iu", length: int | None = None) -> np.ndarray:
+    """*array* if it is 1-d, of an integer type (``u``: bytes) and of *length*; ValueError otherwise."""
+    if array.ndim != 1 or array.dtype.kind not in kinds or (kinds == "u" and array.dtype.itemsize != 1) \
+            or (length is not None and len(array) != length):
+        raise ValueError(f"cache array of {array.dtype} and shape {array.shape}")
+    return array
+
+
 class Kind:
     """One storage layout of a reference set. Subclasses are stateless."""
 
     name: ClassVar[str] = ""
+    #: what the kind lists in parts ("shards"), for a progress bar; None: it lists at once
+    parts: ClassVar[str | None] = None
     #: the id rules this kind supports, the first being its default
     id_rules: ClassVar[tuple[str, ...]] = ("stem", "key")
 
@@ -274,7 +325,11 @@ class Kind:
         raise NotImplementedError
 
     @classmethod
-    def scan(cls, path: str) -> Listing:
+    def scan(cls, path: str, workers: int | None = None, progress: Callable[[int], None] | None = None,
+             previous: Listing | None = None) -> Listing:
+        """Every item of the copy at *path*. A kind that lists in parts may use *workers*
+        processes, call *progress* with the parts listed so far, and take what did not change
+        from *previous* (an earlier listing of the copy); the others ignore them."""
         raise NotImplementedError
 
     @classmethod

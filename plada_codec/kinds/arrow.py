@@ -24,7 +24,7 @@ import mmap
 import os
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -326,7 +326,8 @@ class ArrowKind(Kind):
             raise ReferenceSetError(f"{path}: cannot list ({exc.strerror or exc})") from None
 
     @classmethod
-    def scan(cls, path: str) -> Listing:
+    def scan(cls, path: str, workers: int | None = None, progress: Callable[[int], None] | None = None,
+             previous: Listing | None = None) -> Listing:
         files = _data_files(path)
         names, sources, offsets, sizes = [], [], [], []
         for number, file in enumerate(files):

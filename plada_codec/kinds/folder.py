@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ class FolderKind(Kind):
         return path.is_dir()
 
     @classmethod
-    def scan(cls, path: str) -> Listing:
+    def scan(cls, path: str, workers: int | None = None, progress: Callable[[int], None] | None = None,
+             previous: Listing | None = None) -> Listing:
         walk = walk_folder(path, keep=is_image_name)
         n = len(walk.names)
         if not n:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,8 @@ class NpzKind(Kind):
             return data["x"]
 
     @classmethod
-    def scan(cls, path: str) -> Listing:
+    def scan(cls, path: str, workers: int | None = None, progress: Callable[[int], None] | None = None,
+             previous: Listing | None = None) -> Listing:
         array = cls._array(path)
         n = len(array)
         if n == 0:

@@ -11,7 +11,7 @@ so memory stays flat in N. Needs ``pyarrow`` (``pip install 'plada[parquet]'``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,8 @@ class ParquetKind(Kind):
         return holds_only(path, ".parquet")
 
     @classmethod
-    def scan(cls, path: str) -> Listing:
+    def scan(cls, path: str, workers: int | None = None, progress: Callable[[int], None] | None = None,
+             previous: Listing | None = None) -> Listing:
         files = _parquet_files(Path(path))
         names, sources, offsets, layouts, row_groups = [], [], [], [], []
         for number, file in enumerate(files):

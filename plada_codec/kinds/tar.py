@@ -565,6 +565,7 @@ def _unchanged(previous: Listing, shards: list[str],
 
 class TarKind(Kind):
     name = "tar"
+    parts = "shards"
     id_rules = ("stem", "key")
 
     @classmethod
