@@ -52,12 +52,36 @@ if bash fuzz/build_libfuzzer.sh >"$LOGS/build.log" 2>&1; then
 else
     echo "libFuzzer harnesses not built: $(tail -n1 "$LOGS/build.log")"
 fi
+# libplada (csrc/libplada/): the C library's public entry points under ASan/UBSan, seeded with
+# every vector; then `plada conformance` at a large size against plada-c and the educational decoder.
+mkdir -p fuzz/build
+LIBPLADA_SOURCES=(csrc/libplada/plada.c csrc/libplada/text.c csrc/libplada/kernels.c csrc/plada_core.c csrc/plada_cm.c)
+if "${CC:-clang}" -g -O1 -fno-omit-frame-pointer -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icsrc/libplada fuzz/fuzz_libplada.c \
+        "${LIBPLADA_SOURCES[@]}" -lzstd -lm -o fuzz/build/fuzz_libplada >"$LOGS/build-libplada.log" 2>&1; then
+    if [ ! -d fuzz/corpus/libplada ] || [ -z "$(ls -A fuzz/corpus/libplada)" ]; then
+        mkdir -p fuzz/corpus/libplada
+        cp spec/vectors/v1.*/*.bin spec/vectors/v1.*/invalid/*.bin fuzz/corpus/libplada/
+    fi
+    start libplada fuzz/build/fuzz_libplada "${COMMON[@]}" -rss_limit_mb=2048 fuzz/corpus/libplada
+else
+    echo "libplada harness not built: $(tail -n1 "$LOGS/build-libplada.log")"
+fi
+if make -s -C csrc/libplada BUILD="$PWD/fuzz/build/libplada" >"$LOGS/build-plada-c.log" 2>&1; then
+    CONFORMANCE=(--generated 10000 --mutated 90000 --seed "$(date +%s)" --quiet)
+    start conformance-plada-c "$PY" -m plada_codec.cli conformance "${CONFORMANCE[@]}" --exact-classes \
+        --decoder "fuzz/build/libplada/plada-c decode --json {}" --repro-dir fuzz/findings/conformance-plada-c
+    start conformance-educational "$PY" -m plada_codec.cli conformance "${CONFORMANCE[@]}" --workers 1 \
+        --decoder educational --repro-dir fuzz/findings/conformance-educational
+else
+    echo "plada-c not built: $(tail -n1 "$LOGS/build-plada-c.log")"
+fi
 printf '%s\n' "${jobs_started[@]}" >"$LOGS/pids"
 wait
 echo "campaign done; summary:"
 for log in "$LOGS"/*.log; do
-    [ "$(basename "$log")" = build.log ] && continue
+    case "$(basename "$log")" in build*.log) continue ;; esac
     echo "== $(basename "$log" .log)"
     grep -E "^#[0-9]+.*(DONE|cov:)" "$log" | tail -n1 || true
-    grep -E "stat::number_of_executed_units|new finding|ERROR|invariant broken" "$log" || true
+    grep -E "stat::number_of_executed_units|new finding|ERROR|invariant broken|cases \(|disagreements:" "$log" || true
 done

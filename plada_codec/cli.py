@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import _cli_catalog, bandwidth, codecs
+from . import _cli_catalog, _cli_conformance, bandwidth, codecs
 from ._atomic import write_atomically
 from ._constants import (
     COMPRESSION_NAMES,
@@ -569,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_ref_hash)
 
     _cli_catalog.add_catalog_command(sub, _EPILOG)
+    _cli_conformance.add_conformance_command(sub, _EPILOG)
     return parser
 
 

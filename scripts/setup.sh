@@ -19,11 +19,12 @@ CONSTRAINTS=constraints-cpu.txt
 if [ "$MODE" = "full" ]; then
     VENV="${VENV:-.venv}"
     EXTRAS="train,dev"
-    # Debian packages: Fashion-MNIST (the demo's pool) and clang (libFuzzer + ASan/UBSan for
-    # fuzz/; Debian 12's clang-14 brings libclang-rt-14-dev).
+    # Debian packages: Fashion-MNIST (the demo's pool), clang (libFuzzer + ASan/UBSan for
+    # fuzz/; Debian 12's clang-14 brings libclang-rt-14-dev) and libzstd-dev (csrc/libplada).
     APT=()
     [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || APT+=(dataset-fashion-mnist)
     command -v clang >/dev/null 2>&1 || APT+=(clang)
+    [ -f /usr/include/zstd.h ] || APT+=(libzstd-dev)
     if [ "${#APT[@]}" -gt 0 ]; then
         SUDO=""
         [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -3,6 +3,8 @@
 #   1. set-up (scripts/setup.sh); lint: ruff; types: mypy (the package ships py.typed);
 #   2. the whole suite on the C backend (every codec test also runs on the numpy twins),
 #      including the torchrun tests and a short fuzzing smoke run;
+#   2a. libplada (csrc/libplada): built with -Werror and its C tests run (tests/test_libplada.py also
+#      runs them under ASan/UBSan);
 #   2b. scripts/gpu-check.sh's offline path rehearsed on the CPU (scripts/gpu-rehearsal.sh): a wheel
 #      bundle, `pip --no-index` into a stand-in for the GPU machine's Python, tests/test_gpu.py with
 #      bf16 autocast on the CPU;
@@ -78,6 +80,7 @@ main() {
     stage "lint: ruff" .venv/bin/ruff check .
     stage "types: mypy" .venv/bin/mypy
     stage "full suite (C + numpy twins)" full_suite
+    stage "libplada: make check (-Werror)" make -C csrc/libplada EXTRA_CFLAGS=-Werror check
     stage "gpu rehearsal (offline path, CPU bf16)" bash scripts/gpu-rehearsal.sh
     stage "set-up: codec env" bash scripts/setup.sh --codec
     stage "codec suite (numpy, no torch)" codec_suite
