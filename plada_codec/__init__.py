@@ -8,7 +8,7 @@ reference set; encode, decode, inspect, verify and reference fingerprints.
 ([3, 17, 90], [1, 0, 1])
 """
 
-from . import codecs, kinds
+from . import codecs, export, kinds
 from ._atomic import NotARegularFileError, write_atomically
 from ._backend import available_backends, backend
 from ._catalog import Catalog, Resolution
@@ -52,7 +52,7 @@ FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 __all__ = [
     "encode", "decode", "inspect", "verify", "read_payload",
     "PayloadEncoder", "PayloadDecoder", "Payload", "PayloadInfo", "SectionInfo",
-    "ReferenceSet", "Catalog", "Resolution", "codecs", "kinds",
+    "ReferenceSet", "Catalog", "Resolution", "codecs", "export", "kinds",
     "TarImage", "tar_images", "tar_shards", "ReferenceSetError", "StaleManifestError", "UnknownBackendError",
     "InvalidOptionError",
     "PayloadError", "PayloadFormatError", "TruncatedPayloadError", "TrailingDataError",

@@ -1,4 +1,6 @@
-"""``plada``: encode, decode, inspect, verify and compare PLADA payloads; hash reference sets.
+"""``plada``: encode, decode, inspect, verify and compare PLADA payloads; hash reference sets;
+build and resolve catalogs; export a payload's selection for other training code (``plada export``);
+check another decoder (``plada conformance``).
 
 Exit status: 0 success; 1 the payload is invalid, exceeds a limit or does not
 match the reference set; 2 bad usage: a bad option or input file, an invalid
@@ -27,7 +29,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import _cli_catalog, _cli_conformance, bandwidth, codecs
+from . import _cli_catalog, _cli_conformance, _cli_export, bandwidth, codecs
 from ._atomic import write_atomically
 from ._constants import (
     COMPRESSION_NAMES,
@@ -570,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _cli_catalog.add_catalog_command(sub, _EPILOG)
     _cli_conformance.add_conformance_command(sub, _EPILOG)
+    _cli_export.add_export_command(sub, _EPILOG)
     return parser
 
 

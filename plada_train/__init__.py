@@ -15,16 +15,18 @@ from typing import Any
 
 _EXPORTS = {
     "_compat": ["import_timm"],
+    "client": ["Consumed", "consume"],
     "data": ["ImageSet", "Miniature", "load_folder", "load_miniature", "load_npz"],
     "distributed": ["Context", "pick_device"],
-    "engine": ["evaluate", "seed_everything", "train_classifier"],
     "errors": ["DataError"],
     "models": ["SmallCNN", "create_model"],
-    "pipeline": ["ConsumeRequest", "Consumed", "ProduceRequest", "ProduceResult", "Produced", "consume",
-                 "make_payload", "produce", "train_student", "train_teacher"],
     "recipes": ["StudentRecipe", "TeacherRecipe", "TrainRecipe"],
+    "requests": ["ConsumeRequest", "ProduceRequest"],
     "scoring": ["Scores", "score_reference"],
     "selection": ["Selection", "select"],
+    "server": ["ProduceResult", "Produced", "make_payload", "produce"],
+    "train": ["evaluate", "seed_everything", "train_classifier", "train_student", "train_teacher"],
+    "virtual": ["VirtualDataset", "virtual_dataset"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
