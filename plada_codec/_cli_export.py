@@ -9,6 +9,7 @@ import json
 import sys
 
 from ._cli_catalog import int_at_least
+from ._cli_errors import UsageError
 from .export import (
     DEFAULT_MAX_MISSING,
     DEFAULT_SHARD_SAMPLES,
@@ -36,8 +37,6 @@ def _fraction(text: str) -> float:
 
 
 def _usage(message: str) -> Exception:
-    from .cli import UsageError  # cli imports this module: import back on use
-
     return UsageError(message)
 
 

@@ -11,11 +11,11 @@ import os
 import stat
 import zipfile
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import BinaryIO, Union
 
 import numpy as np
 
-from .kinds._base import PathLike
+PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["map_npz", "map_npz_member", "map_npz_cache", "regular_descriptor"]
 

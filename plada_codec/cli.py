@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _cli_catalog, _cli_conformance, _cli_export, bandwidth, codecs
 from ._atomic import write_atomically
+from ._cli_errors import UsageError
 from ._constants import (
     COMPRESSION_NAMES,
     DEFAULT_EFFORT,
@@ -57,10 +58,6 @@ _EPILOG = (
 )
 # Commands whose input is a payload: an unexpected ValueError there means the payload is bad.
 _PAYLOAD_COMMANDS = ("decode", "inspect", "verify", "compare")
-
-
-class UsageError(Exception):
-    """A CLI input problem that is not about the payload format."""
 
 
 class _Parser(argparse.ArgumentParser):

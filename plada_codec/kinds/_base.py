@@ -14,7 +14,9 @@ from typing import Any, ClassVar, NamedTuple, Union
 
 import numpy as np
 
+from .._atomic import write_atomically
 from .._errors import ReferenceSetError
+from .._npz import map_npz_cache
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -176,8 +178,6 @@ class Listing:
         """Write this listing to *path* atomically (an uncompressed ``.npz``), with the
         user's *attached* arrays and JSON *note* (a resolution's map and its facts). Extras
         that are not arrays, packed strings or JSON values are left to ``Kind.restore``."""
-        from .._atomic import write_atomically
-
         arrays: dict[str, Any] = {}
         plain: dict[str, Any] = {}
         for key, value in self.extra.items():
@@ -214,9 +214,6 @@ class Listing:
         miss) when it is absent, not a regular file or a link, of another version or *kind*,
         or holds any value that does not check out: an item past its file, a source past the
         listing, arrays of unequal lengths. A cache is never trusted with an index."""
-        from .._npz import map_npz_cache
-        from . import KINDS
-
         arrays = map_npz_cache(Path(path))
         if arrays is None:
             return None
@@ -224,7 +221,7 @@ class Listing:
             meta = json.loads(_plain(arrays["meta"], "u").tobytes().decode("utf-8", "surrogateescape"))
             if not isinstance(meta, dict) or meta.get("version") != cls._CACHE_VERSION:
                 return None
-            found = KINDS.get(meta.get("kind"))  # type: ignore[arg-type]
+            found = _KINDS_BY_NAME.get(meta.get("kind"))  # type: ignore[arg-type]
             if found is None or (kind is not None and found is not kind) or not isinstance(meta.get("root"), str) \
                     or not isinstance(meta.get("extra"), dict) or not isinstance(meta.get("note"), dict):
                 return None
@@ -311,8 +308,18 @@ def _plain(array: np.ndarray, kinds: str = "iu", length: int | None = None) -> n
     return array
 
 
+# Every Kind subclass by its name, filled as each is defined: what a cache names, found
+# without importing the registry (kinds/__init__.py's KINDS, the detection order) from here.
+_KINDS_BY_NAME: dict[str, type[Kind]] = {}
+
+
 class Kind:
     """One storage layout of a reference set. Subclasses are stateless."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            _KINDS_BY_NAME[cls.name] = cls
 
     name: ClassVar[str] = ""
     #: what the kind lists in parts ("shards"), for a progress bar; None: it lists at once

@@ -22,8 +22,8 @@ import numpy as np
 
 from .. import _backend
 from ._base import PackedStrings
+from ._shard import ShardListing
 from .images import IMAGE_EXTENSIONS
-from .tar import ShardListing
 
 try:
     from .._plada_core import ffi, lib

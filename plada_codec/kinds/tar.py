@@ -37,6 +37,8 @@ import numpy as np
 from .._errors import ReferenceSetError
 from .._ids import check_id, check_ids, path_argument, shown
 from ._base import Kind, Listing, PackedStrings, PathLike, file_signature, holds_only, read_exactly
+from ._shard import ShardListing
+from ._tar_c import list_shard_c
 from .images import _ASCII_LOWER, IMAGE_EXTENSIONS
 
 __all__ = ["TarKind", "TarImage", "ShardListing", "tar_shards", "tar_images", "list_shard", "list_shards",
@@ -68,19 +70,6 @@ class TarImage(NamedTuple):
     def item_id(self) -> str:
         """The manifest id: ``<shard file name>/<key>``."""
         return f"{os.path.basename(self.shard)}/{self.key}"
-
-
-class ShardListing(NamedTuple):
-    """The samples of one shard in archive order, as flat arrays (cheap to send
-    back from a worker process). ``members`` is None where they were not asked for."""
-
-    keys: PackedStrings
-    members: PackedStrings | None
-    offset: np.ndarray
-    size: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.keys)
 
 
 # -- shards ---------------------------------------------------------------------
@@ -420,8 +409,6 @@ def _samples(members: list[_Member], shard: str) -> ShardListing:
 def list_shard(shard: str) -> ShardListing:
     """The samples of one shard, in archive order (an empty shard gives empty arrays).
     Raises ReferenceSetError naming the shard for one that breaks section 3.4."""
-    from ._tar_c import list_shard_c  # here, not at the top: _tar_c builds on this module
-
     listed = list_shard_c(shard)  # the C walk, where built; None: this module decides
     if listed is not None:
         return listed
