@@ -76,7 +76,7 @@ def child_score(spec: str, workers: int, in_memory: bool) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from plada_train.datasets import open_reference
+    from plada_train.data import open_reference
     from plada_train.models import SmallCNN
     from plada_train.preprocess import preprocess_for
 
@@ -152,7 +152,7 @@ def client_reads(spec: str, k: int, manifest: str | None = None, seed: int = 0) 
     headers through the file object, so the header scan is counted too."""
     from PIL import Image
 
-    from plada_train.datasets import LabelledSubset, open_reference
+    from plada_train.data import LabelledSubset, open_reference
 
     # Load PIL's decoders before counting: reading module files is not reading data.
     warm = io.BytesIO()
@@ -218,7 +218,7 @@ def client_table(base: Path, sizes, k: int) -> None:
 
 
 def index_table(base: Path, sizes, workers_list) -> None:
-    from plada_train.datasets import TarImages
+    from plada_train.data import TarImages
 
     print("\nTar member index without a cache (TarImages(index_workers=w)): best of 2 runs")
     print("| N | shards | listing processes | seconds | members/s | speed-up vs 1 |")

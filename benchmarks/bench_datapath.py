@@ -144,8 +144,8 @@ def main() -> None:
     parser.add_argument("--root", help="folder to write the JPEGs in (default: a temporary one)")
     args = parser.parse_args()
 
+    from plada_train.data import open_reference
     from plada_train.preprocess import _pil_filter, preprocess_for
-    from plada_train.sources import open_reference
 
     torch.set_num_threads(1)
     pre = preprocess_for(None, args.model, 3)

@@ -32,11 +32,11 @@ from torch.utils.data import Subset
 
 from plada_train.data import LabelledSubset, open_reference
 from plada_train.distributed import Context, pick_device
-from plada_train.engine import train_classifier
 from plada_train.models import create_model
 from plada_train.preprocess import preprocess_for
 from plada_train.recipes import StudentRecipe
 from plada_train.scoring import score_reference
+from plada_train.train import train_classifier
 
 
 def _sync(device: torch.device) -> None:
@@ -61,7 +61,7 @@ def _timed(device: torch.device, fn) -> tuple[float, int | None]:
 def force_bf16_autocast() -> None:
     """plada's autocast (engine's, and every plada_train module's copy of it) made bf16 on the CPU
     too, as it is on CUDA."""
-    from plada_train import engine
+    from plada_train import train as engine
 
     original = engine.autocast
 

@@ -33,8 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = textwrap.dedent("""
     import inspect, json, os, resource, sys
     sys.path.insert(0, sys.argv[1])
-    import plada_codec, plada_train.pipeline as pipeline, plada_train.distributed as distributed
-    from plada_train.sources import open_reference
+    import plada_codec, plada_train.distributed as distributed
+    try:
+        from plada_train.inputs import open_run_reference
+    except ImportError:  # a checkout before the pipeline split
+        from plada_train.pipeline import _open_reference as open_run_reference
+    from plada_train.data import open_reference
 
     def rss_kib():
         with open("/proc/self/status") as fh:
@@ -48,8 +52,8 @@ PROBE = textwrap.dedent("""
     warm = open_reference(sys.argv[4])  # imports and the image decoder's set-up, outside the figures
     warm.reference_set()
     before, pss_before = rss_kib(), pss_kib()
-    if "context" in inspect.signature(pipeline._open_reference).parameters:
-        refs = pipeline._open_reference(sys.argv[2], sys.argv[3], False, context=context)
+    if "context" in inspect.signature(open_run_reference).parameters:
+        refs = open_run_reference(sys.argv[2], sys.argv[3], False, context=context)
         fingerprint = context.per_node(refs.reference_set)
     else:  # a checkout before the per-machine listing: every rank lists and checks
         refs = open_reference(sys.argv[2], manifest=sys.argv[3])

@@ -17,10 +17,11 @@ import time
 import torch
 from torch.utils.data import Subset
 
+from plada_train.data import open_reference
 from plada_train.distributed import Context
 from plada_train.models import create_model
+from plada_train.preprocess import preprocess_for
 from plada_train.scoring import score_reference
-from plada_train.sources import open_reference, preprocess_for
 
 
 def main() -> None:

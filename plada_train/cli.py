@@ -37,27 +37,17 @@ import sys
 from pathlib import Path
 
 import plada_codec
+from plada_codec.cli import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 from .errors import DataError
-from .pipeline import ConsumeRequest, ProduceRequest
 from .recipes import STUDENT_OPTIONS, TEACHER_OPTIONS, StudentRecipe, TeacherRecipe, recipe_with_options
+from .requests import ConsumeRequest, ProduceRequest, add_options, from_args
+from .selection import MODES
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+__all__ = ["main", "build_parser", "exit_status", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_INTERRUPTED",
+           "EXIT_BROKEN_PIPE"]
 
-P, C = ProduceRequest(), ConsumeRequest()
 T, S = TeacherRecipe(), StudentRecipe()
-
-
-def _read_class_names(path: str | None) -> tuple[str, ...] | None:
-    if path is None:
-        return None
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"class names file {path} not found: give a text file, one name a line") from None
-    except UnicodeDecodeError:
-        raise DataError(f"class names file {path} is not UTF-8 text: save it as UTF-8") from None
-    return tuple(line for line in lines if line.strip())
 
 
 def _teacher_recipe(args) -> TeacherRecipe:
@@ -68,36 +58,25 @@ def _student_recipe(args) -> StudentRecipe:
     return recipe_with_options(S, STUDENT_OPTIONS, vars(args))  # the map consume(steps=...) uses
 
 
-def _cmd_produce(args) -> int:
-    from .pipeline import produce
+# -- the commands: each reads its arguments and runs ---------------------------------------------
 
-    request = ProduceRequest(
-        target=args.target, reference=args.reference, out=args.out, keep=tuple(args.keep), mode=args.mode,
-        score=args.score, temperature=args.temperature, safety_share=args.safety_share, alpha=args.alpha,
-        spread=args.spread,
-        seed=args.seed, n_classes=args.n_classes, class_names=_read_class_names(args.class_names),
-        task_name=args.task_name, teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
-        teacher_recipe=_teacher_recipe(args), image_size=args.image_size, channels=args.channels,
-        scores=args.scores, rescore=args.rescore, batch_size=args.score_batch_size, shard_size=args.shard_size,
-        workers=args.workers, manifest=args.manifest, rehash=args.rehash, catalog=args.catalog, id_rule=args.id_rule,
-        device=args.device, progress=not args.quiet)
-    produce(request=request)
-    return 0
+
+def _cmd_produce(args) -> int:
+    from .server import produce
+
+    produce(request=from_args(ProduceRequest, args))
+    return EXIT_OK
 
 
 def _cmd_consume(args) -> int:
-    from .pipeline import consume
+    from .client import consume
 
-    request = ConsumeRequest(
-        payload=args.payload, reference=args.reference, test=args.test, student=args.student,
-        student_recipe=_student_recipe(args), image_size=args.image_size, channels=args.channels, save=args.save,
-        checkpoint_dir=args.checkpoint_dir, workers=args.workers, manifest=args.manifest, rehash=args.rehash,
-        catalog=args.catalog, id_rule=args.id_rule, max_missing=args.max_missing,
-        device=args.device, progress=not args.quiet)
-    result = consume(request=request)
+    result = consume(request=from_args(ConsumeRequest, args))
     if result is not None:
+        if result.result_path is not None:
+            print(f"wrote {result.result_path} (plada-train report reads it)")
         print(json.dumps(result.summary()))
-    return 0
+    return EXIT_OK
 
 
 def _cmd_demo(args) -> int:
@@ -105,49 +84,30 @@ def _cmd_demo(args) -> int:
 
     run_demo(Path(args.out), rates=tuple(args.rates), device=args.device, quick=args.quick,
              progress=not args.quiet)
-    return 0
+    return EXIT_OK
 
 
 def _cmd_baselines(args) -> int:
     from .baselines import run_baselines
-    from .recipes import StudentRecipe, TeacherRecipe
 
     student = StudentRecipe() if args.steps is None else StudentRecipe().with_(steps=args.steps)
     teacher = TeacherRecipe() if args.teacher_epochs is None else TeacherRecipe().with_(epochs=args.teacher_epochs)
     report = run_baselines(args.target, args.reference, args.out, keeps=tuple(args.keep),
                            per_class=tuple(args.per_class), sparsities=tuple(args.sparsity), seeds=tuple(args.seeds),
                            student_recipe=student, teacher_recipe=teacher, mode=args.mode, device=args.device,
-                           progress=not args.quiet)
+                           progress=not args.quiet, methods=args.methods and tuple(args.methods),
+                           image_size=args.image_size, catalog=args.catalog, quick=args.quick)
     print(report.table())
     print(f"wrote {report.path}, {Path(args.out) / 'baselines.md'} and {Path(args.out) / 'baselines.png'}")
-    return 0
+    return EXIT_OK
 
 
 def _cmd_report(args) -> int:
     from .report import report, table
 
     rows = report(args.out, plot=not args.no_plot)
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        print(table(rows))
-    return 0
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=P.device, help="auto (this rank's GPU when present), cpu or cuda")
-    parser.add_argument("--image-size", type=int, help="input side in pixels (default: the model's data config)")
-    parser.add_argument("--channels", type=int, choices=[1, 3], help="1 = grayscale, 3 = RGB (default: the target's)")
-    parser.add_argument("--workers", type=int, default=P.workers, help="DataLoader worker processes")
-    parser.add_argument("--manifest",
-                        help="manifest from `plada ref-hash --manifest-out`: verify the reference cheaply")
-    parser.add_argument("--rehash", action="store_true", help="re-read every reference file to fingerprint it")
-    parser.add_argument("--catalog", help="catalog (plada catalog build) the payload's indices refer to; --reference "
-                                          "then names the local copy in any layout (folder, tar shards, parquet)")
-    parser.add_argument("--id", dest="id_rule", default=P.id_rule,
-                        help="id rule the catalog was built with: stem (default), key or column:NAME")
-    parser.add_argument("--seed", type=int, default=T.seed, help="training seed (and random selection's)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    print(json.dumps(rows) if args.json else table(rows))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,59 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("produce", help="server: teacher, scores, payloads")
-    _common(p)
-    p.add_argument("--target", default=P.target)
-    p.add_argument("--reference", default=P.reference)
-    p.add_argument("--out", required=True, help="folder for teacher.pt, scores.npz and the payloads")
-    p.add_argument("--keep", type=float, nargs="+", default=list(P.keep), help="keep rates, fractions in (0, 1]")
-    p.add_argument("--mode", choices=["low", "high", "random"], default=P.mode)
-    p.add_argument("--score", choices=["energy", "entropy", "msp"], default=P.score)
-    p.add_argument("--temperature", type=float, default=P.temperature)
-    p.add_argument("--safety-share", type=float, default=P.safety_share, help="Safety-Net share s (0 = off)")
-    p.add_argument("--alpha", type=float, default=P.alpha, help="Safety-Net exponent α")
-    p.add_argument("--spread", type=float, default=P.spread,
-                   help="keep the budget spread evenly over the best SPREAD x budget images "
-                        "instead of the most typical ones (1 = the paper's rule)")
-    p.add_argument("--teacher", default=P.teacher, help="smallcnn, smallcnn_w32 or a timm model name")
-    p.add_argument("--teacher-checkpoint", help="local state-dict file (e.g. pretrained timm weights) to start from")
-    p.add_argument("--teacher-epochs", type=float, help=f"default {T.epochs}; 0 = use the checkpoint as it is")
-    p.add_argument("--teacher-steps", type=int, help="optimiser steps instead of epochs")
-    p.add_argument("--teacher-lr", type=float, help=f"default {T.lr}")
-    p.add_argument("--teacher-batch-size", type=int, help=f"default {T.batch_size}")
-    p.add_argument("--teacher-weight-decay", type=float, help=f"default {T.weight_decay}")
-    p.add_argument("--outlier-weight", type=float,
-                   help="outlier exposure on the reference set while training the teacher "
-                        f"(default {T.outlier_weight}; 0 = off)")
-    p.add_argument("--n-classes", type=int, help="default: largest target label + 1")
-    p.add_argument("--class-names", help="text file, one name a line, in label order")
-    p.add_argument("--task-name")
-    p.add_argument("--scores", help="scores file to reuse or write (default OUT/scores.npz)")
-    p.add_argument("--rescore", action="store_true", help="score again, replacing saved scores")
-    p.add_argument("--score-batch-size", type=int, default=P.batch_size)
-    p.add_argument("--shard-size", type=int, default=P.shard_size, help="items per scoring shard (the resume unit)")
+    add_options(p, ProduceRequest)
     p.set_defaults(func=_cmd_produce)
 
     p = sub.add_parser("consume", help="client: decode, train a student, evaluate")
-    _common(p)
-    p.add_argument("payload")
-    p.add_argument("--reference", default=C.reference)
-    p.add_argument("--test", help="target spec with a test split, e.g. builtin:mnist")
-    p.add_argument("--max-missing", type=float, default=C.max_missing, metavar="FRACTION",
-                   help="with --catalog: train without the selected images the local copy lacks, up to this "
-                        "fraction of them (default %(default)s); above it, stop with exit 2")
-    p.add_argument("--student", default=C.student, help="smallcnn, smallcnn_w32 or a timm model name (paper: resnet18)")
-    p.add_argument("--steps", type=int, help=f"optimiser steps (default {S.steps})")
-    p.add_argument("--epochs", type=float, help="passes over the virtual data set instead of --steps")
-    p.add_argument("--lr", type=float, help=f"default {S.lr}")
-    p.add_argument("--batch-size", type=int, help=f"global batch (default {S.batch_size})")
-    p.add_argument("--weight-decay", type=float, help=f"default {S.weight_decay}")
-    p.add_argument("--warmup-steps", type=int, help=f"default {S.warmup_steps}")
-    p.add_argument("--translate", type=float, help=f"augmentation: shift, fraction of the side (default {S.translate})")
-    p.add_argument("--rotate", type=float, help=f"augmentation: degrees (default {S.rotate})")
-    p.add_argument("--scale", type=float, help=f"augmentation: scale range ± (default {S.scale})")
-    p.add_argument("--checkpoint-dir", help="write training state here and resume from it")
-    p.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {S.checkpoint_every})")
-    p.add_argument("--save", help="write the student's state dict here")
+    add_options(p, ConsumeRequest)
     p.set_defaults(func=_cmd_consume)
 
     p = sub.add_parser("demo", help="the whole pipeline on the built-in miniature")
@@ -224,11 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "without the Safety-Net; JPEG-30 + Zstd-19 random and K-Center subsets; an INT8 "
                                    "linear probe; the pruned INT8 teacher) and write OUT/baselines.json (resumable, "
                                    "point by point), baselines.md and baselines.png.")
-    p.add_argument("--target", default=P.target)
-    p.add_argument("--reference", default=P.reference)
+    p.add_argument("--target", default=ProduceRequest.target)
+    p.add_argument("--reference", default=ProduceRequest.reference)
     p.add_argument("--out", default="baselines-output")
     p.add_argument("--keep", type=float, nargs="+", default=[0.01, 0.05], help="PLADA keep rates")
-    p.add_argument("--mode", default="low", choices=["low", "high"],
+    p.add_argument("--mode", default="low", choices=[m for m in MODES if m != "random"],
                    help="low-energy (in-domain) or high-energy (far out of domain) PLADA selection")
     p.add_argument("--per-class", type=int, nargs="+", default=[1, 5, 20],
                    help="images per class of the pixel baselines")
@@ -237,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="student seeds (mean and spread)")
     p.add_argument("--steps", type=int, help="student steps (default: the student recipe's)")
     p.add_argument("--teacher-epochs", type=float, help="teacher epochs (default: the teacher recipe's)")
+    p.add_argument("--methods", nargs="+", help="the families to run: plada, pixels, probe, model (default: all)")
+    p.add_argument("--quick", action="store_true",
+                   help="one point a family: the first --keep (no Safety-Net variant), --per-class, --sparsity "
+                        "and --seeds")
+    p.add_argument("--image-size", type=int, help="resize every image to this side (default: the target's size)")
+    p.add_argument("--catalog", help="catalog (plada catalog build) of the reference set; --reference then names "
+                                     "the local copy in any layout")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_baselines)
@@ -249,8 +168,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# -- one exception-to-exit map ---------------------------------------------------------------------
+
+# (exception classes, exit status, whether the message names the exception class); first match wins.
+# The reference set or an output path is a usage error (2), as in plada; a payload's own fault is 1.
+EXIT_MAP = (
+    ((plada_codec.EncodeError, plada_codec.ReferenceSetError), EXIT_USAGE, True),
+    ((plada_codec.PayloadError,), EXIT_INVALID, True),  # before ValueError: some are ValueErrors too
+    ((DataError, ValueError), EXIT_USAGE, False),
+)
+
+
+def exit_status(exc: BaseException) -> tuple[int, str] | None:
+    """(exit status, one-line message) for an error the CLI reports, or None for one it does not know."""
+    for kinds, status, named in EXIT_MAP:
+        if isinstance(exc, kinds):
+            return status, f"{type(exc).__name__}: {exc}" if named else str(exc)
+    if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):  # unreadable, unwritable, a full disk
+        return EXIT_USAGE, _os_error(exc)
+    return None
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    message = f"{where}{exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        message += " (free some space, then run the same command again: finished work is kept)"
+    return message
+
+
 def _interrupted(args) -> str:
-    from .pipeline import current_stage
+    from .workdir import current_stage
 
     stage = current_stage()
     where = f"while {stage}" if stage else "before any work started"
@@ -263,14 +211,6 @@ def _interrupted(args) -> str:
     else:
         resume = "run the same command again"
     return f"interrupted {where}; {resume}"
-
-
-def _os_error(exc: OSError) -> str:
-    where = f"{exc.filename}: " if exc.filename else ""
-    message = f"{where}{exc.strerror or exc}"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        message += " (free some space, then run the same command again: finished work is kept)"
-    return message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,22 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         if rank == "0":
             print(f"plada-train {args.command}: {_interrupted(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (plada_codec.EncodeError, plada_codec.ReferenceSetError) as exc:
-        # the reference set (unhashable, stale manifest) or an output path, not a payload: as plada, 2
-        print(f"{prefix}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except plada_codec.PayloadError as exc:  # before ValueError: some are ValueErrors too
-        print(f"{prefix}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except (DataError, ValueError) as exc:
-        print(f"{prefix}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_BROKEN_PIPE
-    except OSError as exc:  # a file that cannot be read or written, a full disk
-        print(f"{prefix}: error: {_os_error(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+    except Exception as exc:
+        known = exit_status(exc)
+        if known is None:
+            raise
+        status, message = known
+        print(f"{prefix}: error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

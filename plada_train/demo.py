@@ -19,9 +19,12 @@ import numpy as np
 
 import plada_codec
 
+from . import reporting
+from .client import consume
 from .data import load_miniature
-from .pipeline import ProduceRequest, consume, produce
 from .recipes import StudentRecipe, TeacherRecipe
+from .requests import ProduceRequest
+from .server import produce
 
 SAFETY = {"share": 0.5, "alpha": -0.2}
 
@@ -105,57 +108,46 @@ def _row_text(row: dict) -> str:
 
 
 def markdown_table(report: dict) -> str:
-    lines = [
-        f"Teacher accuracy (MNIST test): {report['teacher_accuracy']:.4f}",
-        "",
-        "| selection | keep | kept images | payload bytes | digits among kept | pseudo-label acc. (digits) "
-        "| student acc. |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     for r in report["runs"]:
         sel = r["selection"] + (f" + Safety-Net (s={r['safety_net']['share']}, α={r['safety_net']['alpha']})"
                                 if r["safety_net"] else "")
         pla = "–" if r["pseudo_label_accuracy"] is None else f"{r['pseudo_label_accuracy']:.3f}"
-        lines.append(f"| {sel} | {r['keep']:.0%} | {r['count']} | {r['payload_bytes']} | {r['in_domain']:.3f} | "
-                     f"{pla} | {r['student_accuracy']:.4f} |")
-    return "\n".join(lines)
+        rows.append([sel, f"{r['keep']:.0%}", r["count"], r["payload_bytes"], f"{r['in_domain']:.3f}", pla,
+                     f"{r['student_accuracy']:.4f}"])
+    table = reporting.markdown_table(["selection", "keep:", "kept images:", "payload bytes:", "digits among kept:",
+                                      "pseudo-label acc. (digits):", "student acc.:"], rows)
+    return f"Teacher accuracy (MNIST test): {report['teacher_accuracy']:.4f}\n\n{table}"
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    styles = {"low-energy": ("tab:red", "o"), "high-energy": ("tab:blue", "s"), "random": ("tab:gray", "^")}
-    for name, (color, marker) in styles.items():
-        pts = sorted((r["payload_bytes"], r["student_accuracy"]) for r in report["runs"]
-                     if r["selection"] == name and not r["safety_net"])
-        if pts:
-            ax.plot(*zip(*pts), marker=marker, color=color, label=name)
-    net = sorted((r["payload_bytes"], r["student_accuracy"]) for r in report["runs"] if r["safety_net"])
-    if net:
-        ax.plot(*zip(*net), marker="*", markersize=10, color="tab:orange", label="low-energy + Safety-Net")
-    for r in report["runs"]:
-        if r["selection"] == "no filter":
-            ax.scatter(r["payload_bytes"], r["student_accuracy"], marker="D", color="black", label="no filter",
-                       zorder=3)
-    if report["teacher_accuracy"] is not None:
-        ax.axhline(report["teacher_accuracy"], color="green", linestyle="--", linewidth=1, label="teacher")
-    ax.set_xscale("log")
-    sizes = [r["payload_bytes"] for r in report["runs"]]
-    ticks = [t for t in (200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
-             if min(sizes) / 2 <= t <= max(sizes) * 2]
-    ax.set_xticks(ticks)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g} KB"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("payload size (log scale)")
-    ax.set_ylabel("student accuracy on MNIST test")
-    ax.set_title("PLADA on the MNIST miniature: accuracy vs payload size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with reporting.figure(path, size=(6.4, 4.2), dpi=120) as ax:
+        styles = {"low-energy": ("tab:red", "o"), "high-energy": ("tab:blue", "s"), "random": ("tab:gray", "^")}
+        for name, (color, marker) in styles.items():
+            pts = sorted((r["payload_bytes"], r["student_accuracy"]) for r in report["runs"]
+                         if r["selection"] == name and not r["safety_net"])
+            if pts:
+                ax.plot(*zip(*pts), marker=marker, color=color, label=name)
+        net = sorted((r["payload_bytes"], r["student_accuracy"]) for r in report["runs"] if r["safety_net"])
+        if net:
+            ax.plot(*zip(*net), marker="*", markersize=10, color="tab:orange", label="low-energy + Safety-Net")
+        for r in report["runs"]:
+            if r["selection"] == "no filter":
+                ax.scatter(r["payload_bytes"], r["student_accuracy"], marker="D", color="black", label="no filter",
+                           zorder=3)
+        if report["teacher_accuracy"] is not None:
+            ax.axhline(report["teacher_accuracy"], color="green", linestyle="--", linewidth=1, label="teacher")
+        ax.set_xscale("log")
+        sizes = [r["payload_bytes"] for r in report["runs"]]
+        ticks = [t for t in (200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
+                 if min(sizes) / 2 <= t <= max(sizes) * 2]
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g} KB"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("payload size (log scale)")
+        ax.set_ylabel("student accuracy on MNIST test")
+        ax.set_title("PLADA on the MNIST miniature: accuracy vs payload size")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")

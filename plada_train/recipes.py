@@ -124,6 +124,17 @@ STUDENT_OPTIONS = {name: name for name in ("epochs", "steps", "lr", "batch_size"
                                            "translate", "rotate", "scale", "seed", "workers", "checkpoint_every")}
 
 
+# The CLI's help for each recipe option (the default is appended from the recipe).
+RECIPE_HELP = {"epochs": "passes over the training set instead of steps; 0 = use a checkpoint as it is",
+               "steps": "optimiser steps instead of epochs", "lr": "learning rate",
+               "batch_size": "global batch", "weight_decay": "AdamW weight decay",
+               "warmup_steps": "learning-rate warmup steps",
+               "translate": "augmentation: shift, fraction of the side", "rotate": "augmentation: degrees",
+               "scale": "augmentation: scale range ±", "seed": "training seed",
+               "outlier_weight": "outlier exposure on the reference set while training the teacher (0 = off)",
+               "workers": "DataLoader worker processes", "checkpoint_every": "steps between checkpoints"}
+
+
 def recipe_with_options(recipe: TrainRecipe, mapping: dict[str, str], options: dict) -> TrainRecipe:
     """*recipe* changed by the *options* named in *mapping* (CLI names); None keeps a field."""
     return recipe.with_(**{mapping[k]: v for k, v in options.items() if k in mapping})

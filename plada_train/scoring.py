@@ -24,13 +24,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .distributed import Context, fail_point
-from .engine import autocast
 from .errors import DataError
-from .selection import label_dtype
-
-SCORE_NAMES = ("energy", "entropy", "msp")
-#: Provenance keys a reused scores file must match (``scorer`` is informative only).
-MATCHED_KEYS = ("teacher", "temperature", "outlier_weight", "reference", "preprocess", "plada_version")
+from .selection import SCORE_NAMES, label_dtype
+from .train import autocast
+from .workdir import Provenance
 
 
 @dataclass
@@ -105,17 +102,8 @@ def score_logits(logits: torch.Tensor, temperature: float = 1.0) -> tuple[np.nda
 
 
 def differences(found: dict, wanted: dict) -> list[str]:
-    """What differs between two provenance records, over MATCHED_KEYS."""
-    out = []
-    for key in MATCHED_KEYS:
-        if found.get(key) != wanted.get(key):
-            a, b = found.get(key), wanted.get(key)
-            if isinstance(a, dict) and isinstance(b, dict):
-                out += [f"{key}.{k} {a.get(k)!r} (requested {b.get(k)!r})" for k in sorted(set(a) | set(b))
-                        if a.get(k) != b.get(k)]
-            else:
-                out.append(f"{key} {a!r} (requested {b!r})")
-    return out
+    """What differs between two provenance records (:meth:`.workdir.Provenance.differences`)."""
+    return Provenance.from_record(found).differences(Provenance.from_record(wanted))
 
 
 class _ShardBatches:
@@ -220,10 +208,10 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
     Items of a plada data set are decoded and resized to uint8 in the
     DataLoader workers and normalised on the model's device
     (:func:`iter_inputs`); one set of workers serves all of this rank's
-    shards. The progress bar counts images (rate and ETA), starting at the
-    images of shards already on disk; it is off unless *progress*, and off
-    when stderr is not a terminal."""
-    from tqdm.auto import tqdm
+    shards. The progress counts images (rate and ETA), starting at the
+    images of shards already on disk; it is off unless *progress*: a bar on
+    a terminal, a line now and then elsewhere (:mod:`.progress`)."""
+    from .progress import progress_bar
 
     if not temperature > 0:
         raise DataError(f"temperature must be positive, got {temperature}")
@@ -258,11 +246,10 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
     todo = [s for s in mine if paths[s] is None or not paths[s].exists()]  # others: completed by an earlier run
     done_items = sum(stop - start for start, stop in bounds.values()) - sum(
         bounds[s][1] - bounds[s][0] for s in todo)
-    # In images, not shards; a resumed run starts at the images already scored. disable=None: off
-    # when stderr is not a terminal (logs stay clean); --quiet turns progress off altogether.
-    bar = tqdm(total=sum(stop - start for start, stop in bounds.values()), initial=done_items,
-               desc="score reference", unit="img", unit_scale=True, leave=False,
-               disable=True if not progress or not context.is_main else None)
+    # In images, not shards; a resumed run starts at the images already scored.
+    bar = progress_bar(sum(stop - start for start, stop in bounds.values()), "scoring the reference set",
+                       initial=done_items, enabled=progress and context.is_main,
+                       bar={"unit": "img", "unit_scale": True})
     done_now = 0
     results: dict[int, dict] = {}
     for position, shard in _score_shards(model, reference, [bounds[s] for s in todo], temperature=temperature,

@@ -55,6 +55,8 @@ from fractions import Fraction
 import numpy as np
 
 MODES = ("low", "high", "random")
+# The scores a selection can order by (plada_train.scoring computes them; Scores.get reads them).
+SCORE_NAMES = ("energy", "entropy", "msp")
 
 
 @dataclass

@@ -38,7 +38,8 @@ def test_train_uses_only_the_public_codec_api():
 
     root = pathlib.Path(__file__).resolve().parent.parent / "plada_train"
     for path in root.glob("*.py"):
-        private = re.findall(r"plada_codec\.(_(?!_)\w+)|from plada_codec\.(\w+)", path.read_text())
+        # Public modules (plada_codec.cli's exit codes, plada_codec.export) are API; private ones are not.
+        private = re.findall(r"plada_codec\.(_(?!_)\w+)", path.read_text())
         assert not private, (path.name, private)
 
 

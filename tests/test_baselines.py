@@ -111,13 +111,13 @@ def test_quick_run_writes_curve_and_resumes(quick_task, tmp_path, monkeypatch):
         baselines.run_baselines(target, pool, tmp_path, log=stop_after_two, **kwargs)
     saved = json.loads((tmp_path / "baselines.json").read_text())
     assert len(saved["points"]) == 2
-    import plada_train.engine
-    import plada_train.pipeline
+    import plada_train.client
+    import plada_train.train
 
     consumed, trained = [], []
-    real_consume, real_train = plada_train.pipeline.consume, plada_train.engine.train_classifier
-    monkeypatch.setattr(plada_train.pipeline, "consume", lambda *a, **k: consumed.append(1) or real_consume(*a, **k))
-    monkeypatch.setattr(plada_train.engine, "train_classifier",
+    real_consume, real_train = plada_train.client.consume, plada_train.train.train_classifier
+    monkeypatch.setattr(plada_train.client, "consume", lambda *a, **k: consumed.append(1) or real_consume(*a, **k))
+    monkeypatch.setattr(plada_train.train, "train_classifier",
                         lambda *a, **k: trained.append(1) or real_train(*a, **k))
     report = baselines.run_baselines(target, pool, tmp_path, log=lambda line: None, **kwargs)
     methods = {p.method for p in report.points}

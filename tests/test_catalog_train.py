@@ -14,9 +14,10 @@ pytest.importorskip("PIL")
 import plada_codec  # noqa: E402
 from plada_codec import Catalog  # noqa: E402
 from plada_train.cli import main as train_main  # noqa: E402
+from plada_train.client import consume  # noqa: E402
 from plada_train.data import CatalogImages, DataError, open_reference  # noqa: E402
-from plada_train.pipeline import consume, produce  # noqa: E402
 from plada_train.recipes import StudentRecipe, TeacherRecipe  # noqa: E402
+from plada_train.server import produce  # noqa: E402
 
 from .refsets import make_items, store  # noqa: E402
 

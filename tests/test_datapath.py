@@ -11,10 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from plada_train import scoring  # noqa: E402
-from plada_train.data import uint8_view  # noqa: E402
+from plada_train.data import open_reference, uint8_view  # noqa: E402
 from plada_train.distributed import Context  # noqa: E402
 from plada_train.preprocess import Preprocess  # noqa: E402
-from plada_train.sources import open_reference  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TIMM = Preprocess("timm", "test", 3, (24, 24), resize=True, mean=MEAN, std=STD, interpolation="bicubic",
@@ -156,7 +155,7 @@ def test_the_bar_counts_images_and_a_resumed_run_starts_where_it_stopped(jpegs, 
 
 
 def test_training_and_evaluation_batches_travel_as_uint8_and_match_the_float_items(jpegs, monkeypatch):
-    from plada_train import engine
+    from plada_train import train as engine
     from plada_train.data import LabelledSubset
 
     seen = []

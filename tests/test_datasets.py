@@ -1,4 +1,4 @@
-"""plada_train.datasets / preprocess on tiny generated folders and tar shards."""
+"""plada_train.data / preprocess on tiny generated folders and tar shards."""
 
 import builtins
 import hashlib
@@ -17,7 +17,7 @@ Image = pytest.importorskip("PIL.Image")
 from torch.utils.data import DataLoader  # noqa: E402
 
 from plada_codec import ReferenceSet  # noqa: E402
-from plada_train.datasets import (  # noqa: E402
+from plada_train.data import (  # noqa: E402
     ArrayImages,
     DataError,
     LabelledSubset,
@@ -517,7 +517,7 @@ def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
     # The worker-process path of the header scan gives the archive order written
     # by the fixture, across shard boundaries, and the same pixels.
 
-    from plada_train.datasets import TarImages
+    from plada_train.data import TarImages
 
     pools = _count_pools(monkeypatch)
     root, written = tar_set
@@ -535,7 +535,7 @@ def test_tar_index_listed_by_worker_processes(tar_set, tmp_path, monkeypatch):
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # no silent fallback to listing in-process
 def test_tar_index_workers_report_a_damaged_shard_in_one_line(tar_set, tmp_path, monkeypatch):
 
-    from plada_train.datasets import TarImages
+    from plada_train.data import TarImages
 
     pools = _count_pools(monkeypatch)
     root, _ = tar_set
@@ -551,7 +551,7 @@ def test_tar_index_falls_back_to_this_process_when_workers_cannot_run(tar_set, m
     import concurrent.futures
     from concurrent.futures.process import BrokenProcessPool
 
-    from plada_train.datasets import TarImages
+    from plada_train.data import TarImages
 
     class BrokenPool(concurrent.futures.ProcessPoolExecutor):
         def map(self, *args, **kwargs):
@@ -571,7 +571,7 @@ def test_tar_index_cleans_up_when_a_worker_cannot_be_forked(tar_set, monkeypatch
     import multiprocessing
     import os
 
-    from plada_train.datasets import TarImages
+    from plada_train.data import TarImages
 
     real_fork, calls, forked = os.fork, [], []
 
@@ -614,7 +614,7 @@ def test_tar_index_uses_workers_by_itself_for_large_sets(tar_set, monkeypatch):
 
 
 def _index_in_a_daemon(shards, queue):
-    from plada_train.datasets import TarImages
+    from plada_train.data import TarImages
 
     try:
         queue.put(len(TarImages(shards, index_workers=2)))
@@ -710,9 +710,9 @@ def test_listing_and_target_hashing_show_bars_on_a_terminal(tmp_path, monkeypatc
 
 def test_every_reference_kind_takes_its_preprocess_at_construction(tmp_path):
     # As torchvision's datasets take transform=: items come out in the recipe's shape at once.
+    from plada_train.data import open_reference, open_target
     from plada_train.data.reference_array import ArrayImages
     from plada_train.data.reference_folder import FolderImages
-    from plada_train.sources import open_reference, open_target
 
     recipe = preprocess_for(None, "smallcnn", 1, 16)
     images = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)

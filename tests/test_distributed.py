@@ -13,9 +13,10 @@ pytest.importorskip("sklearn")
 
 import plada_codec  # noqa: E402
 from plada_train import StudentRecipe, consume, create_model  # noqa: E402
+from plada_train.data import open_reference  # noqa: E402
 from plada_train.distributed import Context  # noqa: E402
+from plada_train.preprocess import preprocess_for  # noqa: E402
 from plada_train.scoring import Scores, score_reference  # noqa: E402
-from plada_train.sources import open_reference, preprocess_for  # noqa: E402
 
 from .test_train import write_digits  # noqa: E402
 

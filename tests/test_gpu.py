@@ -115,7 +115,7 @@ def _watched_autocast(regions: list, *, bf16_on_cpu: bool = False):
     one that records (device type, enabled, dtype) of each region it opens. With *bf16_on_cpu* (the
     CPU standing in for the GPU) a region on the CPU is ``torch.autocast("cpu", bf16)``, as plada's
     is ``torch.autocast("cuda", bf16)`` on a GPU; otherwise plada's own autocast decides."""
-    from plada_train import engine
+    from plada_train import train as engine
 
     original = engine.autocast
 
@@ -227,7 +227,7 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _forward(layer, device):
-    from plada_train import engine
+    from plada_train import train as engine
 
     with engine.autocast(device):
         return layer(torch.randn(2, 8, device=device))

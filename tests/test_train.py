@@ -22,11 +22,12 @@ from plada_train import (  # noqa: E402
     create_model,
     produce,
 )
+from plada_train.data import open_reference, open_target  # noqa: E402
 from plada_train.distributed import Context, pick_device  # noqa: E402
-from plada_train.engine import train_classifier  # noqa: E402
 from plada_train.models import weights_digest  # noqa: E402
+from plada_train.preprocess import preprocess_for  # noqa: E402
 from plada_train.scoring import score_logits, score_reference  # noqa: E402
-from plada_train.sources import open_reference, open_target, preprocess_for  # noqa: E402
+from plada_train.train import train_classifier  # noqa: E402
 
 CPU = Context()
 TEACHER = TeacherRecipe(epochs=8, batch_size=64, checkpoint_every=0)
@@ -392,7 +393,7 @@ def test_demo_quick_runs(tmp_path):
 
 
 def test_payload_names_tell_the_selections_apart():
-    from plada_train.pipeline import payload_name
+    from plada_train.workdir import payload_name
 
     assert payload_name("low", 0.0, 0.05) == "payload-low-0.05.plada"
     assert payload_name("low", 0.5, 0.05) == "payload-low-safety-0.05.plada"

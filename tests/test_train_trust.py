@@ -108,7 +108,7 @@ def test_a_damaged_training_state_names_itself(digits, tmp_path, capsys):
 
 
 def _write_true_payload(digits, path):
-    from plada_train.sources import open_reference
+    from plada_train.data import open_reference
 
     _, reference, truth = digits
     at = np.flatnonzero(truth >= 0)[:64]
@@ -338,8 +338,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_after_the_next_run(digits, t
                                                                        victim):
     """Every atomic write of produce goes through plada_codec's one helper; the
     disk fills while *victim* is written (the helper's temporary file is real)."""
-    import plada_train.engine
-    import plada_train.pipeline
+    import plada_train.train
+    import plada_train.workdir
 
     real = plada_codec.write_atomically
 
@@ -349,7 +349,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_after_the_next_run(digits, t
 
     out = tmp_path / "out"
     argv = produce_args(digits, out)
-    for module in (plada_train.pipeline, plada_train.engine):
+    for module in (plada_train.workdir, plada_train.train):
         monkeypatch.setattr(module, "write_atomically", full_disk)
     assert main(argv) == 2
     monkeypatch.undo()

@@ -19,7 +19,8 @@ from plada_codec import NotARegularFileError, write_atomically
 
 from .distributed import Context, fail_point
 from .errors import DataError
-from .recipes import TrainRecipe
+from .progress import progress_bar
+from .recipes import StudentRecipe, TeacherRecipe, TrainRecipe
 
 CHECKPOINT_NAME = "train-state.pt"
 
@@ -127,8 +128,6 @@ def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, conte
     atomically every ``recipe.checkpoint_every`` steps and at the end; a run
     started again with the same directory resumes from it and ends with the
     same weights as an uninterrupted run."""
-    from tqdm.auto import tqdm
-
     from ._compat import import_timm
 
     import_timm()
@@ -174,7 +173,8 @@ def train_classifier(model: nn.Module, data: Dataset, recipe: TrainRecipe, conte
             _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                           "recipe": recipe.to_metadata(), "world_size": world}, state_path)
 
-    bar = tqdm(total=total, initial=step, desc=desc, disable=not progress or not context.is_main, leave=False)
+    bar = progress_bar(total, f"training the {desc}" if desc in ("teacher", "student") else desc, unit="steps",
+                       initial=step, enabled=progress and context.is_main)
     while step < total:
         epoch, skip = divmod(step, batches_per_epoch)
         sampler.set_epoch(epoch)
@@ -214,15 +214,12 @@ def evaluate(model: nn.Module, data: Dataset, context: Context, *, batch_size: i
              progress: bool = False, desc: str = "evaluate") -> float:
     """Top-1 accuracy on a labelled Dataset (split over ranks under torchrun);
     with *progress*, a bar in images on rank 0."""
-    from tqdm.auto import tqdm
-
     if len(data) == 0:
         raise DataError("the test split is empty")
     model.to(context.device).eval()
     indices = list(range(context.rank, len(data), context.world_size))
     correct = 0
-    bar = tqdm(total=len(indices), desc=desc, unit=" images", disable=not progress or not context.is_main,
-               leave=False)
+    bar = progress_bar(len(indices), desc, enabled=progress and context.is_main)
     for x, y in _loader(data, batch_size, indices, workers, context.device):
         with autocast(context.device):
             logits = model(x)
@@ -233,4 +230,21 @@ def evaluate(model: nn.Module, data: Dataset, context: Context, *, batch_size: i
     return total_correct / len(data)
 
 
-__all__ = ["seed_everything", "autocast", "augment", "train_classifier", "evaluate", "CHECKPOINT_NAME"]
+def train_teacher(model: nn.Module, target_train, context: Context, *, recipe: TrainRecipe | None = None,
+                  outliers=None, checkpoint_dir=None, progress: bool = False) -> nn.Module:
+    """Server step 1: fit *model* on the target's training set (paper Eq. 1),
+    with outlier exposure on *outliers* (the reference set) per the recipe."""
+    recipe = recipe or TeacherRecipe()
+    return train_classifier(model, target_train, recipe, context, outliers=outliers,
+                            checkpoint_dir=checkpoint_dir, progress=progress, desc="teacher")
+
+
+def train_student(model: nn.Module, virtual, context: Context, *, recipe: TrainRecipe | None = None,
+                  checkpoint_dir=None, progress: bool = False) -> nn.Module:
+    """Client step 2: train the student on the virtual data set (paper Eq. 4)."""
+    return train_classifier(model, virtual, recipe or StudentRecipe(), context, checkpoint_dir=checkpoint_dir,
+                            progress=progress, desc="student")
+
+
+__all__ = ["train_teacher", "train_student", "seed_everything", "autocast", "augment", "train_classifier", "evaluate",
+           "CHECKPOINT_NAME"]
