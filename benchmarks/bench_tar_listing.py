@@ -104,20 +104,23 @@ def children_cpu() -> float:
 
 
 MEMORY_PROBE = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     sys.path.insert(0, sys.argv[1])
     from plada_codec.kinds import Listing
     from plada_codec.kinds.tar import TarKind
-    def rss():
+    def status(field):
         with open("/proc/self/status") as fh:
-            return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) * 1024
+            return next(int(line.split()[1]) for line in fh if line.startswith(field)) * 1024
+    def rss():
+        return status("VmRSS:")
     before = rss()
     if sys.argv[2] == "list":
         listing = TarKind.scan(sys.argv[3], workers=1)
     else:
         listing = Listing.load(sys.argv[3], TarKind)
         sum(len(listing.names[i]) for i in range(0, len(listing), 997))  # touch it
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: a child's ru_maxrss starts from its parent's RSS at fork on Linux.
+    peak = status("VmHWM:")
     print(json.dumps({"n": len(listing), "peak_above": peak - before, "rss_above": rss() - before}))
 """)
 
