@@ -589,6 +589,24 @@ class _ClosedStream:
         raise UsageError(f"standard {self._name} is closed")
 
 
+# The one exception-to-exit map of both CLIs (plada_train.cli extends it with its DataError):
+# (exception classes, exit status, whether the message names the exception class); first match
+# wins. The input to encode or the reference set is a usage error (2), a payload's own fault 1.
+EXIT_MAP: tuple[tuple[tuple[type[BaseException], ...], int, bool], ...] = (
+    ((UsageError,), EXIT_USAGE, False),
+    ((EncodeError, ReferenceSetError), EXIT_USAGE, True),
+    ((PayloadError,), EXIT_INVALID, True),  # before ValueError: some payload errors are ValueErrors too
+)
+
+
+def exit_status(exc: BaseException, table: tuple = EXIT_MAP) -> tuple[int, str]:
+    """(exit status, one-line message) of an error *table* knows; ValueError for one it does not."""
+    for kinds, status, named in table:
+        if isinstance(exc, kinds):
+            return status, f"{type(exc).__name__}: {exc}" if named else str(exc)
+    raise ValueError(f"no exit status for {type(exc).__name__}")
+
+
 def main(argv: list[str] | None = None) -> int:
     if sys.stderr is None:  # nowhere to say anything: the exit status alone
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
@@ -611,12 +629,9 @@ def _main(argv: list[str] | None) -> int:
     command = args.command
     try:
         return args.func(args)
-    except UsageError as exc:
-        return _error(command, str(exc), EXIT_USAGE)
-    except (EncodeError, ReferenceSetError) as exc:  # the input to encode or the reference set, not a payload
-        return _error(command, f"{type(exc).__name__}: {exc}", EXIT_USAGE)
-    except PayloadError as exc:
-        return _error(command, f"{type(exc).__name__}: {exc}", EXIT_INVALID)
+    except (UsageError, PayloadError) as exc:  # every error of the codec's tree, and bad usage
+        status, message = exit_status(exc)
+        return _error(command, message, status)
     except KeyboardInterrupt:
         # Ctrl-C: hashing threads stop within a chunk (_ordered_map), outputs are written
         # atomically, so there is nothing half-done to report beyond this line.

@@ -36,7 +36,7 @@ import os
 import sys
 from pathlib import Path
 
-import plada_codec
+import plada_codec.cli as codec_cli
 from plada_codec.cli import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 from .errors import DataError
@@ -170,20 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- one exception-to-exit map ---------------------------------------------------------------------
 
-# (exception classes, exit status, whether the message names the exception class); first match wins.
-# The reference set or an output path is a usage error (2), as in plada; a payload's own fault is 1.
-EXIT_MAP = (
-    ((plada_codec.EncodeError, plada_codec.ReferenceSetError), EXIT_USAGE, True),
-    ((plada_codec.PayloadError,), EXIT_INVALID, True),  # before ValueError: some are ValueErrors too
-    ((DataError, ValueError), EXIT_USAGE, False),
-)
+# plada's map (plada_codec.cli.EXIT_MAP: the codec's errors) and the training wing's DataError after
+# it: the two CLIs cannot disagree on an exit status. An output path is a usage error (2), as in plada.
+EXIT_MAP = codec_cli.EXIT_MAP + (((DataError, ValueError), EXIT_USAGE, False),)
 
 
 def exit_status(exc: BaseException) -> tuple[int, str] | None:
     """(exit status, one-line message) for an error the CLI reports, or None for one it does not know."""
-    for kinds, status, named in EXIT_MAP:
-        if isinstance(exc, kinds):
-            return status, f"{type(exc).__name__}: {exc}" if named else str(exc)
+    try:
+        return codec_cli.exit_status(exc, EXIT_MAP)
+    except ValueError:
+        pass
     if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):  # unreadable, unwritable, a full disk
         return EXIT_USAGE, _os_error(exc)
     return None
