@@ -20,6 +20,21 @@ PathLike = Union[str, "os.PathLike[str]"]
 __all__ = ["map_npz", "map_npz_member", "map_npz_cache", "regular_descriptor"]
 
 
+def _npy_header(stream: BinaryIO, where: str = "") -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) of the ``.npy`` header at *stream*'s position; ValueError for
+    another format version or an object array (unpickling would run code)."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"{where}.npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"{where}object arrays are not allowed")
+    return shape, fortran, dtype
+
+
 def map_npz_member(path: PathLike, zf: zipfile.ZipFile, fh: BinaryIO, info: zipfile.ZipInfo) -> np.ndarray:
     """One stored (uncompressed) ``.npy`` member of the zip *zf* at *path*
     (open as *fh*), memory-mapped read-only. ValueError if the member is
@@ -32,15 +47,7 @@ def map_npz_member(path: PathLike, zf: zipfile.ZipFile, fh: BinaryIO, info: zipf
     name_length = int.from_bytes(local[26:28], "little")
     extra_length = int.from_bytes(local[28:30], "little")
     fh.seek(info.header_offset + 30 + name_length + extra_length)
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-    else:
-        raise ValueError(f"{path}: .npy format version {version}")
-    if dtype.hasobject:
-        raise ValueError(f"{path}: object arrays are not allowed")
+    shape, fortran, dtype = _npy_header(fh, f"{path}: ")
     start = fh.tell()
     count = int(np.prod(shape)) if shape else 1
     if start + count * dtype.itemsize > os.fstat(fh.fileno()).st_size:
@@ -139,15 +146,7 @@ def _map_member(mapped: mmap.mmap, header_offset: int) -> np.ndarray:
     # name length at 26..28, extra length at 28..30 (little-endian)
     start = header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
     head = io.BytesIO(mapped[start:start + (1 << 16)])
-    version = np.lib.format.read_magic(head)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(head)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(head)
-    else:
-        raise ValueError(f".npy format version {version}")
-    if dtype.hasobject:
-        raise ValueError("object array")
+    shape, fortran, dtype = _npy_header(head)
     offset = start + head.tell()
     count = math.prod(shape)
     if count * dtype.itemsize > len(mapped) - offset:

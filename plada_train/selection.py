@@ -61,6 +61,8 @@ SCORE_NAMES = ("energy", "entropy", "msp")
 
 @dataclass
 class Selection:
+    """What :func:`select` chose: the reference indices, the Safety-Net quotas and its parameters."""
+
     indices: np.ndarray  # sorted, distinct int64
     quotas: np.ndarray  # K_c per class (zeros without a Safety-Net)
     params: dict = field(default_factory=dict)  # what went into it, for payload metadata

@@ -74,6 +74,9 @@ class Produced:
 
 @dataclass(repr=False)
 class ProduceResult:
+    """What ``produce`` made: its payloads, the scores and teacher files, the teacher's accuracy
+    and whether earlier scores were reused."""
+
     payloads: list[Produced]
     scores_path: Path
     teacher_path: Path

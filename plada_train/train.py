@@ -26,6 +26,7 @@ CHECKPOINT_NAME = "train-state.pt"
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators with *seed*."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

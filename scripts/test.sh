@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command, which .ci/run calls. Stages, in order:
-#   1. set-up (scripts/setup.sh); lint: ruff; types: mypy (the package ships py.typed);
+#   1. set-up (scripts/setup.sh); lint: ruff; types: mypy (the package ships py.typed); the docs
+#      site built with --strict (scripts/docs.sh: a broken link or a public name without a docstring fails);
 #   2. the whole suite on the C backend (every codec test also runs on the numpy twins),
 #      including the torchrun tests and a short fuzzing smoke run;
 #   2a. libplada (csrc/libplada): built with -Werror and its C tests run (tests/test_libplada.py also
@@ -79,6 +80,7 @@ main() {
     stage "set-up" bash scripts/setup.sh
     stage "lint: ruff" .venv/bin/ruff check .
     stage "types: mypy" .venv/bin/mypy
+    stage "docs: mkdocs build --strict" bash scripts/docs.sh
     stage "full suite (C + numpy twins)" full_suite
     stage "libplada: make check (-Werror)" make -C csrc/libplada EXTRA_CFLAGS=-Werror check
     stage "gpu rehearsal (offline path, CPU bf16)" bash scripts/gpu-rehearsal.sh

@@ -163,7 +163,7 @@ def test_a_stale_manifest_exits_2_as_in_plada(digits, tmp_path, capsys):
 def test_the_exit_table_is_documented_once_for_both():
     import plada_train.cli
 
-    for text in (plada_train.cli.__doc__, (ROOT / "README.md").read_text()):
+    for text in (plada_train.cli.__doc__, (ROOT / "docs" / "cli.md").read_text()):
         for code in ("130", "141"):
             assert code in text
 

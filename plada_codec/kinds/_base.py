@@ -408,6 +408,29 @@ class Kind:
         )
 
 
+class RowsKind(Kind):
+    """A layout of table rows with an image column (parquet, a ``datasets`` copy): names are
+    ``image.path``, and ``column:NAME`` takes ids from another column (``_column``)."""
+
+    image_column: ClassVar[str] = "image"
+    id_rules = ("stem", "key", "column:NAME")
+
+    @classmethod
+    def item_names(cls, listing: Listing, rule: str) -> Iterator[str]:
+        if rule.startswith("column:"):
+            return cls._column(listing, rule.partition(":")[2])
+        if rule in ("stem", "key") and len(listing) and not listing.names[0]:
+            raise ReferenceSetError(
+                f"{listing.sources[0]}: rows have no {cls.image_column}.path to take a {rule} from; "
+                "name the id column with --id column:NAME"
+            )
+        return super().item_names(listing, rule)
+
+    @classmethod
+    def _column(cls, listing: Listing, column: str) -> Iterator[str]:
+        raise NotImplementedError
+
+
 def _blob_array(strings: PackedStrings) -> np.ndarray:
     return np.frombuffer(strings.blob, np.uint8) if len(strings.blob) else np.zeros(0, np.uint8)
 

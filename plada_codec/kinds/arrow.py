@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ReferenceSetError
-from ._base import Kind, Listing, PackedStrings, file_signature
+from ._base import Listing, PackedStrings, RowsKind, file_signature
 
 IMAGE_COLUMN = "image"
 STATE_FILE = "state.json"
@@ -303,9 +303,8 @@ def _packed(pa: Any, strings: Any) -> PackedStrings:
     return PackedStrings(blob, bounds - bounds[0])
 
 
-class ArrowKind(Kind):
+class ArrowKind(RowsKind):
     name = "arrow"
-    id_rules = ("stem", "key", "column:NAME")
 
     @classmethod
     def detect(cls, path: Path) -> bool:
@@ -354,17 +353,6 @@ class ArrowKind(Kind):
     @classmethod
     def signature(cls, path: str) -> list[tuple[str, int, int]]:
         return cls._signature(path, _data_files(path))
-
-    @classmethod
-    def item_names(cls, listing: Listing, rule: str) -> Iterator[str]:
-        if rule.startswith("column:"):
-            return cls._column(listing, rule.partition(":")[2])
-        if rule in ("stem", "key") and len(listing) and not listing.names[0]:
-            raise ReferenceSetError(
-                f"{listing.sources[0]}: rows have no {IMAGE_COLUMN}.path to take a {rule} from; "
-                "name the id column with --id column:NAME"
-            )
-        return super().item_names(listing, rule)
 
     @classmethod
     def _column(cls, listing: Listing, column: str) -> Iterator[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ReferenceSetError
-from ._base import Kind, Listing, PackedStrings, file_signature, holds_only, stem_of
+from ._base import Listing, PackedStrings, RowsKind, file_signature, holds_only, stem_of
 
 IMAGE_COLUMN = "image"
 
@@ -114,9 +114,8 @@ def _row_group_bounds(pf: Any) -> np.ndarray:
     return np.cumsum([0, *counts])
 
 
-class ParquetKind(Kind):
+class ParquetKind(RowsKind):
     name = "parquet"
-    id_rules = ("stem", "key", "column:NAME")
 
     @classmethod
     def detect(cls, path: Path) -> bool:
@@ -167,18 +166,6 @@ class ParquetKind(Kind):
         rows = np.array([int(bounds[-1]) for bounds in row_groups], np.int64)
         if len(listing) and (np.any(listing.source >= len(rows)) or np.any(listing.offset >= rows[listing.source])):
             raise ReferenceSetError(f"{listing.root}: a cached listing names rows the parquet files do not hold")
-
-    @classmethod
-    def item_names(cls, listing: Listing, rule: str) -> Iterator[str]:
-        if rule.startswith("column:"):
-            column = rule.partition(":")[2]
-            return cls._column(listing, column)
-        if rule in ("stem", "key") and len(listing) and not listing.names[0]:
-            raise ReferenceSetError(
-                f"{listing.sources[0]}: rows have no {IMAGE_COLUMN}.path to take a {rule} from; "
-                "name the id column with --id column:NAME"
-            )
-        return super().item_names(listing, rule)
 
     @classmethod
     def _column(cls, listing: Listing, column: str) -> Iterator[str]:

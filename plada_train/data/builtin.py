@@ -62,6 +62,7 @@ class ImageSet:
 
 
 def load_npz(path: str | Path, images_key: str = "x", labels_key: str = "y") -> ImageSet:
+    """An image set from an ``.npz``: images in *images_key*, labels (optional) in *labels_key*."""
     with np.load(path, allow_pickle=False) as data:
         labels = data[labels_key] if labels_key in data else None
         return ImageSet(data[images_key], labels, name=str(path))
