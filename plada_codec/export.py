@@ -79,7 +79,7 @@ from typing import Any, Union
 import numpy as np
 
 from ._atomic import _stale_temporaries
-from ._catalog import Catalog
+from ._catalog import Catalog, Resolution
 from ._constants import DEFAULT_MAX_COUNT
 from ._decode import decode
 from ._errors import PayloadError, ReferenceMismatchError, ReferenceSetError
@@ -88,8 +88,8 @@ from ._reference import ReferenceSet
 from ._results import Payload
 from .kinds import Listing, detect_kind, is_image_name, stem_of
 
-__all__ = ["ExportError", "VirtualSet", "ExportResult", "virtual_set", "write", "FORMATS", "DEFAULT_MAX_MISSING",
-           "safe_name", "ROW_FIELDS", "check_new_output"]
+__all__ = ["ExportError", "MissingItemsError", "VirtualSet", "ExportResult", "virtual_set", "write", "FORMATS",
+           "DEFAULT_MAX_MISSING", "safe_name", "ROW_FIELDS", "check_new_output"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -111,6 +111,19 @@ _WINDOWS_DEVICES = frozenset(["CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in r
 class ExportError(PayloadError, ValueError):
     """An export cannot be written as asked (its output exists, an unknown
     format, a copy of a layout that holds no image files); nothing was written."""
+
+
+class MissingItemsError(ReferenceSetError):
+    """The copy lacks more of the selection than *max_missing* allows. ``missing``
+    (how many), ``selected`` (of how many), ``max_missing``, ``first_ids`` (the
+    first few missing ids, in payload order) and ``reference`` (the copy) let a
+    caller say it in its own words (``plada-train consume`` does)."""
+
+    def __init__(self, message: str, *, missing: int, selected: int, max_missing: float, first_ids: list[str],
+                 reference: str) -> None:
+        super().__init__(message)
+        self.missing, self.selected, self.max_missing = missing, selected, max_missing
+        self.first_ids, self.reference = first_ids, reference
 
 
 # -- names -------------------------------------------------------------------------------
@@ -316,7 +329,9 @@ def _payload_of(payload: Payload | bytes | PathLike, reference: ReferenceSet, ma
 def virtual_set(payload: Payload | bytes | PathLike, reference: PathLike, catalog: Catalog | PathLike | None = None,
                 *, max_missing: float = DEFAULT_MAX_MISSING, manifest: PathLike | None = None, id_rule: str = "stem",
                 kind: str = "auto", index: PathLike | None = None, workers: int | None = None,
-                max_count: int | None = None, reference_set: ReferenceSet | None = None) -> VirtualSet:
+                max_count: int | None = None, reference_set: ReferenceSet | None = None,
+                listing: Listing | None = None, resolution: Resolution | None = None,
+                arrays: bool = False) -> VirtualSet:
     """The virtual dataset of *payload* (a path, its bytes, or a decoded
     :class:`~plada_codec.Payload`) over the local copy *reference*.
 
@@ -326,21 +341,28 @@ def virtual_set(payload: Payload | bytes | PathLike, reference: PathLike, catalo
     :meth:`Catalog.resolve`; the map is cached, so a second export reads no
     listing); selected items the copy lacks are left out when they are at most
     *max_missing* of the selection, else :class:`~plada_codec.ReferenceSetError`
-    names the first. Without one, *reference* is the reference set itself (a
-    folder of images or tar shards) and its fingerprint is checked first
-    (*manifest*: verified by its cache instead of hashed, as ``plada decode
-    --manifest``; *reference_set*: the copy's fingerprint, when the caller holds it
-    already). No image is read here."""
+    names the first (a :class:`MissingItemsError`). Without one, *reference* is
+    the reference set itself (a folder of images or tar shards) and its
+    fingerprint is checked first (*manifest*: verified by its cache instead of
+    hashed, as ``plada decode --manifest``). No image is read here.
+
+    What the caller holds already is not computed again: *reference_set* (the
+    copy's fingerprint), *listing* (the copy's listing, without a catalog) and
+    *resolution* (the copy resolved against *catalog*, which must then be a
+    :class:`~plada_codec.Catalog`). *arrays*: accept a catalog copy whose items are
+    arrays (an ``.npz``), for a caller that reads them itself (``read`` and
+    :func:`write` need image files)."""
     if isinstance(max_missing, bool) or not isinstance(max_missing, (int, float)) or not 0 <= max_missing <= 1:
         raise ExportError(f"max_missing must be a fraction in [0, 1], got {max_missing!r}")
     local_path = os.fspath(reference)
     if not Path(local_path).exists():
         raise ReferenceSetError(f"{local_path}: no such folder, tar shard or parquet file (the local copy)")
     if catalog is not None:
-        return _from_catalog(payload, local_path, catalog, max_missing, id_rule, kind, index, workers, max_count)
+        return _from_catalog(payload, local_path, catalog, max_missing, id_rule, kind, index, workers, max_count,
+                             resolution, arrays)
     if manifest is not None and not Path(manifest).is_file() and Path(manifest).exists():
         raise ReferenceSetError(f"{manifest}: not a manifest file")
-    kind_class = detect_kind(local_path, kind)
+    kind_class = listing.kind if listing is not None else detect_kind(local_path, kind)
     if kind_class.name not in ("folder", "tar"):
         raise ReferenceSetError(f"{local_path}: a {kind_class.name} copy has no canonical order of its own; build a "
                                 f"catalog of the reference once (plada catalog build) and pass it")
@@ -348,7 +370,8 @@ def virtual_set(payload: Payload | bytes | PathLike, reference: PathLike, catalo
         payload = read_payload(payload)  # a bad payload is told before the copy is hashed
     refset = reference_set or ReferenceSet.open(local_path, manifest=manifest, kind=kind_class.name, workers=workers)
     decoded = _payload_of(payload, refset, max_count)
-    listing = kind_class.scan(local_path)
+    if listing is None:
+        listing = kind_class.scan(local_path)
     ignored = int(listing.extra.get("ignored", 0))
     if ignored or len(listing) != refset.n_ref:
         raise ReferenceSetError(f"{local_path}: {ignored or abs(refset.n_ref - len(listing))} of its files are not "
@@ -359,14 +382,17 @@ def virtual_set(payload: Payload | bytes | PathLike, reference: PathLike, catalo
 
 
 def _from_catalog(payload, local: str, catalog, max_missing: float, id_rule: str, kind: str, index, workers,
-                  max_count) -> VirtualSet:
+                  max_count, resolution: Resolution | None, arrays: bool) -> VirtualSet:
+    if resolution is not None and (not isinstance(catalog, Catalog) or resolution.catalog.hex != catalog.hex):
+        raise TypeError("resolution must be the copy resolved against catalog, given as a Catalog")
     if not isinstance(catalog, Catalog):
         if not Path(catalog).is_file():
             raise ReferenceSetError(f"{os.fspath(catalog)}: no such catalog file")
         catalog = Catalog.open(catalog)
     decoded = _payload_of(payload, catalog.reference, max_count)  # before the copy is listed
-    resolution = catalog.resolve(local, kind=kind, id=id_rule, content=False, index=index, workers=workers)
-    if resolution.listing.kind.name == "npz":
+    if resolution is None:
+        resolution = catalog.resolve(local, kind=kind, id=id_rule, content=False, index=index, workers=workers)
+    if resolution.listing.kind.name == "npz" and not arrays:
         raise ExportError(f"{local}: the items of an .npz are arrays, not image files; export needs a folder, "
                           "tar shards or parquet files")
     indices = decoded.indices.astype(np.int64)
@@ -377,9 +403,11 @@ def _from_catalog(payload, local: str, catalog, max_missing: float, id_rule: str
         fraction = len(missing) / len(indices)
         if fraction > max_missing:
             first = ", ".join(repr(catalog.ids[int(p)]) for p in missing[:_SHOWN])
-            raise ReferenceSetError(f"{len(missing)} of {len(indices)} selected items ({fraction:.2%}) are missing "
+            raise MissingItemsError(f"{len(missing)} of {len(indices)} selected items ({fraction:.2%}) are missing "
                                     f"from {local} (first: {first}), above max missing {max_missing:g}: restore "
-                                    "them, or allow more (--max-missing) to go on without them")
+                                    "them, or allow more (--max-missing) to go on without them",
+                                    missing=len(missing), selected=len(indices), max_missing=max_missing,
+                                    first_ids=[catalog.ids[int(p)] for p in missing[:_SHOWN]], reference=local)
     return VirtualSet(decoded, resolution.listing, indices[held], decoded.labels[held], local_of[held], missing,
                       catalog)
 

@@ -1,7 +1,9 @@
 """The client: a payload in, a trained student out (``consume``).
 
 Decode the payload against the local reference set (a ReferenceMismatchError
-before any image is read), apply the ``--max-missing`` policy on a catalog copy,
+before any image is read), take the selected items of the copy and the
+``--max-missing`` policy from the payload's virtual set
+(``plada_codec.export.virtual_set``, as ``virtual_dataset`` and ``plada export``),
 rebuild the teacher's preprocessing from the payload's metadata, train the
 student on the k selected images, evaluate it, and leave the result beside the
 payload (``payload-x.result.json``, read by ``plada-train report``). Every input
@@ -178,9 +180,13 @@ def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:
 
 def _selected(req: ConsumeRequest, context: Context):
     """(the decoded payload, the reference set, the selected indices and labels it holds):
-    the payload's binding checked before any image is read, and on a catalog copy the
-    ``--max-missing`` policy and a word on bytes that differ from the catalog's."""
+    the payload's binding checked before any image is read. On a folder, tar or catalog
+    copy the selection is the payload's virtual set (``plada_codec.export.virtual_set``,
+    what ``virtual_dataset`` and ``plada export`` read), so the items trained on and the
+    ``--max-missing`` policy are theirs; on a catalog copy a word on bytes that differ
+    from the catalog's. builtin: and .npz sets hold arrays: their items are the payload's."""
     data = _read_payload(req.payload)
+    catalog = reference = None
     if req.catalog is not None:
         from .data.reference_catalog import open_catalog
 
@@ -196,31 +202,44 @@ def _selected(req: ConsumeRequest, context: Context):
         # ReferenceMismatchError before reading images; hashed or checked once per machine.
         reference = context.per_node(lambda: refs.reference_set(progress=req.progress))
         decoded = _decode_bound(data, reference, req.payload)
-    indices, labels = decoded.indices, decoded.labels.astype(np.int64)
-    resolution = getattr(refs, "resolution", None)
-    if resolution is not None:  # a catalog copy: train on the selected items it holds
-        missing = resolution.missing_positions(indices)
-        if len(missing):
-            fraction = len(missing) / len(indices)
-            first = ", ".join(repr(refs.catalog.ids[int(p)]) for p in missing[:5])
-            if fraction > req.max_missing:
-                raise DataError(f"{len(missing)} of {len(indices)} selected images ({fraction:.2%}) are missing from "
-                                f"{req.reference} (first: {first}), above --max-missing {req.max_missing:g}: "
-                                "restore them, or pass a larger --max-missing to train without them")
-            if context.is_main:
-                print(f"note: {len(missing)} of {len(indices)} selected images ({fraction:.2%}) are missing from "
-                      f"{req.reference} (first: {first}); training on the other {len(indices) - len(missing)}")
-            kept = resolution.local_of[indices] >= 0
-            indices, labels = indices[kept], labels[kept]
-        if context.is_main and refs.catalog.has_digests and len(indices):
-            differ = resolution.differing_positions(indices, req.workers or None)
-            if len(differ):
-                first = ", ".join(repr(refs.catalog.ids[int(p)]) for p in differ[:5])
-                every = "every one" if len(differ) == len(indices) else f"{len(differ)} of {len(indices)}"
-                print(f"note: {every} of the selected images {req.reference} holds differ in content from the "
-                      f"catalog's (a re-encoded copy differs everywhere; first: {first}); the student trains on "
-                      "this copy's bytes, not the ones the teacher labelled")
+    if catalog is None and refs.kind not in ("folder", "tar"):
+        return decoded, refs, decoded.indices, decoded.labels.astype(np.int64)
+    selection = _virtual_set(req, decoded, refs, catalog, reference)
+    indices, labels = selection.positions, selection.labels
+    missing = selection.missing_positions
+    if len(missing) and context.is_main:
+        first = ", ".join(repr(catalog.ids[int(p)]) for p in missing[:5])
+        selected = len(indices) + len(missing)
+        print(f"note: {len(missing)} of {selected} selected images ({len(missing) / selected:.2%}) are missing from "
+              f"{req.reference} (first: {first}); training on the other {len(indices)}")
+    if catalog is not None and context.is_main and catalog.has_digests and len(indices):
+        differ = refs.resolution.differing_positions(indices, req.workers or None)
+        if len(differ):
+            first = ", ".join(repr(catalog.ids[int(p)]) for p in differ[:5])
+            every = "every one" if len(differ) == len(indices) else f"{len(differ)} of {len(indices)}"
+            print(f"note: {every} of the selected images {req.reference} holds differ in content from the "
+                  f"catalog's (a re-encoded copy differs everywhere; first: {first}); the student trains on "
+                  "this copy's bytes, not the ones the teacher labelled")
     return decoded, refs, indices, labels
+
+
+def _virtual_set(req: ConsumeRequest, decoded, refs, catalog, reference):
+    """The payload's virtual set over the copy, from what consume holds already (the
+    catalog and the copy's resolution, or the copy's fingerprint and listing): nothing
+    is resolved, listed or hashed again."""
+    from plada_codec import export
+
+    try:
+        if catalog is not None:
+            return export.virtual_set(decoded, req.reference, catalog, max_missing=req.max_missing,
+                                      resolution=refs.resolution, arrays=True)
+        return export.virtual_set(decoded, req.reference, max_missing=req.max_missing, reference_set=reference,
+                                  listing=refs.listing)
+    except export.MissingItemsError as exc:
+        first = ", ".join(repr(i) for i in exc.first_ids)
+        raise DataError(f"{exc.missing} of {exc.selected} selected images ({exc.missing / exc.selected:.2%}) are "
+                        f"missing from {req.reference} (first: {first}), above --max-missing {req.max_missing:g}: "
+                        "restore them, or pass a larger --max-missing to train without them") from None
 
 
 def _student_preprocess(req: ConsumeRequest, meta: dict, refs):
