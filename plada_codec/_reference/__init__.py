@@ -17,9 +17,6 @@ constructors). What a layout *is* lives in :mod:`plada_codec.kinds`.
 
 from __future__ import annotations
 
-from .._ids import check_ids as _check_ids
-from .._ids import is_within as _is_within
-from .._ids import path_argument as _path_argument
 from ..kinds.images import IMAGE_EXTENSIONS
 from ..kinds.npz import array_item_digest
 from ..kinds.tar import TarImage, tar_images, tar_shards
@@ -31,6 +28,6 @@ from .reference_set import ReferenceSet
 __all__ = [
     "ReferenceSet", "TarImage", "tar_images", "tar_shards", "MANIFEST_HEADER", "array_item_digest",
     "IMAGE_EXTENSIONS", "CACHE_SUFFIX", "PathLike",
-    # for _catalog until it imports the id rules from _ids, and for tests of the internals
-    "_check_ids", "_is_within", "_path_argument", "_ordered_map", "_manifest_items",
+    # for tests of the internals
+    "_ordered_map", "_manifest_items",
 ]
