@@ -25,7 +25,7 @@ from typing import BinaryIO, TypeVar, Union
 
 from ._errors import ReferenceSetError
 
-__all__ = ["write_atomically", "check_writable_target", "NotARegularFileError"]
+__all__ = ["write_atomically", "check_writable_target", "open_for_reading", "NotARegularFileError"]
 
 T = TypeVar("T")
 PathLike = Union[str, "os.PathLike[str]"]
@@ -35,6 +35,12 @@ class NotARegularFileError(ReferenceSetError, OSError):
     """The output path exists and is not a regular file; nothing was written."""
 
 
+def _what(mode: int) -> str:
+    return ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
 def check_writable_target(path: PathLike) -> None:
     """Raise :class:`NotARegularFileError` when *path* exists as anything but a regular file."""
     try:
@@ -42,11 +48,30 @@ def check_writable_target(path: PathLike) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(mode):
-        what = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
-                else "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-        raise NotARegularFileError(f"{os.fspath(path)}: exists and is {what}; refusing to replace it "
+        raise NotARegularFileError(f"{os.fspath(path)}: exists and is {_what(mode)}; refusing to replace it "
                                    "(give the path of a regular file)")
+
+
+def open_for_reading(path: PathLike, *, follow: bool = True) -> int:
+    """The one read-side counterpart: a read-only descriptor of *path* if it is a regular file.
+    Opened without blocking (a FIFO planted where a file was expected is never waited on) and,
+    unless *follow*, without following a final symbolic link; checked with ``fstat`` before
+    any read, so the file checked is the file read. :class:`NotARegularFileError` for anything
+    else, OSError (FileNotFoundError, ELOOP for a link when not *follow*, ...) when it cannot
+    be opened."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotARegularFileError(f"{os.fspath(path)}: is {_what(mode)}, not a regular file")
+    return fd
 
 
 def _alive(pid: int) -> bool:

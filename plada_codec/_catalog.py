@@ -31,7 +31,6 @@ import io
 import operator
 import os
 import re
-import stat
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import NotARegularFileError, open_for_reading
 from ._errors import ReferenceSetError
 from ._ids import check_ids, is_within, path_argument
 from ._npz import regular_descriptor
@@ -553,16 +553,14 @@ class Catalog:
         decompressed)."""
         path = Path(path_argument(path, "catalog"))
         try:
-            # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+            fd = open_for_reading(path)  # a FIFO is never waited on, a device never read
+        except NotARegularFileError:
+            raise ReferenceSetError(f"{path}: not a regular file (a folder, FIFO or device); "
+                                    "a catalog is read from a file") from None
         except OSError as exc:
             raise ReferenceSetError(f"{path}: cannot read the catalog ({exc.strerror or exc})") from None
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                os.close(fd)
-                raise ReferenceSetError(f"{path}: not a regular file (a folder, FIFO or device); "
-                                        "a catalog is read from a file")
             with os.fdopen(fd, "rb") as fh:
                 head = fh.read(len(_ZSTD_MAGIC))
                 fh.seek(0)

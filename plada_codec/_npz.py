@@ -8,12 +8,13 @@ import io
 import math
 import mmap
 import os
-import stat
 import zipfile
 from collections.abc import Iterable
 from typing import BinaryIO, Union
 
 import numpy as np
+
+from ._atomic import open_for_reading
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -59,16 +60,11 @@ def map_npz_member(path: PathLike, zf: zipfile.ZipFile, fh: BinaryIO, info: zipf
 
 
 def _open_regular(path: PathLike) -> BinaryIO:
-    """*path* opened for reading if it is a regular file; ValueError otherwise. Opened
-    without blocking and checked before any read: a FIFO or a device planted at a cache's
-    predictable name is refused, never waited on or read without end."""
+    """*path* opened for reading if it is a regular file (:func:`open_for_reading`); a
+    NotARegularFileError (a ValueError too) otherwise."""
     # A file object that keeps its path as .name: np.memmap records it, so a mapped array
     # travels to spawned workers as (file, offset), not as its bytes.
-    fh = open(path, "rb", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NONBLOCK", 0)))
-    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-        fh.close()
-        raise ValueError(f"{path}: not a regular file")
-    return fh
+    return open(path, "rb", opener=lambda name, flags: open_for_reading(name))
 
 
 def map_npz(path: PathLike, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -92,23 +88,11 @@ def map_npz(path: PathLike, names: Iterable[str] | None = None) -> dict[str, np.
 
 
 def regular_descriptor(path: PathLike, follow: bool) -> int | None:
-    """A read-only descriptor of *path* if it is a regular file, else None. Opened without
-    blocking (a FIFO planted at a predictable name is never waited on) and, unless
-    *follow*, without following a final symbolic link (to ``/dev/zero``, say)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
+    """A read-only descriptor of *path* if it is a regular file (:func:`open_for_reading`), else None."""
     try:
-        fd = os.open(path, flags)
+        return open_for_reading(path, follow=follow)
     except OSError:
         return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
 
 
 def map_npz_cache(path: PathLike) -> dict[str, np.ndarray] | None:

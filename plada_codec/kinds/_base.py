@@ -7,14 +7,13 @@ import hashlib
 import json
 import operator
 import os
-import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Union
 
 import numpy as np
 
-from .._atomic import write_atomically
+from .._atomic import NotARegularFileError, open_for_reading, write_atomically
 from .._errors import ReferenceSetError
 from .._npz import map_npz_cache
 
@@ -473,17 +472,16 @@ _DIGEST_CHUNK = 1 << 20
 
 def open_regular(path: str, where: str) -> int:
     """A read-only descriptor of the regular file *path*, or ReferenceSetError naming *where*.
-    Opened without blocking and checked before any read, so a FIFO, a device or a link to
-    one planted where a file was listed is refused, never waited on or read without end."""
+    Opened without blocking and checked before any read (``open_for_reading``), so a FIFO, a
+    device or a link to one planted where a file was listed is refused, never waited on or read
+    without end."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        return open_for_reading(path)
+    except NotARegularFileError:
+        raise ReferenceSetError(f"{where}: not a regular file; the copy changed since it was listed") from None
     except OSError as exc:
         raise ReferenceSetError(f"{where}: cannot be read ({exc.strerror or exc}); "
                                 "the copy changed since it was listed") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ReferenceSetError(f"{where}: not a regular file; the copy changed since it was listed")
-    return fd
 
 
 def read_exactly(fd: int, offset: int, size: int, where: str) -> bytes:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import NotARegularFileError, open_for_reading
 from .._errors import ReferenceSetError
 from ._base import Listing, PackedStrings, RowsKind, file_signature
 
@@ -57,16 +58,14 @@ def _pyarrow() -> Any:
 def _open_regular(file: str) -> int:
     """A read-only descriptor of the regular file *file*; never blocks on a FIFO or follows a link."""
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        return open_for_reading(file, follow=False)
+    except NotARegularFileError:
+        raise ReferenceSetError(f"{file}: not a regular file") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ReferenceSetError(f"{file}: a symbolic link; a datasets copy's files are read only "
                                     "as regular files") from None
         raise ReferenceSetError(f"{file}: cannot be read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ReferenceSetError(f"{file}: not a regular file")
-    return fd
 
 
 # ----------------------------------------------------------------------------- state.json
