@@ -604,11 +604,11 @@ def test_tar_index_uses_workers_by_itself_for_large_sets(tar_set, monkeypatch):
     import plada_train.data.reference_tar as datasets
 
     pools = _count_pools(monkeypatch)
-    monkeypatch.setattr(datasets, "_listing_workers", lambda: 2)
+    monkeypatch.setattr("plada_codec.kinds.tar.listing_workers", lambda: 2)
     shards = sorted(str(p) for p in tar_set[0].glob("*.tar"))
-    datasets.TarImages(shards)  # three small shards: below PARALLEL_INDEX_BYTES
+    datasets.TarImages(shards)  # three small shards: below PARALLEL_LISTING_BYTES
     assert pools == []
-    monkeypatch.setattr(datasets.TarImages, "PARALLEL_INDEX_BYTES", 0)
+    monkeypatch.setattr("plada_codec.kinds.tar.PARALLEL_LISTING_BYTES", 0)
     assert len(datasets.TarImages(shards)) == N_IMAGES
     assert pools == [2]
 

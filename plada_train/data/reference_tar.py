@@ -12,7 +12,6 @@ import plada_codec
 from plada_codec import ReferenceSet
 from plada_codec.kinds import Listing
 from plada_codec.kinds.tar import TarKind
-from plada_codec.kinds.tar import listing_workers as _listing_workers
 
 from ..preprocess import Preprocess
 from .checks import DataError, _first_info
@@ -26,19 +25,15 @@ class TarImages(ListingImages):
 
     kind = "tar"
 
-    # Listing shards in other processes pays off once the set is large: a forked
-    # worker starts in milliseconds, a 64 MiB shard of small images takes ~0.3 s to list.
-    PARALLEL_INDEX_BYTES = 64 << 20
-
     def __init__(self, shards: Sequence[str], source: str | os.PathLike | Sequence | None = None,
                  index_cache: str | os.PathLike | None = None, index_workers: int | None = None,
                  progress: bool = False, *, preprocess: Preprocess | None = None) -> None:
         """*index_cache*: a listing saved by an earlier open (``Listing.save``), used while
         every shard keeps its name, size and mtime, else listed again and rewritten.
         *index_workers*: processes that list the shards' headers when there is no valid
-        cache (None: up to 8, one per usable CPU divided among torchrun's local ranks, once
-        the shards hold more than PARALLEL_INDEX_BYTES together; 1: this process). A
-        DataLoader worker or other daemonic process always lists in-process. *progress*:
+        cache (None: the codec's choice, ``plada_codec.kinds.tar.list_shards``: up to 8, one per
+        usable CPU divided among torchrun's local ranks, once the shards are large; 1: this
+        process). A DataLoader worker or other daemonic process always lists in-process. *progress*:
         a bar of the shards listed (standard error, a terminal only)."""
         self._spec = list(shards) if source is None or isinstance(source, (list, tuple)) else os.fspath(source)
         super().__init__(self._spec if isinstance(self._spec, str) else
@@ -76,13 +71,10 @@ class TarImages(ListingImages):
     def _list(self, workers: int | None, progress: bool, previous: Listing | None) -> Listing:
         from tqdm.auto import tqdm
 
-        if workers is None:
-            large = sum(os.path.getsize(s) for s in self.shards) > self.PARALLEL_INDEX_BYTES
-            workers = _listing_workers() if large else 1
         bar = tqdm(total=len(self.shards), desc=f"listing {len(self.shards)} tar shards", unit=" shards",
                    disable=None if progress else True, leave=False)
         try:
-            return TarKind.scan(self.shards, workers=int(workers), progress=lambda done: bar.update(done - bar.n),
+            return TarKind.scan(self.shards, workers=workers, progress=lambda done: bar.update(done - bar.n),
                                 previous=previous)
         except plada_codec.ReferenceSetError as exc:
             if "hold no image samples" in str(exc):
