@@ -86,6 +86,25 @@ _CATALOG_HELP = ("catalog (plada catalog build) the payload's indices refer to; 
 _MODEL_HELP = "smallcnn, smallcnn_w32 or a timm model name"
 
 
+# The reference options both requests take: declared once, a fresh field for each class.
+def _manifest_option() -> Any:
+    return option(None, "manifest from `plada ref-hash --manifest-out`: verify the reference cheaply",
+                  group="data")
+
+
+def _rehash_option() -> Any:
+    return option(False, "re-read every reference file to fingerprint it", group="data", action="store_true")
+
+
+def _catalog_option() -> Any:
+    return option(None, _CATALOG_HELP, group="data")
+
+
+def _id_rule_option() -> Any:
+    return option("stem", "id rule the catalog was built with: stem (default), key or column:NAME",
+                  flag="--id", group="data")
+
+
 @dataclass(frozen=True)
 class ProduceRequest:
     """Everything ``produce`` takes; the CLI's defaults are these."""
@@ -123,13 +142,10 @@ class ProduceRequest:
     batch_size: int = option(256, flag="--score-batch-size", group="scoring", type=int)  # scoring batch
     shard_size: int = option(8192, "items per scoring shard (the resume unit)", group="scoring", type=int)
     workers: int = option(0, "DataLoader worker processes", group="run", type=int)
-    manifest: str | None = option(None, "manifest from `plada ref-hash --manifest-out`: verify the reference "
-                                        "cheaply", group="data")
-    rehash: bool = option(False, "re-read every reference file to fingerprint it", group="data",
-                          action="store_true")
-    catalog: str | None = option(None, _CATALOG_HELP, group="data")
-    id_rule: str = option("stem", "id rule the catalog was built with: stem (default), key or column:NAME",
-                          flag="--id", group="data")
+    manifest: str | None = _manifest_option()
+    rehash: bool = _rehash_option()
+    catalog: str | None = _catalog_option()
+    id_rule: str = _id_rule_option()
     device: str = option("auto", "auto (this rank's GPU when present), cpu or cuda", group="run")
     progress: bool = option(False, "no progress bars or lines", flag="--quiet", invert=True, group="run")
 
@@ -150,13 +166,10 @@ class ConsumeRequest:
     save: str | None = option(None, "write the student's state dict here", group="student")
     checkpoint_dir: str | None = option(None, "write training state here and resume from it", group="student")
     workers: int = option(0, "DataLoader worker processes", group="run", type=int)
-    manifest: str | None = option(None, "manifest from `plada ref-hash --manifest-out`: verify the reference "
-                                        "cheaply", group="data")
-    rehash: bool = option(False, "re-read every reference file to fingerprint it", group="data",
-                          action="store_true")
-    catalog: str | None = option(None, _CATALOG_HELP, group="data")
-    id_rule: str = option("stem", "id rule the catalog was built with: stem (default), key or column:NAME",
-                          flag="--id", group="data")
+    manifest: str | None = _manifest_option()
+    rehash: bool = _rehash_option()
+    catalog: str | None = _catalog_option()
+    id_rule: str = _id_rule_option()
     # Train on without the selected items the local copy lacks, up to this fraction of them.
     max_missing: float = option(DEFAULT_MAX_MISSING, "with --catalog: train without the selected images the local "
                                 "copy lacks, up to this fraction of them (default %(default)s); above it, stop "
