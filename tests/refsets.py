@@ -121,3 +121,25 @@ def store(items: list[Item], base: Path, *, missing: float = 0.02, seed: int = 2
         os.remove(partial / "train" / by_id[item_id].synset / f"{item_id}.png")
     reencoded = write_folder(items, base / "reencoded", extension="bmp", encode=reencode_bmp)
     return StoredSet(items, folder, shards, parquet, partial, reencoded, removed)
+
+
+def write_tar(path, members, fmt=tarfile.PAX_FORMAT, pax_headers=None, encoding="utf-8"):
+    """*members*: (name, bytes) for a file, (name, None) a folder, (name, "->t") a symlink,
+    (name, "=>t") a hard link, (name, (bytes, {pax records})) a file with records of its own."""
+    with tarfile.open(path, "w", format=fmt, pax_headers=pax_headers, encoding=encoding,
+                      errors="surrogateescape") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            elif isinstance(data, str):
+                info.type = tarfile.SYMTYPE if data.startswith("->") else tarfile.LNKTYPE
+                info.linkname = data[2:]
+                archive.addfile(info)
+            else:
+                if isinstance(data, tuple):
+                    data, info.pax_headers = data
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    return path

@@ -22,22 +22,7 @@ from plada_codec.kinds import Listing, list_items
 from plada_codec.kinds.folder import FolderKind
 from plada_codec.kinds.tar import TarKind, _fast_members, _tarfile_members, _Unsure, list_shard, list_shards
 
-
-def write_tar(path, members, fmt=tarfile.PAX_FORMAT):
-    """*members*: (name, bytes) for a file, (name, None) for a folder, (name, "->target") for a link."""
-    with tarfile.open(path, "w", format=fmt) as archive:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                archive.addfile(info)
-            elif isinstance(data, str):
-                info.type, info.linkname = tarfile.SYMTYPE, data[2:]
-                archive.addfile(info)
-            else:
-                info.size = len(data)
-                archive.addfile(info, io.BytesIO(data))
-    return path
+from .refsets import write_tar
 
 
 def sha(data: bytes) -> str:

@@ -18,6 +18,8 @@ from plada_codec.kinds import _tar_c
 from plada_codec.kinds._tar_c import list_shard_c
 from plada_codec.kinds.tar import ShardListing, list_shard
 
+from .refsets import write_tar
+
 pytestmark = pytest.mark.codec
 
 FORMATS = [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]
@@ -25,14 +27,7 @@ FORMATS = [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]
 
 def reference(shard) -> ShardListing | str:
     """The Python lister's listing, or its error message (or exception, where tarfile's escapes)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_backend, "backend", "python")
-        try:
-            return list_shard(str(shard))
-        except ReferenceSetError as exc:
-            return str(exc)
-        except Exception as exc:  # noqa: BLE001  the reference's own failure (tarfile's), compared as such
-            return f"{type(exc).__name__}: {exc}"
+    return through_hook(shard, "python")
 
 
 def by_c(shard, backend: str) -> ShardListing | None:
@@ -81,28 +76,6 @@ def check(shard, backend: str, decided: bool | None = None) -> ShardListing | No
     return got
 
 
-def write_tar(path, members, fmt=tarfile.PAX_FORMAT, pax_headers=None, encoding="utf-8"):
-    """*members*: (name, bytes) for a file, (name, None) a folder, (name, "->t") a symlink,
-    (name, "=>t") a hard link, (name, (bytes, {pax records})) a file with records of its own."""
-    with tarfile.open(path, "w", format=fmt, pax_headers=pax_headers, encoding=encoding,
-                      errors="surrogateescape") as archive:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                archive.addfile(info)
-            elif isinstance(data, str):
-                info.type = tarfile.SYMTYPE if data.startswith("->") else tarfile.LNKTYPE
-                info.linkname = data[2:]
-                archive.addfile(info)
-            else:
-                if isinstance(data, tuple):
-                    data, info.pax_headers = data
-                info.size = len(data)
-                archive.addfile(info, io.BytesIO(data))
-    return path
-
-
 # -- random archives: the C walk decides what the Python walk decides -------------------------------
 
 FOLDER = st.sampled_from(["", "d/", "n01/", "é/ü/", "a.b/", "d" * 90 + "/" + "e" * 60 + "/", "x" * 110 + "/"])
@@ -116,8 +89,6 @@ IMAGE = st.sampled_from(["jpg", "JPEG", "png", "seg.png", "v2.png", "webp", "Tif
 # An image member first, so that most samples keep the rules; the others may break them.
 SAMPLE = st.tuples(FOLDER, BASE, st.tuples(st.tuples(IMAGE, CONTENT), st.lists(st.tuples(EXTENSION, CONTENT),
                                                                              max_size=3)).map(lambda t: [t[0], *t[1]]))
-
-
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
