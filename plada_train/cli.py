@@ -39,10 +39,10 @@ from pathlib import Path
 import plada_codec.cli as codec_cli
 from plada_codec.cli import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
+from .baselines import DEFAULT_METHODS, FAMILIES, RANKED_MODES
 from .errors import DataError
 from .recipes import STUDENT_OPTIONS, TEACHER_OPTIONS, StudentRecipe, TeacherRecipe, recipe_with_options
 from .requests import ConsumeRequest, ProduceRequest, add_options, from_args
-from .selection import MODES
 
 __all__ = ["main", "build_parser", "exit_status", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_INTERRUPTED",
            "EXIT_BROKEN_PIPE"]
@@ -133,15 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("baselines", help="bandwidth against accuracy: PLADA next to pixel and weight baselines",
                        description="Train a student from each payload (PLADA at several keep rates, with and "
-                                   "without the Safety-Net; JPEG-30 + Zstd-19 random and K-Center subsets; an INT8 "
+                                   "without the Safety-Net, and with a random selection; JPEG-30 + Zstd-19 random and K-Center subsets; an INT8 "
                                    "linear probe; the pruned INT8 teacher) and write OUT/baselines.json (resumable, "
                                    "point by point), baselines.md and baselines.png.")
     p.add_argument("--target", default=ProduceRequest.target)
     p.add_argument("--reference", default=ProduceRequest.reference)
     p.add_argument("--out", default="baselines-output")
     p.add_argument("--keep", type=float, nargs="+", default=[0.01, 0.05], help="PLADA keep rates")
-    p.add_argument("--mode", default="low", choices=[m for m in MODES if m != "random"],
-                   help="low-energy (in-domain) or high-energy (far out of domain) PLADA selection")
+    p.add_argument("--mode", default="low", choices=RANKED_MODES,
+                   help="the PLADA family's order: low (in-domain), high (far out of domain) or ends (both; "
+                        "unknown regime); the plada-random family draws at random")
     p.add_argument("--per-class", type=int, nargs="+", default=[1, 5, 20],
                    help="images per class of the pixel baselines")
     p.add_argument("--sparsity", type=float, nargs="+", default=[0.5, 0.9],
@@ -149,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="student seeds (mean and spread)")
     p.add_argument("--steps", type=int, help="student steps (default: the student recipe's)")
     p.add_argument("--teacher-epochs", type=float, help="teacher epochs (default: the teacher recipe's)")
-    p.add_argument("--methods", nargs="+", help="the families to run: plada, pixels, probe, model (default: all)")
+    p.add_argument("--methods", nargs="+", choices=list(FAMILIES), metavar="FAMILY",
+                   help=f"the families to run: {', '.join(FAMILIES)} (default: {' '.join(DEFAULT_METHODS)})")
     p.add_argument("--quick", action="store_true",
                    help="one point a family: the first --keep (no Safety-Net variant), --per-class, --sparsity "
                         "and --seeds")

@@ -41,7 +41,8 @@ from .recipes import (
     check_types,
     recipe_with_options,
 )
-from .selection import MODES, SCORE_NAMES
+from .selection import MODES, ORDERS
+from .uncertainty import SCORE_NAMES
 
 __all__ = ["ProduceRequest", "ConsumeRequest", "option", "add_options", "from_args", "from_options",
            "validate_produce", "validate_consume", "normalise_keep", "package_version", "DEFAULT_MAX_MISSING"]
@@ -428,8 +429,8 @@ def validate_produce(req: ProduceRequest) -> None:
     check(0 <= req.safety_share <= 1, f"safety share must be in [0, 1], got {req.safety_share}")
     check(math.isfinite(req.alpha), f"alpha must be finite, got {req.alpha}")
     check(math.isfinite(req.spread) and req.spread >= 1, f"spread must be a finite number >= 1, got {req.spread}")
-    check(req.spread == 1 or req.mode != "random", "--spread thins the low and high orders; use it without "
-          "--mode random")
+    check(req.spread == 1 or ORDERS[req.mode].spreads, "--spread thins the low and high orders; use it without "
+          f"--mode {req.mode}")
     check(req.n_classes is None or 1 <= req.n_classes <= 2**31, f"n_classes must be >= 1, got {req.n_classes}")
     check(req.batch_size >= 1 and req.shard_size >= 1, "batch size and shard size must be >= 1")
     _validate_common(req.image_size, req.channels, req.workers)

@@ -1,5 +1,5 @@
-"""Scoring the reference set: per image a pseudo-label and three uncertainty
-scores, in fixed-size contiguous shards.
+"""Scoring the reference set: per image a pseudo-label and every score of
+:data:`~.uncertainty.SCORES`, in fixed-size contiguous shards.
 
 Shard s covers items ``[s*S, min((s+1)*S, N))`` and is scored in batches of B
 starting at its first item, whatever the number of processes, so a torchrun
@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +24,25 @@ from torch.utils.data import DataLoader, Dataset
 
 from .distributed import Context, fail_point
 from .errors import DataError
-from .selection import SCORE_NAMES, label_dtype
+from .selection import label_dtype
 from .train import autocast
+from .uncertainty import SCORE_NAMES, SCORES, Logits
 from .workdir import Provenance
 
+# What a scoring shard and a scores file hold: the labels, then each score's array.
+ARRAYS = ("labels", *(score.array for score in SCORES.values()))
 
-@dataclass
+
 class Scores:
-    """Per reference image: hard label (argmax) and three uncertainty scores,
-    each lower = more confident: energy ``-T*logsumexp(z/T)``, entropy of
-    ``softmax(z/T)``, and negative max-softmax. ``provenance`` records what
+    """Per reference image: its hard label (argmax) and its scores, one array a
+    :data:`~.uncertainty.SCORES` entry, each lower = more confident.
+    ``temperature`` is the scoring temperature; ``provenance`` records what
     produced them (saved with the arrays).
+
+    The paper's three are positional (``Scores(labels, energy, entropy,
+    neg_max_softmax)``); any other score is a keyword under its array name
+    (``margin=...``). A file written before a score existed loads without it,
+    and :meth:`get` then says to score again.
 
     Labels are kept in the smallest integer type that holds the largest one
     (uint8 up to label 255, uint16 up to 65,535, else int32; see
@@ -43,29 +50,42 @@ class Scores:
     2 bytes an image at ImageNet-21K's 21,841 classes, not 8. Files written
     before this (int64 labels) load the same and are narrowed on load."""
 
-    labels: np.ndarray
-    energy: np.ndarray
-    entropy: np.ndarray
-    neg_max_softmax: np.ndarray
-    temperature: float = 1.0
-    provenance: dict = field(default_factory=dict)
+    def __init__(self, labels: np.ndarray, energy: np.ndarray | None = None, entropy: np.ndarray | None = None,
+                 neg_max_softmax: np.ndarray | None = None, temperature: float = 1.0, provenance: dict | None = None,
+                 **arrays: np.ndarray) -> None:
+        known = {score.array for score in SCORES.values()}
+        unknown = sorted(set(arrays) - known)
+        if unknown:
+            raise ValueError(f"unknown score arrays {unknown}: the scores are {sorted(known)}")
+        self.labels = narrow_labels(labels)
+        given = {"energy": energy, "entropy": entropy, "neg_max_softmax": neg_max_softmax, **arrays}
+        self.arrays = {name: np.asarray(values) for name, values in given.items() if values is not None}
+        for name, values in self.arrays.items():
+            if values.shape != self.labels.shape:
+                raise ValueError(f"{name} holds {values.size} scores for {self.labels.size} labels")
+        self.temperature = float(temperature)
+        self.provenance = dict(provenance or {})
 
-    def __post_init__(self) -> None:
-        self.labels = narrow_labels(self.labels)
+    energy = property(lambda self: self.arrays.get("energy"), doc="-T logsumexp(z/T) an image")
+    entropy = property(lambda self: self.arrays.get("entropy"), doc="the entropy of softmax(z/T) an image")
+    neg_max_softmax = property(lambda self: self.arrays.get("neg_max_softmax"), doc="-max softmax(z/T) an image")
 
     def get(self, name: str) -> np.ndarray:
-        table = {"energy": self.energy, "entropy": self.entropy, "msp": self.neg_max_softmax}
-        if name not in table:
-            raise DataError(f"score must be one of {', '.join(table)}, got {name!r}")
-        return table[name]
+        """The array of score *name* (a :data:`~.uncertainty.SCORES` key)."""
+        if name not in SCORES:
+            raise DataError(f"score must be one of {', '.join(SCORES)}, got {name!r}")
+        array = SCORES[name].array
+        if array not in self.arrays:
+            raise DataError(f"these scores hold no {name} (they were made before plada computed it): "
+                            "pass --rescore to score again")
+        return self.arrays[array]
 
     def save(self, path: str | Path) -> None:
-        """Atomically write an .npz: the four arrays, the temperature and the
+        """Atomically write an .npz: the labels, every score array, the temperature and the
         provenance as a JSON string."""
         path = Path(path)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-        np.savez(tmp, labels=self.labels, energy=self.energy, entropy=self.entropy,
-                 neg_max_softmax=self.neg_max_softmax, temperature=np.float64(self.temperature),
+        np.savez(tmp, labels=self.labels, **self.arrays, temperature=np.float64(self.temperature),
                  provenance=np.array(json.dumps(self.provenance, sort_keys=True)))
         os.replace(tmp, path)
 
@@ -74,8 +94,10 @@ class Scores:
         try:
             with np.load(path, allow_pickle=False) as d:
                 provenance = json.loads(str(d["provenance"])) if "provenance" in d else {}
-                return cls(d["labels"], d["energy"], d["entropy"], d["neg_max_softmax"], float(d["temperature"]),
-                           provenance)
+                arrays = {score.array: d[score.array] for score in SCORES.values() if score.array in d}
+                if not arrays:
+                    raise KeyError("no score array")
+                return cls(d["labels"], temperature=float(d["temperature"]), provenance=provenance, **arrays)
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{path} is not a plada-train scores file ({exc}): delete it or pass --rescore") from None
 
@@ -91,14 +113,17 @@ def narrow_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def score_logits(logits: torch.Tensor, temperature: float = 1.0) -> tuple[np.ndarray, ...]:
-    """(labels int64, energy, entropy, -max softmax) in float32."""
-    z = logits.float() / temperature
-    log_probs = torch.log_softmax(z, dim=1)
-    probs = log_probs.exp()
-    energy = -temperature * torch.logsumexp(z, dim=1)
-    entropy = -(probs * log_probs).sum(1)
-    return (logits.float().argmax(1).numpy().astype(np.int64), energy.numpy(), entropy.numpy(),
-            (-probs.max(1).values).numpy())
+    """The paper's three scores of a batch: (labels int64, energy, entropy, -max softmax), float32."""
+    arrays = score_batch(logits, temperature)
+    return arrays["labels"].astype(np.int64), arrays["energy"], arrays["entropy"], arrays["neg_max_softmax"]
+
+
+def score_batch(logits: torch.Tensor, temperature: float = 1.0) -> dict[str, np.ndarray]:
+    """Every score of :data:`~.uncertainty.SCORES` for a batch of logits, by array name,
+    float32, and ``labels``: the argmax (int64)."""
+    view = Logits(logits, temperature)
+    arrays = {score.array: score.formula(view).numpy() for score in SCORES.values()}
+    return {"labels": view.raw.argmax(1).numpy().astype(np.int64), **arrays}
 
 
 def differences(found: dict, wanted: dict) -> list[str]:
@@ -166,11 +191,12 @@ def iter_inputs(reference: Dataset, shards: list[tuple[int, int]], *, batch_size
 
 
 def _finish_shard(parts: list, start: int, stop: int, n_classes: int) -> dict[str, np.ndarray]:
-    index, labels, energy, entropy, msp = (np.concatenate(p) for p in zip(*parts))
+    index = np.concatenate([i for i, _ in parts])
     if not np.array_equal(index, np.arange(start, stop)):
         raise RuntimeError(f"reference items {start}..{stop} came back out of order")
-    labels = labels.astype(label_dtype(n_classes))  # shards too: one type per run, by the class count
-    return {"labels": labels, "energy": energy, "entropy": entropy, "neg_max_softmax": msp}
+    shard = {name: np.concatenate([arrays[name] for _, arrays in parts]) for name in parts[0][1]}
+    shard["labels"] = shard["labels"].astype(label_dtype(n_classes))  # shards too: one type per run, by the class count
+    return shard
 
 
 @torch.no_grad()
@@ -186,7 +212,7 @@ def _score_shards(model: nn.Module, reference: Dataset, shards: list[tuple[int, 
         with autocast(device):
             logits = model(x)
         n_classes = logits.shape[1]
-        parts.append((index.numpy(), *score_logits(logits.float().cpu(), temperature)))
+        parts.append((index.numpy(), score_batch(logits.float().cpu(), temperature)))
         if bar is not None:
             bar.update(len(index))
     if parts:
@@ -218,7 +244,9 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
     if batch_size < 1 or shard_size < 1:
         raise DataError("batch size and shard size must be >= 1")
     n = len(reference)
-    provenance = dict(provenance or {}, scorer={"shard_size": shard_size, "batch_size": batch_size})
+    # The score list is part of the request, so shards an older plada wrote (fewer scores) are refused.
+    provenance = dict(provenance or {}, scorer={"shard_size": shard_size, "batch_size": batch_size,
+                                                "scores": list(ARRAYS[1:])})
     if context.distributed and parts_dir is None:
         raise DataError("scoring under torchrun needs a shared parts folder (parts_dir)")
     parts = Path(parts_dir) if parts_dir is not None else None
@@ -268,10 +296,15 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
     context.barrier()
     if not context.is_main:
         return None
-    arrays = {k: [] for k in ("labels", "energy", "entropy", "neg_max_softmax")}
+    arrays: dict[str, list] = {k: [] for k in ARRAYS}
     for s in range(n_shards):
         if parts is not None:
-            with np.load(parts / f"shard-{s:08d}.npz") as d:
+            path = parts / f"shard-{s:08d}.npz"
+            with np.load(path) as d:
+                missing = [k for k in arrays if k not in d]
+                if missing:
+                    raise DataError(f"{path} lacks {', '.join(missing)} (an older plada wrote it): "
+                                    "delete the folder or pass --rescore")
                 shard = {k: d[k] for k in arrays}
         else:
             shard = results[s]
@@ -279,12 +312,13 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
             arrays[k].append(shard[k])
     merged = {k: np.concatenate(v) if v else np.empty(0, np.uint8 if k == "labels" else np.float32)
               for k, v in arrays.items()}
-    return Scores(merged["labels"], merged["energy"], merged["entropy"], merged["neg_max_softmax"],
-                  temperature, provenance)
+    labels = merged.pop("labels")
+    return Scores(labels, temperature=temperature, provenance=provenance, **merged)
 
 
 def remove_parts(parts_dir: str | Path) -> None:
     shutil.rmtree(parts_dir, ignore_errors=True)
 
 
-__all__ = ["Scores", "score_logits", "score_reference", "iter_inputs", "differences", "remove_parts", "SCORE_NAMES"]
+__all__ = ["Scores", "score_logits", "score_batch", "score_reference", "iter_inputs", "differences", "remove_parts",
+           "SCORE_NAMES"]

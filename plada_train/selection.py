@@ -8,12 +8,15 @@ Rules
 -----
 1. Budget: ``B = budget`` if given, else ``floor(keep * n)``; ``0 <= B <= n``.
    Exactly B distinct indices are returned, sorted ascending.
-2. Order: ``low`` keeps the lowest scores first (low energy = confident,
-   in-domain), ``high`` the highest (far-OOD), ``random`` a seeded permutation.
-   Ties break by lower index, so selection is deterministic. NaN scores
-   come last in both ``low`` and ``high``, by index; -0.0 ties with 0.0.
-   Spread ``s >= 1`` (default 1, the paper's rule; ``low`` and ``high``
-   only) thins the order for coverage: with ``s' = min(s, n / B)``, the ranks
+2. Order (the modes of :data:`ORDERS`): ``low`` keeps the lowest scores
+   first (low energy = confident, in-domain), ``high`` the highest (far-OOD),
+   ``ends`` the lowest and the highest in turn (lowest, highest, 2nd lowest,
+   2nd highest, ...; an image already taken is skipped), for a task whose
+   regime is unknown (the paper gives no rule to tell), ``random`` a seeded
+   permutation. Ties break by lower index, so selection is deterministic.
+   NaN scores come last in ``low``, ``high`` and ``ends``, by index; -0.0
+   ties with 0.0. Spread ``s >= 1`` (default 1, the paper's rule; ``low``
+   and ``high`` only) thins the order for coverage: with ``s' = min(s, n / B)``, the ranks
    ``floor(i * s')`` for i = 0, 1, ... come first, in that order, then every
    other rank in order. The first B images of the thinned order are spread
    evenly over the best ``s' * B <= n`` instead of being the B most typical
@@ -49,14 +52,66 @@ integer type. Other score types take one stable argsort.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
-MODES = ("low", "high", "random")
-# The scores a selection can order by (plada_train.scoring computes them; Scores.get reads them).
-SCORE_NAMES = ("energy", "entropy", "msp")
+from .uncertainty import SCORE_NAMES as _SCORE_NAMES
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One order of the reference images, best first (rule 2).
+
+    ``order(scores, seed)`` gives every index, best first. ``invert`` says
+    how the order follows from the score alone: ``False`` ascending, ``True``
+    descending, with ties by index and NaN last; :func:`select` then sorts
+    packed 64-bit keys instead of calling ``order`` (the fast path at the
+    paper's scale). ``None``: only ``order`` knows it. ``wire`` is the name
+    payload metadata records; ``spreads`` whether ``--spread`` thins it."""
+
+    name: str
+    wire: str
+    order: Callable[[np.ndarray, int], np.ndarray]
+    invert: bool | None = None
+    spreads: bool = False
+    seeded: bool = False
+
+
+def _ascending(scores: np.ndarray, seed: int = 0) -> np.ndarray:
+    return np.argsort(scores, kind="stable")
+
+
+def _descending(scores: np.ndarray, seed: int = 0) -> np.ndarray:
+    return np.lexsort((np.arange(scores.size), -scores.astype(np.float64)))
+
+
+def _both_ends(scores: np.ndarray, seed: int = 0) -> np.ndarray:
+    # Position of each image in the interleaving low[0], high[0], low[1], high[1], ...: its
+    # first appearance, min(2 * low rank, 2 * high rank + 1). Evens and odds never collide.
+    n = scores.size
+    rank_low, rank_high = np.empty(n, np.int64), np.empty(n, np.int64)
+    rank_low[_ascending(scores)] = np.arange(n)
+    rank_high[_descending(scores)] = np.arange(n)
+    return np.argsort(np.minimum(2 * rank_low, 2 * rank_high + 1), kind="stable")
+
+
+def _permutation(scores: np.ndarray, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(scores.size)
+
+
+# The modes, by the name --mode takes: a new mode is one entry here.
+ORDERS: dict[str, Mode] = {mode.name: mode for mode in (
+    Mode("low", "low-energy", _ascending, invert=False, spreads=True),
+    Mode("high", "high-energy", _descending, invert=True, spreads=True),
+    Mode("random", "random", _permutation, seeded=True),
+    Mode("ends", "both-ends", _both_ends),
+)}
+MODES = tuple(ORDERS)
+# The scores a selection can order by (plada_train.uncertainty; Scores.get reads them).
+SCORE_NAMES = _SCORE_NAMES
 
 
 @dataclass
@@ -111,13 +166,13 @@ def spread_order(order: np.ndarray, spread: float, budget: int) -> np.ndarray:
 
 def order_for(scores: np.ndarray, mode: str, seed: int = 0) -> np.ndarray:
     """Indices from best to worst under *mode* (ties by lower index)."""
-    if mode == "low":
-        return np.argsort(scores, kind="stable")
-    if mode == "high":
-        return np.lexsort((np.arange(scores.size), -scores.astype(np.float64)))
-    if mode == "random":
-        return np.random.default_rng(seed).permutation(scores.size)
-    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return _mode(mode).order(scores, seed)
+
+
+def _mode(name: str) -> Mode:
+    if name not in ORDERS:
+        raise ValueError(f"mode must be one of {MODES}, got {name!r}")
+    return ORDERS[name]
 
 
 def apportion(total: int, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
@@ -162,12 +217,13 @@ def _chunks(n: int):
 
 def _keys(scores: np.ndarray, mode: str) -> np.ndarray | None:
     """uint64 keys whose ascending order is rule 2's order for *mode*: the
-    float32 score's order-preserving bits (inverted for ``high``; every NaN
-    last) in the high word, the index in the low word, so keys are distinct
-    and ties break by index in any sort. None when the scores are not float32
-    or too many for a 32-bit index."""
+    float32 score's order-preserving bits (inverted for a descending mode;
+    every NaN last) in the high word, the index in the low word, so keys are
+    distinct and ties break by index in any sort. None when the mode is no
+    key of the score, the scores are not float32 or too many for a 32-bit index."""
     n = scores.size
-    if scores.dtype != np.float32 or n >= 1 << 32:
+    invert = ORDERS[mode].invert
+    if invert is None or scores.dtype != np.float32 or n >= 1 << 32:
         return None
     keys = np.empty(n, dtype=np.uint64)
     for a, b in _chunks(n):
@@ -175,7 +231,7 @@ def _keys(scores: np.ndarray, mode: str) -> np.ndarray | None:
         bits = s.view(np.uint32)
         # negative floats: all bits flipped; positive: the sign bit set. Then unsigned order = float order.
         u = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000))
-        if mode == "high":
+        if invert:
             u = ~u
         u[np.isnan(s)] = 0xFFFFFFFF  # above every number, in both modes (argsort puts NaN last)
         k = keys[a:b]
@@ -195,7 +251,7 @@ def _low_words(keys: np.ndarray) -> np.ndarray:
 
 def _order(scores: np.ndarray, mode: str, seed: int) -> np.ndarray:
     """order_for(), in the smallest index type at hand (uint32 for float32 scores)."""
-    keys = _keys(scores, mode) if mode != "random" else None
+    keys = _keys(scores, mode)
     if keys is None:
         return order_for(scores, mode, seed)
     keys.sort()  # in place; keys are distinct, so any sort gives the one order
@@ -207,7 +263,7 @@ def _best(scores: np.ndarray, mode: str, seed: int, total: int) -> np.ndarray:
     n = scores.size
     if total == 0 or total == n:
         return np.arange(total, dtype=np.int64)
-    keys = _keys(scores, mode) if mode != "random" else None
+    keys = _keys(scores, mode)
     if keys is None:
         return np.sort(order_for(scores, mode, seed)[:total]).astype(np.int64)
     keys.partition(total - 1)  # the total smallest (distinct) keys, in any order, come first
@@ -287,10 +343,10 @@ def select(
     spread = float(spread)
     if not (spread >= 1.0 and np.isfinite(spread)):
         raise ValueError(f"spread must be a finite number >= 1, got {spread}")
-    if spread != 1.0 and mode == "random":
-        raise ValueError("spread thins the low and high orders; a random order needs none")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if spread != 1.0 and not _mode(mode).spreads:  # (_mode refuses an unknown name either way)
+        raise ValueError(f"spread thins the low and high orders; a{'n' if mode[0] in 'aeiou' else ''} {mode} "
+                         "order needs none")
+    _mode(mode)
     counts = _class_counts(labels, n_classes)
     reserve = int(np.floor(safety_share * total + 1e-9))
     weights = np.zeros(n_classes)

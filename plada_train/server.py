@@ -24,7 +24,8 @@ from .errors import DataError
 from .inputs import open_run_reference
 from .recipes import TrainRecipe
 from .requests import ProduceRequest, check, from_options, normalise_keep, package_version, validate_produce
-from .selection import Selection, budget_for, select
+from .selection import ORDERS, Selection, budget_for, select
+from .uncertainty import SCORES
 from .workdir import (
     TEACHER_FILE,
     TEACHER_FIX,
@@ -54,7 +55,8 @@ __all__ = ["Produced", "ProduceResult", "produce", "make_payload", "near_chance"
 
 # Recipe fields that do not change the result (how fast, how often saved).
 _NOT_RESULT = ("workers", "checkpoint_every")
-MODE_NAMES = {"low": "low-energy", "high": "high-energy", "random": "random"}
+# What payload metadata calls each mode (selection.ORDERS holds the names).
+MODE_NAMES = {name: mode.wire for name, mode in ORDERS.items()}
 
 
 @dataclass(repr=False)
@@ -129,7 +131,7 @@ def make_payload(scores: Scores, *, n_classes: int, reference: plada_codec.Refer
     if positions is not None and asked is not None:
         metadata["keep_fraction"] = asked  # of the whole catalog set, as given (the budget is capped at what is held)
     metadata["mode"] = MODE_NAMES[mode]
-    if mode == "random":
+    if ORDERS[mode].seeded:
         metadata["seed"] = seed
     payload = plada_codec.encode(selection.indices, labels, n_classes=n_classes,
                                  reference=reference, class_names=class_names, task_name=task_name,
@@ -361,6 +363,9 @@ def _produce_locked(req: ProduceRequest, context: Context, out: Path) -> Produce
     if scores_path.exists() and not req.rescore:
         saved = load_scores(Scores, scores_path)
         provenance.refuse_other(Provenance.from_record(saved.provenance), scores_path, weights=False)  # the teacher
+        if SCORES[req.score].array not in saved.arrays:
+            raise DataError(f"{scores_path} holds no {req.score} scores (an older plada wrote it): pass --rescore "
+                            "to score again, or --scores NEW.npz")
     teacher, accuracy = _teacher(req, context, out, n_classes, channels, target, refs, teacher_request, target_spec)
     provenance = replace(provenance, weights_sha256=weights_digest(teacher))
     if context.is_main and accuracy is not None:

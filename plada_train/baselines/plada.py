@@ -16,8 +16,6 @@ SAFETY = {"safety_share": 0.5, "alpha": -0.2}
 
 
 def run(ctx: Run) -> None:
-    from .. import client
-
     variants = ((ctx.mode, {}), (f"{ctx.mode}+safety", SAFETY))
     for variant, extra in variants[:1] if ctx.quick else variants:
         result = ctx.produce(ctx.keeps, **extra)
@@ -27,13 +25,6 @@ def run(ctx: Run) -> None:
                                     reference=plada_codec.ReferenceSet(payload.n_ref, payload.fingerprint),
                                     class_names=payload.class_names, metadata=payload.metadata,
                                     format_version="1.0")
-            path = str(produced.path)
-
-            def student(seed: int, path: str = path) -> float:
-                consumed = client.consume(path, ctx.reference, test=ctx.target,
-                                          student_recipe=ctx.student_recipe.with_(seed=seed), device=ctx.device,
-                                          progress=ctx.progress, **ctx.shared)
-                return float(consumed.accuracy)
-
-            ctx.store.record(NAME, f"{variant} {produced.keep:g}", student, ctx.seeds, len(produced.payload),
-                             k=len(payload), format_1_0_bytes=len(v1), payload=produced.path.name)
+            ctx.store.record(NAME, f"{variant} {produced.keep:g}", ctx.payload_student(produced.path), ctx.seeds,
+                             len(produced.payload), k=len(payload), format_1_0_bytes=len(v1),
+                             payload=produced.path.name)

@@ -70,12 +70,27 @@ class Run:
         """The options produce and consume take as the baselines run was given them."""
         return {"image_size": self.image_size, "catalog": self.catalog}
 
-    def produce(self, keeps: Sequence[float], **extra):
+    def produce(self, keeps: Sequence[float], mode: str | None = None, **extra):
+        """``produce`` into :attr:`server` (one teacher and one scoring pass for every family),
+        selecting by *mode* (default: the run's)."""
         from .. import server
 
-        return server.produce(self.target, self.reference, str(self.server), keep=tuple(keeps), mode=self.mode,
-                              teacher_recipe=self.teacher_recipe, device=self.device, progress=self.progress,
-                              **self.shared, **extra)
+        return server.produce(self.target, self.reference, str(self.server), keep=tuple(keeps),
+                              mode=mode or self.mode, teacher_recipe=self.teacher_recipe, device=self.device,
+                              progress=self.progress, **self.shared, **extra)
+
+    def payload_student(self, path: str | Path) -> Callable[[int], float]:
+        """``seed -> accuracy``: the test accuracy of the student ``consume`` trains from the
+        payload at *path* on the client's reference copy."""
+        from .. import client
+
+        def student(seed: int) -> float:
+            consumed = client.consume(str(path), self.reference, test=self.target,
+                                      student_recipe=self.student_recipe.with_(seed=seed), device=self.device,
+                                      progress=self.progress, **self.shared)
+            return float(consumed.accuracy)
+
+        return student
 
     def teacher(self) -> nn.Module:
         """The teacher PLADA's produce trained (trained here when the PLADA family did not run)."""
