@@ -257,7 +257,7 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
             parts.mkdir(parents=True, exist_ok=True)
             if request_file.exists() and request_file.read_text() != request:
                 found = json.loads(request_file.read_text())
-                what = differences(found, provenance) or ["shard or batch size"]
+                what = differences(found, provenance) or _scorer_differences(found, provenance)
                 raise DataError(f"{parts} holds partial scores of another request ({'; '.join(what)}): "
                                 "delete it or pass --rescore")
             request_file.write_text(request)
@@ -314,6 +314,14 @@ def score_reference(model: nn.Module, reference: Dataset, context: Context, *, t
               for k, v in arrays.items()}
     labels = merged.pop("labels")
     return Scores(labels, temperature=temperature, provenance=provenance, **merged)
+
+
+def _scorer_differences(found: dict, wanted: dict) -> list[str]:
+    """What differs in the scorer's record (shard size, batch size, the scores computed)."""
+    a = found.get("scorer") if isinstance(found, dict) and isinstance(found.get("scorer"), dict) else {}
+    b = wanted["scorer"]
+    return [f"scorer.{key} {a.get(key)!r} (requested {b.get(key)!r})" for key in sorted(set(a) | set(b))
+            if a.get(key) != b.get(key)] or ["the request"]
 
 
 def remove_parts(parts_dir: str | Path) -> None:
