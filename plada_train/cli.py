@@ -133,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("baselines", help="bandwidth against accuracy: PLADA next to pixel and weight baselines",
                        description="Train a student from each payload (PLADA at several keep rates, with and "
-                                   "without the Safety-Net, and with a random selection; JPEG-30 + Zstd-19 random and K-Center subsets; an INT8 "
-                                   "linear probe; the pruned INT8 teacher) and write OUT/baselines.json (resumable, "
-                                   "point by point), baselines.md and baselines.png.")
+                                   "without the Safety-Net, and with a random selection; JPEG-30 + Zstd-19 "
+                                   "random and K-Center subsets; an INT8 linear probe; the pruned INT8 teacher) "
+                                   "and write OUT/baselines.json (resumable, point by point), baselines.md and "
+                                   "baselines.png.")
     p.add_argument("--target", default=ProduceRequest.target)
     p.add_argument("--reference", default=ProduceRequest.reference)
     p.add_argument("--out", default="baselines-output")
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- one exception-to-exit map ---------------------------------------------------------------------
+# -- one exception-to-exit map, one way to run a command ------------------------------------------
 
 # plada's map (plada_codec.cli.EXIT_MAP: the codec's errors) and the training wing's DataError after
 # it: the two CLIs cannot disagree on an exit status. An output path is a usage error (2), as in plada.
@@ -179,18 +180,11 @@ EXIT_MAP = codec_cli.EXIT_MAP + (((DataError, ValueError), EXIT_USAGE, False),)
 
 def exit_status(exc: BaseException) -> tuple[int, str] | None:
     """(exit status, one-line message) for an error the CLI reports, or None for one it does not know."""
-    try:
-        return codec_cli.exit_status(exc, EXIT_MAP)
-    except ValueError:
-        pass
-    if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):  # unreadable, unwritable, a full disk
-        return EXIT_USAGE, _os_error(exc)
-    return None
+    return codec_cli.known_error(exc, EXIT_MAP, _os_error)
 
 
 def _os_error(exc: OSError) -> str:
-    where = f"{exc.filename}: " if exc.filename else ""
-    message = f"{where}{exc.strerror or exc}"
+    message = codec_cli.os_error_message(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         message += " (free some space, then run the same command again: finished work is kept)"
     return message
@@ -214,28 +208,13 @@ def _interrupted(args) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``plada-train``; returns the exit status (the table in the module docstring)."""
-    args = build_parser().parse_args(argv)
-    prefix = f"plada-train {args.command}"
     rank = os.environ.get("RANK", "0")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        prefix += f" [rank {rank}]"
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        # Under torchrun every rank gets the SIGINT: rank 0 says it once, the others stop quietly.
-        if rank == "0":
-            print(f"plada-train {args.command}: {_interrupted(args)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
-        return EXIT_BROKEN_PIPE
-    except Exception as exc:
-        known = exit_status(exc)
-        if known is None:
-            raise
-        status, message = known
-        print(f"{prefix}: error: {message}", file=sys.stderr)
-        return status
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # Under torchrun every rank gets the SIGINT: rank 0 says it once, the others stop quietly;
+    # an error is each rank's own line.
+    return codec_cli.run_command("plada-train", build_parser, argv, exit_map=EXIT_MAP,
+                                 tag=f" [rank {rank}]" if several else "", os_error=_os_error,
+                                 interrupted=lambda args: _interrupted(args) if rank == "0" else None)
 
 
 if __name__ == "__main__":

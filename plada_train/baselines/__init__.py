@@ -100,10 +100,10 @@ _EXPORTS = {
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 _MODULE_OF["_pruned"] = "weights"  # the tests' name for weights.pruned
 
-__all__ = ["Family", "FAMILIES", "DEFAULT_METHODS", "RANKED_MODES", "check_options", "run_baselines", "Point", "load_report", "plot",
-           "jpeg_zstd_bytes", "pack_images", "unpack_images", "kcenter_greedy", "int8_state_bytes", "quantize_int8",
-           "BaselineReport", "JPEG_QUALITY", "ZSTD_LEVEL", "RESULTS", "PROBE_BACKBONE_SEED", "FINETUNE_STEPS",
-           "jpeg_encode", "jpeg_decode"]
+__all__ = ["Family", "FAMILIES", "DEFAULT_METHODS", "RANKED_MODES", "check_options", "run_baselines", "Point",
+           "load_report", "plot", "jpeg_zstd_bytes", "pack_images", "unpack_images", "kcenter_greedy",
+           "int8_state_bytes", "quantize_int8", "BaselineReport", "JPEG_QUALITY", "ZSTD_LEVEL", "RESULTS",
+           "PROBE_BACKBONE_SEED", "FINETUNE_STEPS", "jpeg_encode", "jpeg_decode"]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._catalog import Catalog, Resolution
-from ._errors import ReferenceSetError
-from .kinds import KINDS
+from .._catalog import Catalog, Resolution
+from .._errors import ReferenceSetError
+from ..kinds import KINDS
+from ._run import EXIT_OK
 
-EXIT_OK = 0
 _ID_HELP = ("id rule: stem (a file's or tar member's base name up to its first '.', the default), key (the same "
             "with its folders kept) or column:NAME (a parquet column)")
 

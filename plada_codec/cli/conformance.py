@@ -8,11 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from . import _conformance
-from ._cli_catalog import int_at_least
+from .. import _conformance
+from ._run import EXIT_OK, EXIT_USAGE
+from .catalog import int_at_least
 
-EXIT_OK, EXIT_DISAGREE, EXIT_USAGE = 0, 1, 2
-_REPO = Path(__file__).resolve().parent.parent
+EXIT_DISAGREE = 1  # a case the decoder answered otherwise
+_REPO = Path(__file__).resolve().parents[2]
 _DESCRIPTION = """\
 Run a decoder against every vector of spec/vectors, N payloads from the reference encoder and M
 payloads mutated behind repaired checksums, compare each outcome on every field (and, for a

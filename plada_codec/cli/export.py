@@ -8,9 +8,7 @@ import argparse
 import json
 import sys
 
-from ._cli_catalog import int_at_least
-from ._cli_errors import UsageError
-from .export import (
+from ..export import (
     DEFAULT_MAX_MISSING,
     DEFAULT_SHARD_SAMPLES,
     FORMATS,
@@ -19,7 +17,9 @@ from .export import (
     virtual_set,
     write,
 )
-from .kinds import KINDS
+from ..kinds import KINDS
+from ._run import UsageError
+from .catalog import int_at_least
 
 _ID_HELP = ("with --catalog: the id rule the catalog was built with (stem, the default; key; or column:NAME for "
             "parquet)")
