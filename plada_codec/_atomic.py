@@ -12,7 +12,7 @@ is removed by the next successful write of the same path once that process is go
 Every file plada_codec writes goes through it (``plada encode -o``, ``plada
 decode -o``, manifests and their caches, catalogs), and so should plada_train's:
 ``from plada_codec import write_atomically`` (plada_train imports only the
-public API, which tests/test_backend.py checks).
+public API, which tests/codec/test_backend.py checks).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Kernel status codes and the one table that turns a status into an exception.
 
 :class:`Status` mirrors ``enum plada_status`` in csrc/plada_core.h, name for
-name and value for value (tests/test_kernels.py reads the header and checks);
+name and value for value (tests/codec/test_kernels.py reads the header and checks);
 a few statuses are raised only by the Python side of a kernel (an empty
 context-model body, an unknown preset), and are in the enum all the same, so
 that the enum is the one list. The values are part of the C ABI only, never

@@ -14,7 +14,7 @@
 #        (apt, root or sudo) if missing;
 #   3. a check of what was installed: plada's requirements met, and (offline) plada and the data
 #      taken from the bundle, not from anything the machine had;
-#   4. the gpu tests (tests/test_gpu.py: produce and consume on CUDA with bf16 autocast against
+#   4. the gpu tests (tests/train/test_gpu.py: produce and consume on CUDA with bf16 autocast against
 #      the CPU run, tolerances in its docstring);
 #   5. the throughput benchmark (benchmarks/bench_gpu.py: images/s scored, student steps/s,
 #      peak GPU memory);
@@ -213,11 +213,11 @@ sys.exit(1 if problems else 0)
 EOF
 
 # 4. The gpu tests.
-echo "== gpu tests (tests/test_gpu.py, device $DEVICE)"
+echo "== gpu tests (tests/train/test_gpu.py, device $DEVICE)"
 TESTS_START=$SECONDS
 PLADA_GPU_TEST_DEVICE="$DEVICE" PLADA_GPU_TEST_WORKERS="$WORKERS" PLADA_GPU_TEST_REPORT="$LOG/agreement.json" \
     timeout -k 10 "${GPU_TESTS_TIMEOUT:-$TESTS_LIMIT}" "$PY" -m pytest -m gpu -q -p no:cacheprovider -rs \
-    ${PYTEST_IMPORT[@]+"${PYTEST_IMPORT[@]}"} tests/test_gpu.py 2>&1 | tee "$LOG/tests.log"
+    ${PYTEST_IMPORT[@]+"${PYTEST_IMPORT[@]}"} tests/train/test_gpu.py 2>&1 | tee "$LOG/tests.log"
 TESTS_RC=${PIPESTATUS[0]}
 [ "$TESTS_RC" -eq 5 ] && echo "pytest collected no gpu test" >&2
 [ "$TESTS_RC" -eq 124 ] && echo "the gpu tests ran past ${GPU_TESTS_TIMEOUT:-$TESTS_LIMIT} s" >&2

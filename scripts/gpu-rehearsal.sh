@@ -10,7 +10,7 @@
 #   3. scripts/gpu-check.sh with GPU_CHECK_DEVICE=cpu, without a network where a network namespace
 #      can be had (`unshare -rn`: the script must find that out by itself), else with --offline:
 #      it installs plada and the rest with `pip --no-index` from the bundle, checks that plada and
-#      the data come from the bundle, runs tests/test_gpu.py with the CPU standing in for the GPU
+#      the data come from the bundle, runs tests/train/test_gpu.py with the CPU standing in for the GPU
 #      under bf16 autocast (torch.autocast("cpu", dtype=torch.bfloat16)), and the benchmark.
 # DataLoader workers: GPU_WORKERS (0 here: 2 cores). Needs .venv (scripts/setup.sh) and the package
 # registries (for step 1). Exit status: gpu-check's.

@@ -23,8 +23,9 @@ cd build/asan
 "$PY" -c "import plada_codec; assert plada_codec.__file__.startswith('$PWD/'), plada_codec.__file__; assert plada_codec.backend == 'c'"
 set +e
 # The codec tests are the files marked `pytestmark = pytest.mark.codec` (tests/conftest.py
-# registers the marker): found by the marker, so a new codec test file needs no line here.
-mapfile -t CODEC_TESTS < <(grep -l '^pytestmark = pytest.mark.codec' tests/test_*.py)
+# registers the marker): found by the marker anywhere under tests/ (tests/spec/, tests/codec/...),
+# so a new codec test file needs no line here.
+mapfile -t CODEC_TESTS < <(grep -rl --include='test_*.py' '^pytestmark = pytest.mark.codec' tests | sort)
 [ "${#CODEC_TESTS[@]}" -gt 0 ] || { echo "no test file is marked codec" >&2; exit 1; }
 "$PY" -m pytest -q -p no:cacheprovider -m codec -k "not vectors_are_up_to_date" "${CODEC_TESTS[@]}"
 rc=$?

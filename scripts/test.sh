@@ -4,10 +4,10 @@
 #      site built with --strict (scripts/docs.sh: a broken link or a public name without a docstring fails);
 #   2. the whole suite on the C backend (every codec test also runs on the numpy twins),
 #      including the torchrun tests and a short fuzzing smoke run;
-#   2a. libplada (csrc/libplada): built with -Werror and its C tests run (tests/test_libplada.py also
+#   2a. libplada (csrc/libplada): built with -Werror and its C tests run (tests/libplada/test_libplada.py also
 #      runs them under ASan/UBSan);
 #   2b. scripts/gpu-check.sh's offline path rehearsed on the CPU (scripts/gpu-rehearsal.sh): a wheel
-#      bundle, `pip --no-index` into a stand-in for the GPU machine's Python, tests/test_gpu.py with
+#      bundle, `pip --no-index` into a stand-in for the GPU machine's Python, tests/train/test_gpu.py with
 #      bf16 autocast on the CPU;
 #   3. the codec's tests in a second environment without torch, timm or root (.venv-codec,
 #      scripts/setup.sh --codec), with the numpy backend forced;

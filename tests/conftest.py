@@ -3,7 +3,10 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-import plada_codec
+# Its checks (one_line, check_roundtrip...) report their operands as a test file's own asserts do.
+pytest.register_assert_rewrite("tests.helpers")
+
+import plada_codec  # noqa: E402
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile(

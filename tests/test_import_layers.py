@@ -4,9 +4,10 @@ floor imports only the floors below it (CONTRIBUTING.md's layer map)."""
 from __future__ import annotations
 
 import ast
-import pathlib
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent / "plada_codec"
+from tests.helpers import REPO
+
+ROOT = REPO / "plada_codec"
 
 
 def module_graph() -> dict[str, set[str]]:

@@ -1,0 +1,76 @@
+"""Index codec 1, bitmap (FORMAT.md 6.3): the codec battery (battery.py) on index inputs over
+reference sets of at most 2**16 + 3 items (a bitmap is ceil(N / 8) bytes), and bodies by hand."""
+
+import pytest
+
+from plada_codec import PayloadFormatError
+from tests.codec.codecs import battery
+
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
+CODEC = battery.codec_named("index", "bitmap")
+CASES = battery.index_cases(top=2**16 + 3)  # N mod 8 = 3: the last byte has 5 padding bits
+SMALL = battery.small_cases(CODEC, CASES)
+
+
+def test_registry_entry():
+    battery.check_registry_entry(CODEC)
+
+
+def test_decoder_bounds():
+    battery.check_decoder_bounds(CODEC)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_round_trip(kernels, case):
+    battery.check_round_trip(CODEC, kernels, case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_backends_agree(backend, case):
+    battery.check_backends_agree(CODEC, backend, case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_size_bound(kernels, case):
+    battery.check_size_bound(CODEC, kernels, case)
+
+
+def test_spec_vectors(backend):
+    battery.check_spec_vectors(CODEC, backend)
+
+
+@pytest.mark.parametrize("case", SMALL, ids=str)
+def test_hostile_bodies(backend, case):
+    battery.check_hostile_bodies(CODEC, backend, case)
+
+
+def test_round_trip_property(kernels):
+    battery.check_round_trip_property(CODEC, kernels)
+
+
+# -- by hand ---------------------------------------------------------------------------------------
+
+TEN = battery.selection([0, 3, 9], [0, 0, 0], 10, 1)
+
+
+def test_bits_lsb_first(kernels):
+    # 6.3 with 6.1's numbering: item i is bit i mod 8 of byte i // 8. Items 0 and 3: 0b00001001;
+    # item 9: bit 1 of byte 1.
+    assert CODEC.encode(TEN, kernels) == b"\x09\x02"
+    assert CODEC.decode(b"\x09\x02", battery.context(TEN, 0), kernels, "by hand")["indices"].tolist() == [0, 3, 9]
+
+
+@pytest.mark.parametrize("body, why", [
+    (b"\x09\x06", "padding bit 10 set (N = 10)"),
+    (b"\x09\x00", "2 set bits, k = 3"),
+    (b"\x0b\x02", "4 set bits, k = 3"),
+])
+def test_rules_of_6_3(kernels, body, why):
+    with pytest.raises(PayloadFormatError):
+        CODEC.decode(body, battery.context(TEN, 0), kernels, why)
+
+
+def test_every_item(kernels):
+    sel = battery.selection(range(16), [0] * 16, 16, 1)
+    assert CODEC.encode(sel, kernels) == b"\xff\xff"

@@ -1,0 +1,103 @@
+"""Metadata codec 0, json (FORMAT.md 5.7): the codec battery (battery.py) on JSON objects at
+the rules' edges, and bodies by hand: the form this implementation writes (5.7, last
+paragraph) and every rule a decoder enforces."""
+
+import pytest
+
+from plada_codec import LimitExceededError, PayloadFormatError
+from tests.codec.codecs import battery
+
+pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
+
+CODEC = battery.codec_named("metadata", "json")
+CASES = battery.metadata_cases()
+SMALL = battery.small_cases(CODEC, CASES)
+
+
+def test_registry_entry():
+    battery.check_registry_entry(CODEC)
+
+
+def test_decoder_bounds():
+    battery.check_decoder_bounds(CODEC)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_round_trip(kernels, case):
+    battery.check_round_trip(CODEC, kernels, case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_backends_agree(backend, case):
+    battery.check_backends_agree(CODEC, backend, case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_size_bound(kernels, case):
+    battery.check_size_bound(CODEC, kernels, case)
+
+
+def test_spec_vectors(backend):
+    battery.check_spec_vectors(CODEC, backend)
+
+
+@pytest.mark.parametrize("case", SMALL, ids=str)
+def test_hostile_bodies(backend, case):
+    battery.check_hostile_bodies(CODEC, backend, case)
+
+
+def test_round_trip_property(kernels):
+    battery.check_round_trip_property(CODEC, kernels)
+
+
+# -- by hand ---------------------------------------------------------------------------------------
+
+SEL = battery.selection([], [], 1, 1, metadata={"b": 1, "a": [1.5, "é"]})
+
+
+def _decode(body, kernels, limits=None):
+    ctx = battery.context(SEL, 0)
+    if limits is not None:
+        ctx = battery.codecs.DecodeContext(1, 1, 0, 0, limits)
+    return CODEC.decode(body, ctx, kernels, "by hand")["metadata"]
+
+
+def test_the_written_form(kernels):
+    # Keys sorted by code point, no whitespace, non-ASCII as UTF-8 (not \u escapes).
+    assert CODEC.encode(SEL, kernels) == b'{"a":[1.5,"\xc3\xa9"],"b":1}'
+
+
+@pytest.mark.parametrize("body, value", [
+    (b' {\n "b" : 1 ,\t"a" : [ 15e-1 , "\\u00e9" ] } ', {"b": 1, "a": [1.5, "é"]}),  # no canonical form
+    (b'{"x":-0,"y":-0.0,"z":1e-400}', {"x": 0, "y": -0.0, "z": 0.0}),  # rule 5, rule 6
+    (b'{"p":"\\ud83d\\ude00"}', {"p": "\U0001f600"}),  # rule 3: an escaped pair is one character
+    (b'{"m":9007199254740991,"n":-9007199254740991,"f":1e308}', {"m": 2**53 - 1, "n": -(2**53 - 1), "f": 1e308}),
+    (b'{"i":1,"d":1.0}', {"i": 1, "d": 1.0}),
+])
+def test_accepted_bodies(kernels, body, value):
+    assert battery.same_json(_decode(body, kernels), value)
+
+
+@pytest.mark.parametrize("body, rule", [
+    (b"\xef\xbb\xbf{}", "1: byte-order mark"),
+    (b'{"a":"\xff"}', "1: not UTF-8"),
+    (b"[]", "2: not an object"),
+    (b'{"a":NaN}', "2: NaN"),
+    (b"{} x", "2: text after the value"),
+    (b'{"a":"\\ud800"}', "3: a lone surrogate escape"),
+    (b'{"a":1,"\\u0061":2}', "4: a duplicate key after unescaping"),
+    (b'{"a":9007199254740992}', "5: 2**53"),
+    (b'{"a":1e999}', "6: not finite"),
+    (b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", "7: depth 65"),
+])
+def test_rules_of_5_7(kernels, body, rule):
+    with pytest.raises(PayloadFormatError):
+        _decode(body, kernels)
+
+
+def test_the_item_count_limit(kernels):
+    # 5.5: the bytes [ { , : of the body, strings included: {"a":"[,:"} counts 5.
+    limits = battery.codecs.Limits(max_metadata_items=4)
+    with pytest.raises(LimitExceededError):
+        _decode(b'{"a":"[,:"}', kernels, limits)
+    assert _decode(b'{"a":"[,:"}', kernels, battery.codecs.Limits(max_metadata_items=5)) == {"a": "[,:"}

@@ -1,0 +1,57 @@
+"""The tests of plada_train, and their one torch gate.
+
+The codec's own environment (.venv-codec, ``scripts/setup.sh --codec``) has no torch: there
+every test file below this folder is skipped, with the reason ``could not import 'torch'``,
+except those in :data:`RUN_WITHOUT_TORCH` (pure numpy), which run there too. No test file here
+calls ``pytest.importorskip("torch")`` itself; the other optional packages (PIL, sklearn,
+timm) are still asked for by the files, or the tests, that need them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+# Test files (relative to this folder) that need no torch: they run in the codec environment too.
+RUN_WITHOUT_TORCH = {"test_selection.py"}
+HERE = Path(__file__).resolve().parent
+
+
+def _needs_torch(file_path: Path) -> bool:
+    if not (file_path.name.startswith("test_") and file_path.suffix == ".py"):
+        return False  # conftest.py, __init__.py: no tests of their own
+    try:
+        return file_path.resolve().relative_to(HERE).as_posix() not in RUN_WITHOUT_TORCH
+    except ValueError:
+        return True
+
+
+class _TorchMissing(pytest.File):
+    """Stands in for a test file that needs torch where torch is missing: collecting it skips."""
+
+    def collect(self):
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            pytest.skip(f"{self.nodeid} needs torch: could not import 'torch': {exc}")
+        return []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path, parent):
+    collectors = yield
+    if collectors and _needs_torch(file_path) and importlib.util.find_spec("torch") is None:
+        # One stand-in per collector of the file (its test module, and its doctest module under
+        # --doctest-modules): each reports the skip, without importing the file.
+        return [_TorchMissing.from_parent(parent, path=file_path) for _ in collectors]
+    return collectors
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """sklearn digits as a 16x16 target and reference pool (tests/helpers.py write_digits)."""
+    from tests.helpers import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("digits"))
