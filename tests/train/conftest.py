@@ -55,3 +55,28 @@ def digits(tmp_path_factory):
     from tests.helpers import write_digits
 
     return write_digits(tmp_path_factory.mktemp("digits"))
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    """N_IMAGES random grayscale SIDE x SIDE images (tests/train/data/images.py)."""
+    import numpy as np
+
+    from tests.train.data.images import N_IMAGES, SIDE
+
+    return np.random.default_rng(7).integers(0, 256, (N_IMAGES, SIDE, SIDE), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory, pixels):
+    """A folder of N_IMAGES grayscale PNGs; returns (root, {relative path: pixels})."""
+    from tests.train.data.images import N_IMAGES, _names, _png
+
+    root = tmp_path_factory.mktemp("folder")
+    written = {}
+    for name, image in zip(_names(N_IMAGES), pixels):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_png(image))
+        written[name] = image
+    return root, written

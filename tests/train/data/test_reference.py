@@ -1,12 +1,8 @@
-"""plada_train.data / preprocess on tiny generated folders and tar shards."""
+"""Tests plada_train.data.reference and its kinds (folder, tar, npz array): order, fingerprint, tar index, listings."""
 
-import builtins
 import hashlib
 import io
-import json
-import os
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,115 +13,9 @@ Image = pytest.importorskip("PIL.Image")
 from torch.utils.data import DataLoader  # noqa: E402
 
 from plada_codec import ReferenceSet  # noqa: E402
-from plada_train.data import (  # noqa: E402
-    ArrayImages,
-    DataError,
-    LabelledSubset,
-    check_inputs,
-    open_reference,
-    open_target,
-)
-from plada_train.preprocess import Preprocess, preprocess_for  # noqa: E402
-
-N_IMAGES = 240
-SIDE = 8
-
-
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-# Names chosen so that the canonical order (UTF-8 bytes of the relative path)
-# differs from a case-insensitive, a locale or a "files before folders" order:
-# "B" < "a" < "a.png" < "a/" < "a0" < "z" < "é" in UTF-8 bytes.
-def _names(n: int) -> list[str]:
-    stems = ["B", "a", "a0", "z", "\u00e9", "sub/x", "sub/Y", "a/inner", "sub2/deep/q"]
-    return [f"{stems[i % len(stems)]}{i:04d}.png" for i in range(n)]
-
-
-@pytest.fixture(scope="module")
-def pixels():
-    return np.random.default_rng(7).integers(0, 256, (N_IMAGES, SIDE, SIDE), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory, pixels):
-    """A folder of N_IMAGES grayscale PNGs; returns (root, {relative path: pixels})."""
-    root = tmp_path_factory.mktemp("folder")
-    written = {}
-    for name, image in zip(_names(N_IMAGES), pixels):
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_png(image))
-        written[name] = image
-    return root, written
-
-
-@pytest.fixture(scope="module")
-def tar_set(tmp_path_factory, pixels):
-    """Three shards; members written in a shuffled (non-sorted) key order with
-    .cls/.json extras. Returns (folder, [(shard name, key, member, pixels)] in archive order)."""
-    root = tmp_path_factory.mktemp("tars")
-    rng = np.random.default_rng(3)
-    order = rng.permutation(N_IMAGES)
-    written = []
-    for number, part in enumerate(np.array_split(order, 3)):
-        shard = f"shard-{number:03d}.tar"
-        with tarfile.open(root / shard, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i in part:
-                key = f"img{int(i):05d}"
-                members = [(f"{key}.cls", str(i % 10).encode()), (f"{key}.png", _png(pixels[i])),
-                           (f"{key}.json", b"{}")]
-                for name, data in members:
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-                written.append((shard, key, f"{key}.png", pixels[i]))
-    return root, written
-
-
-class OpenCounter:
-    """Counts the files opened through builtins.open and the bytes read from them."""
-
-    def __init__(self, monkeypatch):
-        self.paths, self.bytes = [], 0
-        real_open = builtins.open
-        counter = self
-
-        class Counting(io.BufferedReader):
-            def read(self, size=-1):
-                data = super().read(size)
-                counter.bytes += len(data)
-                return data
-
-        def counting_open(path, mode="r", *args, **kwargs):
-            handle = real_open(path, mode, *args, **kwargs)
-            counter.paths.append(str(path))
-            if mode == "rb" and isinstance(handle, io.BufferedReader):
-                return Counting(handle.detach())
-            return handle
-
-        monkeypatch.setattr(builtins, "open", counting_open)
-        # The codec's readers open a descriptor and read it by position (os.pread).
-        real_os_open, real_pread = os.open, os.pread
-
-        def counting_os_open(path, flags, *args, **kwargs):
-            fd = real_os_open(path, flags, *args, **kwargs)
-            counter.paths.append(os.fsdecode(path))
-            return fd
-
-        def counting_pread(fd, size, offset):
-            data = real_pread(fd, size, offset)
-            counter.bytes += len(data)
-            return data
-
-        monkeypatch.setattr(os, "open", counting_os_open)
-        monkeypatch.setattr(os, "pread", counting_pread)
-
-
-# -- order and pixels ------------------------------------------------------------
+from plada_train.data import DataError, open_reference  # noqa: E402
+from plada_train.preprocess import preprocess_for  # noqa: E402
+from tests.train.data.images import N_IMAGES, OpenCounter, _one_line, _png  # noqa: E402
 
 
 def test_folder_order_is_the_fingerprint_order(image_folder):
@@ -178,153 +68,6 @@ def test_dataloader_workers_read_the_same_items(tar_set):
     assert torch.equal(serial, parallel)
 
 
-# -- the client's subset ---------------------------------------------------------
-
-
-def test_subset_reads_exactly_the_k_selected_files(image_folder, monkeypatch):
-    root, _ = image_folder
-    reference = open_reference(root)
-    picks = np.array([3, 17, 18, 120, 239])
-    labels = np.array([1, 0, 4, 4, 2])
-    subset = LabelledSubset(reference, picks, labels)
-    counter = OpenCounter(monkeypatch)
-    got = list(DataLoader(subset, batch_size=2))
-    assert sorted(counter.paths) == sorted(str(root / reference.item_id(int(i))) for i in picks)
-    assert counter.bytes == sum((root / reference.item_id(int(i))).stat().st_size for i in picks)
-    assert torch.cat([y for _, y in got]).tolist() == labels.tolist()
-
-
-def test_tar_subset_reads_only_the_selected_members(tar_set, monkeypatch):
-    root, written = tar_set
-    reference = open_reference(root)
-    reference.close()  # count the shard opens too
-    picks = np.array([2, 90, 91, 200])  # shards 0, 1, 1, 2 (80 items each)
-    member_bytes = 0
-    for i in picks:
-        with tarfile.open(root / written[i][0]) as tar:
-            member_bytes += tar.getmember(written[i][2]).size
-    subset = LabelledSubset(reference, picks, np.zeros(len(picks)))
-    counter = OpenCounter(monkeypatch)
-    for j in range(len(subset)):
-        x, _ = subset[j]
-        assert np.array_equal(((x[0].numpy() + 1) * 127.5).round().astype(np.uint8), written[picks[j]][3])
-    assert counter.paths == [str(root / f"shard-{s:03d}.tar") for s in range(3)]  # each touched shard once
-    assert counter.bytes == member_bytes  # the selected image members and nothing else
-
-
-def test_subset_rejects_indices_outside_the_reference(tar_set):
-    reference = open_reference(tar_set[0])
-    with pytest.raises(DataError, match="outside the reference"):
-        LabelledSubset(reference, [0, N_IMAGES], [1, 1])
-
-
-# -- everyday mistakes -----------------------------------------------------------
-
-
-def _one_line(exc: pytest.ExceptionInfo) -> str:
-    text = str(exc.value)
-    assert "\n" not in text
-    return text
-
-
-def test_missing_paths(tmp_path):
-    with pytest.raises(DataError, match="reference '.*nope' not found: give builtin:pool") as exc:
-        open_reference(tmp_path / "nope")
-    _one_line(exc)
-    with pytest.raises(DataError, match="target '.*nope.npz' not found: give builtin:mnist"):
-        open_target(tmp_path / "nope.npz")
-    with pytest.raises(DataError, match="builtin:pool"):
-        open_reference("builtin:imagenet")
-
-
-def test_empty_folder(tmp_path):
-    with pytest.raises(DataError, match="holds no files") as exc:
-        open_reference(tmp_path)
-    _one_line(exc)
-
-
-def test_non_image_entry_is_refused_up_front(tmp_path, pixels):
-    for i in range(3):
-        (tmp_path / f"{i}.png").write_bytes(_png(pixels[i]))
-    (tmp_path / "README.txt").write_text("not an image")
-    with pytest.raises(DataError, match="README.txt.*not an image file.*move that file out") as exc:
-        open_reference(tmp_path)
-    _one_line(exc)
-
-
-def test_a_later_broken_image_names_itself(tmp_path, pixels):
-    for i in range(4):
-        (tmp_path / f"{i}.png").write_bytes(_png(pixels[i]))
-    (tmp_path / "2.png").write_bytes(b"\x89PNG but not really")
-    reference = open_reference(tmp_path)  # the first image decodes: accepted up front
-    for workers in (0, 1):  # from a worker too, still one line
-        with pytest.raises(DataError, match=r"2\.png: not a readable image") as exc:
-            list(DataLoader(reference, batch_size=4, num_workers=workers))
-        _one_line(exc)
-        assert "BytesIO" not in str(exc.value)  # PIL's message names its buffer object, not the file
-
-
-def test_mixed_sizes_without_resize(tmp_path, pixels):
-    for i in range(3):
-        (tmp_path / f"{i}.png").write_bytes(_png(pixels[i]))
-    (tmp_path / "1.png").write_bytes(_png(np.zeros((SIDE + 2, SIDE), np.uint8)))
-    reference = open_reference(tmp_path)
-    with pytest.raises(DataError, match=r"1\.png: image is 10x8, the model's input is 8x8.*--image-size"):
-        [reference[i] for i in range(3)]
-    resized = open_reference(tmp_path).set_preprocess(preprocess_for(None, "smallcnn", 1, image_size=SIDE))
-    assert all(resized[i][0].shape == (1, SIDE, SIDE) for i in range(3))
-
-
-def test_target_and_reference_sizes_must_agree(tmp_path, pixels):
-    np.savez(tmp_path / "t.npz", x_train=np.zeros((4, 12, 12), np.uint8), y_train=np.arange(4))
-    np.savez(tmp_path / "r.npz", x=pixels[:4])
-    target, reference = open_target(tmp_path / "t.npz"), open_reference(tmp_path / "r.npz")
-    with pytest.raises(DataError, match="image sizes differ.*12x12.*8x8.*--image-size"):
-        check_inputs(preprocess_for(None, "smallcnn", 1), target.train, reference)
-    check_inputs(preprocess_for(None, "smallcnn", 1, image_size=10), target.train, reference)
-    pinned = preprocess_for(None, "smallcnn", 1, native_size=target.image_size)
-    assert pinned.to_metadata()["input_size"] == [12, 12]
-    target.set_preprocess(pinned)
-    with pytest.raises(DataError, match="8x8.*12x12|12x12.*8x8"):
-        reference.set_preprocess(pinned)
-
-
-def test_grayscale_and_rgb(tmp_path, pixels):
-    rgb = np.random.default_rng(1).integers(0, 256, (3, SIDE, SIDE, 3), dtype=np.uint8)
-    for i in range(3):
-        Image.fromarray(rgb[i]).save(tmp_path / f"{i}.png")
-    reference = open_reference(tmp_path)
-    assert reference.describe()["channels"] == 3
-    x, _ = reference.set_preprocess(preprocess_for(None, "smallcnn", 1))[0]
-    # ITU-R 601-2 luma, computed here: L = (299 R + 587 G + 114 B) / 1000, rounded by PIL's fixed point
-    luma = (rgb[0] @ np.array([299, 587, 114])) / 1000
-    assert np.abs((x[0].numpy() + 1) * 127.5 - luma).max() <= 1.0
-    gray = ArrayImages(pixels[:2, None])
-    x3, _ = gray.set_preprocess(preprocess_for(None, "smallcnn", 3))[1]
-    assert x3.shape == (3, SIDE, SIDE) and torch.equal(x3[0], x3[2])
-    with pytest.raises(DataError, match="4 channels.*grayscale \\(1\\) or RGB \\(3\\)"):
-        ArrayImages(np.zeros((2, 4, SIDE, SIDE), np.uint8)).set_preprocess(preprocess_for(None, "smallcnn", 3))
-
-
-def test_npz_targets_and_missing_test_split(tmp_path):
-    np.savez(tmp_path / "no_test.npz", x_train=np.zeros((5, 6, 6), np.uint8), y_train=np.arange(5) % 3)
-    target = open_target(tmp_path / "no_test.npz")
-    assert target.test is None and target.n_classes == 3 and target.channels == 1
-    with pytest.raises(DataError, match="no test split.*x_test/y_test") as exc:
-        target.require_test()
-    _one_line(exc)
-    np.savez(tmp_path / "bad.npz", x=np.zeros((5, 6, 6), np.uint8))
-    with pytest.raises(DataError, match="no 'x_train' array \\(found: x\\)"):
-        open_target(tmp_path / "bad.npz")
-    np.savez(tmp_path / "half.npz", x_train=np.zeros((5, 6, 6), np.uint8), y_train=np.arange(5),
-             x_test=np.zeros((2, 6, 6), np.uint8))
-    with pytest.raises(DataError, match="x_test without its partner"):
-        open_target(tmp_path / "half.npz")
-    (tmp_path / "junk.npz").write_bytes(b"nope")
-    with pytest.raises(DataError, match="not a .npz file"):
-        open_reference(tmp_path / "junk.npz")
-
-
 def test_npz_reference_is_memory_mapped_and_fingerprinted_as_an_array(tmp_path, pixels):
     np.savez(tmp_path / "plain.npz", x=pixels)
     np.savez_compressed(tmp_path / "packed.npz", x=pixels)
@@ -340,90 +83,6 @@ def test_npz_reference_is_memory_mapped_and_fingerprinted_as_an_array(tmp_path, 
         reference = open_reference(tmp_path / f"{name}.npz")
         assert np.array_equal(reference.raw(9)[0], pixels[9])
         assert reference.reference_set() == expected
-
-
-def test_image_folder_target(tmp_path, pixels):
-    for split, count in (("train", 4), ("val", 2)):
-        for cls in ("cat", "dog"):
-            (tmp_path / split / cls).mkdir(parents=True)
-            for i in range(count):
-                Image.fromarray(pixels[i]).convert("RGB").save(tmp_path / split / cls / f"{i}.png")
-    (tmp_path / "train" / "cat" / "notes.txt").write_text("ignored by ImageFolder")
-    target = open_target(tmp_path)
-    assert target.class_names == ["cat", "dog"] and target.n_classes == 2
-    assert len(target.train) == 8 and len(target.test) == 4
-    assert target.train.labels.tolist() == [0] * 4 + [1] * 4
-    x, y = target.set_preprocess(preprocess_for(None, "smallcnn", 1)).test[3]
-    assert y == 1 and x.shape == (1, SIDE, SIDE)
-
-
-def test_class_folder_target_without_classes(tmp_path, pixels):
-    (tmp_path / "loose.png").write_bytes(_png(pixels[0]))
-    with pytest.raises(DataError, match="no class folders.*CLASS_NAME") as exc:
-        open_target(tmp_path)
-    _one_line(exc)
-    (tmp_path / "empty_class").mkdir()
-    with pytest.raises(DataError, match="at least one image"):
-        open_target(tmp_path)
-
-
-# -- preprocessing -----------------------------------------------------------------
-
-
-def test_smallcnn_numerics_by_hand():
-    image = np.array([[[0, 51, 255]]], np.uint8)
-    x = preprocess_for(None, "smallcnn", 1).transform()(image)
-    assert x.dtype == torch.float32
-    torch.testing.assert_close(x, torch.tensor([[[-1.0, -0.6, 1.0]]]), rtol=0, atol=1e-7)
-    # the same float32 ops as the engine's batch conversion, bit for bit
-    assert torch.equal(x, torch.from_numpy(image).float().mul_(2.0 / 255.0).sub_(1.0))
-
-
-def test_timm_preprocess_follows_resolve_data_config(pixels):
-    from plada_train._compat import import_timm
-
-    timm = import_timm()
-    from timm.data import create_transform, resolve_data_config
-
-    model = timm.create_model("mobilenetv3_small_050", pretrained=False, num_classes=3)
-    config = resolve_data_config({}, model=model)
-    p = preprocess_for(model, "mobilenetv3_small_050", 3)
-    assert (3, *p.input_size) == tuple(config["input_size"])
-    assert (p.mean, p.std, p.interpolation, p.crop_pct) == (
-        tuple(config["mean"]), tuple(config["std"]), config["interpolation"], config["crop_pct"])
-    image = Image.fromarray(np.kron(pixels[0], np.ones((20, 30), np.uint8))).convert("RGB")  # 160x240
-    expected = create_transform(**config)(image)
-    assert expected.shape == (3, 224, 224)
-    assert torch.equal(p.transform()(image), expected)
-    small = preprocess_for(model, "mobilenetv3_small_050", 1, image_size=32)
-    assert small.input_size == (32, 32) and small.mean == (pytest.approx(np.mean(config["mean"])),)
-    assert small.transform()(image).shape == (1, 32, 32)
-    assert small.transform(train=True)(image).shape == (1, 32, 32)
-
-
-def test_preprocess_metadata_roundtrip():
-    for p in (preprocess_for(None, "smallcnn", 1), preprocess_for(None, "smallcnn", 3, image_size=32),
-              Preprocess("timm", "resnet18", 3, (64, 64), True, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2), "bicubic",
-                         0.95, "center")):
-        meta = json.loads(json.dumps(p.to_metadata()))
-        assert Preprocess.from_metadata(meta) == p
-    other = preprocess_for(None, "smallcnn", 1, image_size=32)
-    assert preprocess_for(None, "smallcnn", 1).differences(other) == [
-        "input_size: None vs [32, 32]", "resize: False vs True"]
-    with pytest.raises(ValueError, match="malformed"):
-        Preprocess.from_metadata({"kind": "smallcnn"})
-
-
-def test_builtin_pool_keeps_its_fingerprint_source():
-    pytest.importorskip("mnist")
-    if not Path("/usr/share/datasets/fashion-mnist").exists():
-        pytest.skip("Fashion-MNIST not installed")
-    from plada_train.data import load_miniature
-
-    reference = open_reference("builtin:pool-far")
-    assert reference.images is load_miniature(include_in_domain=False).pool.images
-    assert reference.describe() == {"source": "builtin:pool-far", "kind": "array", "n": 80000, "channels": 1,
-                                    "image_size": [28, 28], "uniform": True}
 
 
 def test_hidden_files_are_not_part_of_a_folder_reference(tmp_path, pixels):
@@ -474,17 +133,6 @@ def test_tar_index_cache_spares_the_header_scan(tar_set, tmp_path, monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="scanned"):
         open_reference(root, manifest=manifest)
     os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
-def test_smallcnn_resize_matches_the_in_memory_loader(image_folder):
-    from plada_train.data import load_folder
-
-    root, _ = image_folder
-    legacy = load_folder(root, size=5, grayscale=True)  # PIL's default resize filter
-    reference = open_reference(root).set_preprocess(preprocess_for(None, "smallcnn", 1, image_size=5))
-    for i in (0, 100):
-        expected = torch.from_numpy(legacy.images[i]).float().mul_(2.0 / 255.0).sub_(1.0)
-        assert torch.equal(reference[i][0], expected)
 
 
 def test_tar_shards_with_one_file_name_are_refused(tar_set, tmp_path):
