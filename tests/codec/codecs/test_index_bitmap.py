@@ -1,5 +1,6 @@
 """Index codec 1, bitmap (FORMAT.md 6.3): the codec battery (battery.py) on index inputs over
-reference sets of at most 2**16 + 3 items (a bitmap is ceil(N / 8) bytes), and bodies by hand."""
+reference sets of at most 2**21 + 2**13 + 5 items (a bitmap is ceil(N / 8) bytes: 263 KiB, more
+than one read of the decoder), and bodies by hand."""
 
 import pytest
 
@@ -9,7 +10,7 @@ from tests.codec.codecs import battery
 pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
 
 CODEC = battery.codec_named("index", "bitmap")
-CASES = battery.index_cases(top=2**16 + 3)  # N mod 8 = 3: the last byte has 5 padding bits
+CASES = battery.index_cases(top=battery.MULTI_CHUNK_N)  # N mod 8 = 5: the last byte has 3 padding bits
 SMALL = battery.small_cases(CODEC, CASES)
 
 

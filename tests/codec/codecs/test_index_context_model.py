@@ -409,7 +409,7 @@ def test_encoder_keeps_the_1_0_escape_for_a_periodic_selection(backend):
 from tests.codec.codecs import battery  # noqa: E402
 
 BATTERY_CODEC = battery.codec_named("index", "context-model")
-BATTERY_CASES = battery.index_cases()
+BATTERY_CASES = battery.index_cases(multi_chunk=False)
 BATTERY_SMALL = battery.small_cases(BATTERY_CODEC, BATTERY_CASES)
 
 

@@ -11,7 +11,7 @@ from tests.codec.codecs import battery
 pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
 
 CODEC = battery.codec_named("labels", "joint")
-CASES = battery.label_cases()
+CASES = battery.label_cases(multi_chunk=False)
 SMALL = battery.small_cases(CODEC, CASES)
 
 

@@ -4,7 +4,7 @@ paragraph) and every rule a decoder enforces."""
 
 import pytest
 
-from plada_codec import LimitExceededError, PayloadFormatError
+from plada_codec import LimitExceededError, PayloadFormatError, codecs
 from tests.codec.codecs import battery
 
 pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
@@ -58,7 +58,7 @@ SEL = battery.selection([], [], 1, 1, metadata={"b": 1, "a": [1.5, "é"]})
 def _decode(body, kernels, limits=None):
     ctx = battery.context(SEL, 0)
     if limits is not None:
-        ctx = battery.codecs.DecodeContext(1, 1, 0, 0, limits)
+        ctx = codecs.DecodeContext(1, 1, 0, 0, limits)
     return CODEC.decode(body, ctx, kernels, "by hand")["metadata"]
 
 
@@ -97,7 +97,7 @@ def test_rules_of_5_7(kernels, body, rule):
 
 def test_the_item_count_limit(kernels):
     # 5.5: the bytes [ { , : of the body, strings included: {"a":"[,:"} counts 5.
-    limits = battery.codecs.Limits(max_metadata_items=4)
+    limits = codecs.Limits(max_metadata_items=4)
     with pytest.raises(LimitExceededError):
         _decode(b'{"a":"[,:"}', kernels, limits)
-    assert _decode(b'{"a":"[,:"}', kernels, battery.codecs.Limits(max_metadata_items=5)) == {"a": "[,:"}
+    assert _decode(b'{"a":"[,:"}', kernels, codecs.Limits(max_metadata_items=5)) == {"a": "[,:"}
