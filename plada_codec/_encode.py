@@ -256,14 +256,14 @@ class PayloadEncoder:
                 class_names = list(class_names)
             except TypeError:
                 pass  # not iterable: the codec says what is wrong
-        selection = codecs.Selection(indices, labels, n_ref, n_classes, class_names, task_name, metadata)
+        selection = codecs.PayloadContent(indices, labels, n_ref, n_classes, class_names, task_name, metadata)
         written = self._critical(selection) + self._ancillary(selection)
         minor = max(codec.introduced for codec, _ in written)[1]
         header = {"minor": minor, "n_classes": n_classes, "n_ref": n_ref, "count": selection.count,
                   "fingerprint": fingerprint}
         return assemble(header, [section for _, section in written])
 
-    def _stored(self, codec: codecs.Codec, selection: codecs.Selection, raw: bytes | None = None,
+    def _stored(self, codec: codecs.Codec, selection: codecs.PayloadContent, raw: bytes | None = None,
                 fast_frames: dict | None = None, compressor: Compressor | None = None):
         """(codec, (type, codec id, compression, raw_length, stored)) with the smallest stored body.
 
@@ -297,7 +297,7 @@ class PayloadEncoder:
                 best = (codec.section_type, codec.id, compression, len(raw), stored)
         return codec, best
 
-    def _critical(self, selection: codecs.Selection):
+    def _critical(self, selection: codecs.PayloadContent):
         # f2-cm: every critical body encoded once, then the slow-Zstandard short cut.
         usable = {}
         for stype in CRITICAL_SECTIONS:
@@ -347,7 +347,7 @@ class PayloadEncoder:
                 return f" (which {_OPTION_OF[stype]}={allowed[0].name!r} implies)"
         return ""
 
-    def _dense_enough(self, codec: codecs.Codec, selection: codecs.Selection, raw: bytes, forced: bool) -> bool:
+    def _dense_enough(self, codec: codecs.Codec, selection: codecs.PayloadContent, raw: bytes, forced: bool) -> bool:
         """False (EncodeError when *forced*) for a body below its codec's minimum
         length, which the context model has where a selection codes in under
         1 bit a pair (spec 15.1); "auto" then picks a 1.0 codec."""
@@ -401,7 +401,7 @@ class PayloadEncoder:
         return {key: frame for key, frame in frames.items()
                 if bounds[key] + total_floor - floors[key[0]] > min(joint)}
 
-    def _ancillary(self, selection: codecs.Selection):
+    def _ancillary(self, selection: codecs.PayloadContent):
         written = []
         for stype in sorted(codecs.SECTION_NAMES):
             if stype in CRITICAL_SECTIONS:

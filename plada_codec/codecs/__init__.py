@@ -28,7 +28,7 @@ from ._registry import (
     Codec,
     DecodeContext,
     Limits,
-    Selection,
+    PayloadContent,
     Shape,
     all_codecs,
     by_name,
@@ -42,7 +42,8 @@ from ._registry import (
 )
 
 __all__ = [
-    "Codec", "Selection", "Shape", "Limits", "DecodeContext", "register", "unregister", "get", "find", "for_section",
+    "Codec", "PayloadContent", "Shape", "Limits", "DecodeContext", "register", "unregister", "get", "find",
+    "for_section",
     "names", "by_name", "all_codecs", "section_type_of",
     "SECTION_INDEX", "SECTION_LABELS", "SECTION_CLASS_NAMES", "SECTION_TASK_NAME",
     "SECTION_METADATA", "SECTION_NAMES",

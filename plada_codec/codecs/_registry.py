@@ -25,7 +25,8 @@ from .._constants import (
 from .._errors import UnsupportedFeatureError
 
 __all__ = [
-    "Codec", "Selection", "Shape", "Limits", "DecodeContext", "register", "unregister", "get", "find", "for_section",
+    "Codec", "PayloadContent", "Shape", "Limits", "DecodeContext", "register", "unregister", "get", "find",
+    "for_section",
     "names", "by_name", "all_codecs", "section_type_of",
 ]
 
@@ -66,7 +67,7 @@ class DecodeContext:
 
 
 @dataclass(frozen=True)
-class Selection:
+class PayloadContent:
     """The validated content an encoder writes: the header's N, C, k, the
     selection, and the optional ancillary fields (None when absent)."""
 
@@ -89,7 +90,7 @@ class Selection:
 class Codec:
     """Base class of every section codec; subclasses set the class attributes.
 
-    A codec's ``encode`` turns a :class:`Selection` into the raw body (before
+    A codec's ``encode`` turns a :class:`PayloadContent` into the raw body (before
     compression); its ``decode`` turns a raw body into the payload fields it
     carries, raising :class:`PayloadFormatError` for a body that breaks its
     rules. Both receive the backend's kernel object
@@ -125,7 +126,7 @@ class Codec:
         """(smallest, largest) raw_length the spec allows for this header."""
         raise NotImplementedError
 
-    def usable(self, selection: Selection, forced: bool) -> bool:
+    def usable(self, selection: PayloadContent, forced: bool) -> bool:
         """Whether the encoder should try this codec; *forced* when the user
         named it (then a codec that cannot write the selection raises EncodeError)."""
         return True
@@ -135,7 +136,7 @@ class Codec:
         its length, unless decoding it costs more than its bytes say."""
         return raw_length
 
-    def encode(self, selection: Selection, kernels) -> bytes:
+    def encode(self, selection: PayloadContent, kernels) -> bytes:
         raise NotImplementedError
 
     def reader(self, source, context: DecodeContext, kernels, where: str):

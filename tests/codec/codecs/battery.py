@@ -121,7 +121,7 @@ def _key(codec) -> tuple[int, int]:
     return codec.section_type, codec.id
 
 
-def spec_encoded_length(codec, sel: codecs.Selection) -> int | None:
+def spec_encoded_length(codec, sel: codecs.PayloadContent) -> int | None:
     """The exact body length the spec makes an encoder write, where it fixes one (None: it does not)."""
     key, k, c = _key(codec), sel.count, sel.n_classes
     if key == (INDEX, 0):  # 6.2: nb width bytes, then each block at width = bit_length(max gap)
@@ -151,14 +151,14 @@ class Case:
     """One named input of a codec family."""
 
     name: str
-    sel: codecs.Selection
+    sel: codecs.PayloadContent
 
     def __str__(self) -> str:
         return self.name
 
 
-def selection(indices, labels, n_ref: int, n_classes: int, **extra) -> codecs.Selection:
-    return codecs.Selection(np.asarray(indices, dtype=np.int64), np.asarray(labels, dtype=np.int64),
+def selection(indices, labels, n_ref: int, n_classes: int, **extra) -> codecs.PayloadContent:
+    return codecs.PayloadContent(np.asarray(indices, dtype=np.int64), np.asarray(labels, dtype=np.int64),
                             int(n_ref), int(n_classes), **extra)
 
 
@@ -284,11 +284,11 @@ def _kernels(kernels_or_backend):
     return get_kernels(kernels_or_backend) if isinstance(kernels_or_backend, str) else kernels_or_backend
 
 
-def context(sel: codecs.Selection, minor: int) -> codecs.DecodeContext:
+def context(sel: codecs.PayloadContent, minor: int) -> codecs.DecodeContext:
     return codecs.DecodeContext(sel.n_ref, sel.n_classes, sel.count, minor, codecs.Limits())
 
 
-def payload_with(codec, sel: codecs.Selection, body: bytes, kernels) -> bytes:
+def payload_with(codec, sel: codecs.PayloadContent, body: bytes, kernels) -> bytes:
     """A payload whose section of *codec* holds *body* uncompressed; the other sections
     (the partner, else index delta and labels packed) are the selection's."""
     bodies = {codec.section_type: (codec.id, body)}
@@ -405,7 +405,7 @@ def _text_ok(text) -> bool:
     return isinstance(text, str)
 
 
-def check_invariants(codec, fields: dict, sel: codecs.Selection) -> None:
+def check_invariants(codec, fields: dict, sel: codecs.PayloadContent) -> None:
     """Decoded *fields* obey the rules of their sections (6, 7, 5.6, 5.7) for the header of *sel*."""
     n_ref, n_classes, k = sel.n_ref, sel.n_classes, sel.count
     if fields.get("indices") is not None:
@@ -426,12 +426,12 @@ def check_invariants(codec, fields: dict, sel: codecs.Selection) -> None:
         assert isinstance(fields["metadata"], dict) and _json_ok(fields["metadata"], 1)
 
 
-def _units(sel: codecs.Selection, size: int) -> int:
+def _units(sel: codecs.PayloadContent, size: int) -> int:
     """What a decode may cost in proportion to: the bytes, the entries, the names."""
     return size + sel.count + (sel.n_classes if sel.class_names is not None else 0)
 
 
-def _cm_too_dense(codec, sel: codecs.Selection, kernels) -> bool:
+def _cm_too_dense(codec, sel: codecs.PayloadContent, kernels) -> bool:
     """15.1: a context-model body under max(1, ceil(k / 8)) bytes MUST NOT be written."""
     if _key(codec) not in ((INDEX, 2), (LABELS, 2)):
         return False
