@@ -47,7 +47,9 @@ above the index, so ties break by index without a stable sort), kept as
 uint32 indices; without a Safety-Net or spread only the B best are needed,
 so a partition replaces the sort. Stages 1 and 2 walk the order in chunks
 and stop once their slots are filled; labels stay in their own (small)
-integer type. Other score types take one stable argsort.
+integer type. Other score types take one stable argsort; a mode with no
+packed key (``ends``) takes its own order: two stable argsorts of the scores
+and one of N int64 positions (about 5 arrays of N int64 at its peak).
 """
 
 from __future__ import annotations
