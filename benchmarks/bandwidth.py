@@ -3,7 +3,7 @@
     python benchmarks/bandwidth.py            # prints markdown tables (a few minutes)
     python benchmarks/bandwidth.py --quick    # IN-1K and IN-21K 1% only
 
-The paper's layouts (PAPER.md section 3.4): Raw Idx = int32 index + int16 label;
+The paper's layouts ("A Dataset is Worth 1 MB", section 3.4): Raw Idx = int32 index + int16 label;
 Compact Idx = delta in the smallest of 1/2/4 bytes + label in the smallest
 type; "Zstd" = Zstandard level 19 on the compact Idx bytes or on the Bmp
 layout (packed mask + labels). The paper does not say whether indices and

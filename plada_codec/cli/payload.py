@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import bandwidth, codecs
+from .. import codecs, paper_layouts
 from .._constants import (
     COMPRESSION_NAMES,
     DEFAULT_EFFORT,
@@ -243,8 +243,8 @@ def _cmd_verify(args) -> int:
 def _cmd_compare(args) -> int:
     data = read_payload_arg(args)
     payload = _decode(args, data)
-    parts = bandwidth.PayloadParts.from_sections(inspect(data).sections)
-    result = bandwidth.report(payload.indices, payload.labels, payload.n_ref, payload.n_classes, len(data), parts)
+    parts = paper_layouts.PayloadParts.from_sections(inspect(data).sections)
+    result = paper_layouts.report(payload.indices, payload.labels, payload.n_ref, payload.n_classes, len(data), parts)
     if args.json:
         write_stdout(_json_text(result.to_dict()))
         return EXIT_OK
@@ -255,13 +255,13 @@ def _cmd_compare(args) -> int:
     rows: list[tuple[str, float | None]] = [(f"this payload's pairs ({version})", pairs),
                                             ("  its index + label bodies alone (no framing)",
                                              float(parts.pairs_body_bytes))]
-    rows += [(f"paper Zstd-{bandwidth.ZSTD_LEVEL}, {name}", size) for name, size in result.layouts.items()]
+    rows += [(f"paper Zstd-{paper_layouts.ZSTD_LEVEL}, {name}", size) for name, size in result.layouts.items()]
     rows.append(("information limit log2 C(N,k) + k*H(labels)", result.information_limit_bits / 8))
     lines = [f"{args.payload}: k = {k} pairs over N = {payload.n_ref} items, C = {payload.n_classes} classes",
              "pairs against pairs: the paper's layouts count only the (index, label) pairs; so does the first "
              "row, the payload's",
              f"index and label sections ({bodies} B of bodies) and their framing ({parts.pairs_framing_bytes} B: "
-             f"the {bandwidth.HEADER_BYTES}-byte header, {bandwidth.SECTION_FRAMING_BYTES} B a section)",
+             f"the {paper_layouts.HEADER_BYTES}-byte header, {paper_layouts.SECTION_FRAMING_BYTES} B a section)",
              f"  {'layout':<48}{'bytes':>12}{'bits/pair':>11}{'pairs / this':>14}"]
     for name, size in rows:
         if size is None:

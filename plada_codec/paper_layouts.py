@@ -1,6 +1,6 @@
 """What a selection costs to send: the paper's Zstd-19 layouts and the information limit.
 
-The PLADA paper (PAPER.md section 3.4) sends a selection in one of two index
+The PLADA paper ("A Dataset is Worth 1 MB", section 3.4) sends a selection in one of two index
 layouts, each compressed with Zstandard level 19:
 
 - **index-delta**: the gaps ``indices[0], indices[1] - indices[0], ...`` as
