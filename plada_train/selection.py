@@ -72,13 +72,16 @@ class Mode:
     descending, with ties by index and NaN last; :func:`select` then sorts
     packed 64-bit keys instead of calling ``order`` (the fast path at the
     paper's scale). ``None``: only ``order`` knows it. ``wire`` is the name
-    payload metadata records; ``spreads`` whether ``--spread`` thins it."""
+    payload metadata records; ``spreads`` whether ``--spread`` thins it;
+    ``by_score`` whether the order reads the scores at all; ``seeded`` whether
+    it reads the seed (which metadata then records)."""
 
     name: str
     wire: str
     order: Callable[[np.ndarray, int], np.ndarray]
     invert: bool | None = None
     spreads: bool = False
+    by_score: bool = True
     seeded: bool = False
 
 
@@ -108,7 +111,7 @@ def _permutation(scores: np.ndarray, seed: int = 0) -> np.ndarray:
 ORDERS: dict[str, Mode] = {mode.name: mode for mode in (
     Mode("low", "low-energy", _ascending, invert=False, spreads=True),
     Mode("high", "high-energy", _descending, invert=True, spreads=True),
-    Mode("random", "random", _permutation, seeded=True),
+    Mode("random", "random", _permutation, by_score=False, seeded=True),
     Mode("ends", "both-ends", _both_ends),
 )}
 MODES = tuple(ORDERS)

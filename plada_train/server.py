@@ -428,7 +428,8 @@ def _write_payload(req: ProduceRequest, out: Path, scores, keep: float, n_classe
                             score=req.score, safety_share=req.safety_share, alpha=req.alpha, seed=req.seed,
                             spread=req.spread, class_names=class_names, task_name=req.task_name,
                             extra_metadata=extra, positions=positions)
-    produced.path = out / payload_name(req.mode, req.safety_share, keep, produced.selection.params.get("spread", 1.0))
+    produced.path = out / payload_name(req.mode, req.safety_share, keep, produced.selection.params.get("spread", 1.0),
+                                       req.score if ORDERS[req.mode].by_score else "energy")
     write_bytes(produced.path, produced.payload)
     print(f"{produced.path}: {len(produced.selection.indices)} images, {len(produced.payload)} bytes")
     return produced

@@ -146,12 +146,15 @@ def corrupt(path: Path, exc: BaseException, fix: str) -> DataError:
 # -- payload names ----------------------------------------------------------------------------
 
 
-def payload_name(mode: str, safety_share: float, keep: float, spread: float = 1.0) -> str:
-    """``payload-<mode>[-safety][-spread<s>]-<keep>.plada``, e.g. ``payload-low-0.05.plada``
-    or ``payload-low-safety-spread2-0.05.plada`` (*spread*: the effective one, as recorded)."""
+def payload_name(mode: str, safety_share: float, keep: float, spread: float = 1.0, score: str = "energy") -> str:
+    """``payload-<mode>[-<score>][-safety][-spread<s>]-<keep>.plada``, e.g. ``payload-low-0.05.plada``,
+    ``payload-ends-margin-0.05.plada`` or ``payload-low-safety-spread2-0.05.plada`` (*spread*: the
+    effective one, as recorded; *score* named unless it is the default, energy), so that two
+    selections never share a file."""
+    ranked_by = f"-{score}" if score != "energy" else ""
     safety = "-safety" if safety_share else ""
     thinned = f"-spread{short_number(spread)}" if spread != 1 else ""
-    return f"payload-{mode}{safety}{thinned}-{short_number(keep)}.plada"
+    return f"payload-{mode}{ranked_by}{safety}{thinned}-{short_number(keep)}.plada"
 
 
 def short_number(value: float) -> str:

@@ -86,7 +86,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
 )}
 DEFAULT_METHODS = tuple(name for name, family in FAMILIES.items() if family.by_default)
 # The orders the PLADA family can rank by (random is the plada-random family).
-RANKED_MODES = tuple(name for name, mode in ORDERS.items() if not mode.seeded)
+RANKED_MODES = tuple(name for name, mode in ORDERS.items() if mode.by_score)
 
 # Names imported on first use (PEP 562): the table above and the checks need no torch.
 _EXPORTS = {

@@ -93,5 +93,6 @@ def test_a_score_the_saved_scores_lack_is_refused_before_training(digits, tmp_pa
     payload = plada_codec.decode(result.payloads[0].payload)
     assert payload.metadata["score"] == "margin" and payload.metadata["mode"] == "both-ends"
     assert "seed" not in payload.metadata and len(payload) == len(truth) // 10
+    assert result.payloads[0].path.name == "payload-ends-margin-0.1.plada"  # beside, not over, the energy one
     with pytest.raises(DataError, match="use it without --mode ends"):
         produce(target, reference, str(out), **{**FAST, "mode": "ends", "spread": 2.0})

@@ -211,3 +211,11 @@ def test_a_temporary_file_of_a_killed_run_is_removed_by_the_next(server, digits,
     assert main(produce_args(digits, out)) == 0
     assert not [p for p in stale if p.exists()]
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_a_payload_name_says_the_score_unless_it_is_energy():
+    from plada_train.workdir import payload_name
+
+    assert payload_name("ends", 0.0, 0.05, score="margin") == "payload-ends-margin-0.05.plada"
+    assert payload_name("low", 0.5, 0.1, 2.0, score="entropy") == "payload-low-entropy-safety-spread2-0.1.plada"
+    assert payload_name("low", 0.0, 0.05, score="energy") == "payload-low-0.05.plada"  # the default, as before
