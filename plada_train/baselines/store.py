@@ -50,7 +50,9 @@ class BaselineReport:
     def table(self) -> str:
         rows = []
         for p in sorted(self.points, key=lambda p: (p.method, p.bytes)):
-            spread = f" ± {p.accuracy_std:.4f}" if len(p.accuracies) > 1 else " (no seed)"
+            # No seeds: a point with no student (the INT8 teacher runs as sent), so no spread.
+            spread = (f" ± {p.accuracy_std:.4f}" if len(p.accuracies) > 1
+                      else " (1 seed)" if p.seeds else " (no student)")
             extra = f" (format 1.0: {p.details['format_1_0_bytes']:,})" if "format_1_0_bytes" in p.details else ""
             rows.append([p.method, p.variant, f"{p.bytes:,}{extra}", f"{p.accuracy:.4f}{spread}", f"{p.seconds:.0f}"])
         return markdown_table(["method", "variant", "bytes:", "accuracy (mean ± std over seeds):", "seconds:"], rows)
