@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     # an error is each rank's own line.
     return codec_cli.run_command("plada-train", build_parser, argv, exit_map=EXIT_MAP,
                                  tag=f" [rank {rank}]" if several else "", os_error=_os_error,
-                                 interrupted=lambda args: _interrupted(args) if rank == "0" else None)
+                                 interrupted=lambda args: _interrupted(args) if rank == "0" else None,
+                                 output_is_a_result=False)  # progress and results also go to files
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def report(out: str | Path, *, plot: bool = True) -> list[dict]:
         keep = meta.get("keep_fraction", meta.get("keep"))
         rows.append({"payload": path.name, "bytes": len(data), "k": len(payload), "n_ref": payload.n_ref,
                      "keep": _number(keep), "mode": _text(meta.get("mode")),
-                     "safety_share": _number(meta.get("safety_share")),
+                     "safety_share": _number(_safety_share(meta)),
                      "per_class": _per_class(payload), "accuracy": known.get(path.name)})
     text = table(rows)
     write_atomically(out / "report.md", lambda fh: fh.write((text + "\n").encode()))
@@ -99,6 +99,12 @@ def report(out: str | Path, *, plot: bool = True) -> list[dict]:
     if plot:
         _plot(rows, out / "report.png")
     return rows
+
+
+def _safety_share(meta: dict):
+    """The Safety-Net share: ``safety_net.share`` as produce writes it, else a flat ``safety_share``."""
+    net = meta.get("safety_net")
+    return net.get("share") if isinstance(net, dict) else meta.get("safety_share")
 
 
 def _number(value):

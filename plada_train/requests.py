@@ -41,8 +41,8 @@ from .recipes import (
     check_types,
     recipe_with_options,
 )
-from .selection import MODES, ORDERS
-from .uncertainty import SCORE_NAMES
+from .selection import MODES, ORDERS, SPREAD_MODES
+from .uncertainty import SCORE_NAMES, SCORES
 
 __all__ = ["ProduceRequest", "ConsumeRequest", "option", "add_options", "from_args", "from_options",
            "validate_produce", "validate_consume", "normalise_keep", "package_version", "DEFAULT_MAX_MISSING"]
@@ -116,8 +116,10 @@ class ProduceRequest:
                       required=True)
     keep: tuple[float, ...] = option((0.05,), "keep rates, fractions in (0, 1]", group="selection", type=float,
                                      nargs="+")
-    mode: str = option("low", group="selection", choices=MODES)
-    score: str = option("energy", group="selection", choices=SCORE_NAMES)
+    mode: str = option("low", "the order images are kept in: " + "; ".join(
+        f"{name}: {mode.summary}" for name, mode in ORDERS.items()), group="selection", choices=MODES)
+    score: str = option("energy", "what ranks the images, lower = more confident: " + "; ".join(
+        f"{name}: {score.summary}" for name, score in SCORES.items()), group="selection", choices=SCORE_NAMES)
     temperature: float = option(1.0, group="selection", type=float)
     safety_share: float = option(0.0, "Safety-Net share s (0 = off)", group="selection", type=float)
     alpha: float = option(-0.2, "Safety-Net exponent α", group="selection", type=float)
@@ -429,8 +431,8 @@ def validate_produce(req: ProduceRequest) -> None:
     check(0 <= req.safety_share <= 1, f"safety share must be in [0, 1], got {req.safety_share}")
     check(math.isfinite(req.alpha), f"alpha must be finite, got {req.alpha}")
     check(math.isfinite(req.spread) and req.spread >= 1, f"spread must be a finite number >= 1, got {req.spread}")
-    check(req.spread == 1 or ORDERS[req.mode].spreads, "--spread thins the low and high orders; use it without "
-          f"--mode {req.mode}")
+    check(req.spread == 1 or ORDERS[req.mode].spreads, f"--spread thins the {' and '.join(SPREAD_MODES)} orders; "
+          f"use it without --mode {req.mode}")
     check(req.n_classes is None or 1 <= req.n_classes <= 2**31, f"n_classes must be >= 1, got {req.n_classes}")
     check(req.batch_size >= 1 and req.shard_size >= 1, "batch size and shard size must be >= 1")
     _validate_common(req.image_size, req.channels, req.workers)

@@ -320,6 +320,8 @@ def _scorer_differences(found: dict, wanted: dict) -> list[str]:
     """What differs in the scorer's record (shard size, batch size, the scores computed)."""
     a = found.get("scorer") if isinstance(found, dict) and isinstance(found.get("scorer"), dict) else {}
     b = wanted["scorer"]
+    if "scores" not in a:
+        return ["written by an older plada, which computed fewer scores"]
     return [f"scorer.{key} {a.get(key)!r} (requested {b.get(key)!r})" for key in sorted(set(a) | set(b))
             if a.get(key) != b.get(key)] or ["the request"]
 

@@ -79,6 +79,7 @@ class Mode:
     name: str
     wire: str
     order: Callable[[np.ndarray, int], np.ndarray]
+    summary: str
     invert: bool | None = None
     spreads: bool = False
     by_score: bool = True
@@ -109,12 +110,14 @@ def _permutation(scores: np.ndarray, seed: int = 0) -> np.ndarray:
 
 # The modes, by the name --mode takes: a new mode is one entry here.
 ORDERS: dict[str, Mode] = {mode.name: mode for mode in (
-    Mode("low", "low-energy", _ascending, invert=False, spreads=True),
-    Mode("high", "high-energy", _descending, invert=True, spreads=True),
-    Mode("random", "random", _permutation, by_score=False, seeded=True),
-    Mode("ends", "both-ends", _both_ends),
+    Mode("low", "low-energy", _ascending, "the most confident first (in-domain tasks)", invert=False, spreads=True),
+    Mode("high", "high-energy", _descending, "the least confident first (far out-of-domain tasks)", invert=True,
+         spreads=True),
+    Mode("random", "random", _permutation, "a seeded draw, ignoring the scores", by_score=False, seeded=True),
+    Mode("ends", "both-ends", _both_ends, "the most and the least confident in turn (regime unknown)"),
 )}
 MODES = tuple(ORDERS)
+SPREAD_MODES = tuple(name for name, mode in ORDERS.items() if mode.spreads)
 # The scores a selection can order by (plada_train.uncertainty; Scores.get reads them).
 SCORE_NAMES = _SCORE_NAMES
 
@@ -349,8 +352,8 @@ def select(
     if not (spread >= 1.0 and np.isfinite(spread)):
         raise ValueError(f"spread must be a finite number >= 1, got {spread}")
     if spread != 1.0 and not _mode(mode).spreads:  # (_mode refuses an unknown name either way)
-        raise ValueError(f"spread thins the low and high orders; a{'n' if mode[0] in 'aeiou' else ''} {mode} "
-                         "order needs none")
+        raise ValueError(f"spread thins the {' and '.join(SPREAD_MODES)} orders; a{'n' if mode[0] in 'aeiou' else ''} "
+                         f"{mode} order needs none")
     _mode(mode)
     counts = _class_counts(labels, n_classes)
     reserve = int(np.floor(safety_share * total + 1e-9))

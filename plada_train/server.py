@@ -272,7 +272,8 @@ def produce(target: str | None = None, reference: str | None = None, out: str | 
     ``workers`` set the request's and the recipe's, as ``--seed`` / ``--workers``
     do. Another name is a DataError listing the valid ones. Files in *out*:
     ``teacher.pt`` (+ ``teacher.json``), ``scores.npz`` (with what made it),
-    ``payload-<mode>-<keep>.plada``, and ``.lock``, locked while a run uses
+    ``payload-<mode>[-<score>][-safety][-spread<s>]-<keep>.plada``
+    (:func:`.workdir.payload_name`), and ``.lock``, locked while a run uses
     the folder (a second run on it stops at once, saying which process holds
     it). Running it again reuses the teacher and the scores when they answer
     the same request and refuses scores that do not. Under torchrun, every

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._errors import EncodeError, PayloadError, ReferenceSetError
 
@@ -85,24 +86,32 @@ def run_command(prog: str, build_parser: Callable[[], argparse.ArgumentParser], 
                 exit_map: ExitMap = EXIT_MAP, tag: str = "",
                 interrupted: Callable[[argparse.Namespace], str | None] = lambda args: "interrupted",
                 os_error: Callable[[OSError], str] = os_error_message,
-                last_resort: Callable[[str, Exception], tuple[int, str] | None] | None = None) -> int:
+                last_resort: Callable[[str, Exception], tuple[int, str] | None] | None = None,
+                output_is_a_result: bool = True) -> int:
     """Parse *argv* and run the chosen ``args.func``; every way it can end becomes an exit status.
 
     An error *exit_map* knows, or an OSError (*os_error* words it), is one line
     ``PROG COMMAND{tag}: error: MESSAGE``; *last_resort* (command, error) may map
     what is left, else it propagates. Ctrl-C prints ``PROG COMMAND: MESSAGE``
     with *interrupted*'s message (None: silence) and exits 130; a closed output
-    pipe exits 141 silently."""
+    pipe exits 141 silently. A standard stream the shell closed is a usage error
+    once read or written; with *output_is_a_result* False (a command whose
+    standard output only reports progress) a closed output is discarded instead,
+    so that it cannot stop a run after its work is done."""
     if sys.stderr is None:  # nowhere to say anything: the exit status alone
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
-    closed = {name: _ClosedStream(text) for name, text in (("stdin", "input"), ("stdout", "output"))
-              if getattr(sys, name) is None}
+    closed: dict[str, Any] = {name: _ClosedStream(text) for name, text in (("stdin", "input"), ("stdout", "output"))
+                              if getattr(sys, name) is None}
+    if "stdout" in closed and not output_is_a_result:
+        closed["stdout"] = open(os.devnull, "w")  # noqa: SIM115 (closed with the run below)
     for name, stream in closed.items():
         setattr(sys, name, stream)
     try:
         return _run(prog, build_parser, argv, exit_map, tag, interrupted, os_error, last_resort)
     finally:
-        for name in closed:
+        for name, stream in closed.items():
+            if not isinstance(stream, _ClosedStream):
+                stream.close()
             setattr(sys, name, None)
 
 

@@ -56,11 +56,12 @@ def resolve_local(catalog: Catalog, args) -> Resolution:
                            workers=getattr(args, "workers", None))
 
 
-def report_selected(resolution: Resolution, indices, stream=sys.stderr, content: bool = False,
+def report_selected(resolution: Resolution, indices, stream=None, content: bool = False,
                     workers: int | None = None) -> tuple[int, int]:
     """One line on how many of the selected items the local copy lacks; with
     *content*, one more on how many it holds with other bytes than the catalog's.
     Returns (missing, differing) counts (differing 0 without *content*)."""
+    stream = sys.stderr if stream is None else stream  # read at call time: the shell may have closed it
     missing = resolution.missing_positions(indices)
     root = resolution.listing.root
     if len(missing):

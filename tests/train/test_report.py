@@ -91,3 +91,31 @@ def test_report_keeps_duplicate_class_names_apart(tmp_path):
     _payload(tmp_path, "payload-a.plada", indices=[1, 2, 3, 4], labels=[0, 1, 1, 2], n_ref=10, n_classes=3,
              class_names=["cat", "cat", "dog"])
     assert report(tmp_path, plot=False)[0]["per_class"] == {"cat (label 0)": 1, "cat (label 1)": 2, "dog": 1}
+
+
+def test_report_reads_the_safety_net_share_produce_writes(tmp_path):
+    import plada_codec
+    from plada_train.report import report
+
+    (tmp_path / "payload-low-safety-0.1.plada").write_bytes(plada_codec.encode(
+        [1, 4], [0, 1], n_ref=10, n_classes=2,
+        metadata={"keep_fraction": 0.1, "mode": "low-energy", "safety_net": {"share": 0.5, "alpha": -0.2}}))
+    (tmp_path / "payload-low-0.1.plada").write_bytes(plada_codec.encode(
+        [1, 4], [0, 1], n_ref=10, n_classes=2, metadata={"keep_fraction": 0.1, "mode": "low-energy",
+                                                          "safety_net": None}))
+    rows = {row["payload"]: row for row in report(tmp_path, plot=False)}
+    assert rows["payload-low-safety-0.1.plada"]["safety_share"] == 0.5
+    assert rows["payload-low-0.1.plada"]["safety_share"] is None
+
+
+def test_a_closed_standard_output_does_not_stop_a_run(tmp_path, monkeypatch):
+    # plada-train's standard output reports progress and results that also go to files: a shell
+    # that closed it (>&-) must not turn a finished run into an error. (plada, whose standard
+    # output can be the result itself, refuses instead.)
+    import plada_codec
+    from plada_train.cli import main
+
+    (tmp_path / "payload-low-0.1.plada").write_bytes(plada_codec.encode([1], [0], n_ref=4, n_classes=1))
+    monkeypatch.setattr("sys.stdout", None)
+    assert main(["report", str(tmp_path), "--no-plot"]) == 0
+    assert (tmp_path / "report.md").exists()

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plada_train.selection import ORDERS, _order, apportion, order_for, select
+from plada_train.selection import MODES, ORDERS, _order, apportion, order_for, select
 
 
 @st.composite
@@ -17,7 +17,7 @@ def scored(draw):
     return scores, labels, n_classes
 
 
-@given(scored(), st.floats(0.001, 1.0), st.sampled_from(["low", "high", "random"]),
+@given(scored(), st.floats(0.001, 1.0), st.sampled_from(MODES),
        st.floats(0.0, 1.0), st.sampled_from([-0.2, 0.0, 0.5, 1.0]))
 def test_safety_net_invariants(case, keep, mode, share, alpha):
     scores, labels, n_classes = case
@@ -206,6 +206,11 @@ def _reference_select(scores, labels, n_classes, budget, mode, share, alpha, spr
     labels = [int(v) for v in labels]
     if mode == "random":  # rule 2: a seeded permutation (numpy's, which the module documents using)
         order = [int(i) for i in np.random.default_rng(seed).permutation(n)]
+    elif mode == "ends":  # the low and the high order in turn, an index already taken skipped
+        def by(sign: float) -> list[int]:
+            return sorted(range(n), key=lambda i: (math.isnan(scores[i]), 0.0 if math.isnan(scores[i])
+                                                   else sign * scores[i], i))
+        order = list(dict.fromkeys(i for pair in zip(by(1.0), by(-1.0)) for i in pair))
     else:  # best first: NaN last, then by score (descending for high), ties by lower index
         sign = 1.0 if mode == "low" else -1.0
         order = sorted(range(n), key=lambda i: (math.isnan(scores[i]), 0.0 if math.isnan(scores[i])
@@ -266,7 +271,7 @@ def scored_any(draw):
     return scores, labels, n_classes
 
 
-@given(scored_any(), st.data(), st.sampled_from(["low", "high", "random"]), st.sampled_from([0.0, 0.3, 0.5, 1.0]),
+@given(scored_any(), st.data(), st.sampled_from(MODES), st.sampled_from([0.0, 0.3, 0.5, 1.0]),
        st.sampled_from([0.0, 1.0, 2.0]), st.sampled_from([1.0, 1.0, 1.5, 2.0, 3.7]), st.integers(1, 40))
 def test_select_matches_the_slow_reference(case, data, mode, share, alpha, spread, chunk):
     """Same indices and quotas as the plain-Python reading of the rules, on every path
@@ -279,7 +284,7 @@ def test_select_matches_the_slow_reference(case, data, mode, share, alpha, sprea
 
     scores, labels, n_classes = case
     budget = data.draw(st.integers(0, scores.size), label="budget")
-    if mode == "random":
+    if not ORDERS[mode].spreads:  # random and ends take no spread
         spread = 1.0
     with mock.patch.object(selection, "_CHUNK", chunk):
         result = select(scores, labels, n_classes=n_classes, budget=budget, mode=mode, safety_share=share,
