@@ -111,9 +111,9 @@ def _cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plada-train", description=__doc__.split("\n")[0],
+    parser = codec_cli.OneLineParser(prog="plada-train", description=__doc__.split("\n")[0],
                                      epilog="Run under torchrun for several processes.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=codec_cli.OneLineParser)
 
     p = sub.add_parser("produce", help="server: teacher, scores, payloads")
     add_options(p, ProduceRequest)

@@ -40,8 +40,8 @@ from .export import add_export_command
 from .payload import PAYLOAD_COMMANDS, add_payload_commands
 from .reference import add_ref_hash_command
 
-__all__ = ["main", "build_parser", "run_command", "exit_status", "known_error", "os_error_message", "error",
-           "UsageError", "EXIT_MAP", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_INTERRUPTED",
+__all__ = ["main", "build_parser", "OneLineParser", "run_command", "exit_status", "known_error", "os_error_message",
+           "error", "UsageError", "EXIT_MAP", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_INTERRUPTED",
            "EXIT_BROKEN_PIPE"]
 
 _EPILOG = (
@@ -52,8 +52,8 @@ _EPILOG = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (``plada <cmd>: error: ...``)."""
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (``PROG <cmd>: error: ...``); both CLIs parse with it."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -61,8 +61,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``plada`` parser: each command sets ``func``, which returns the exit status."""
-    parser = _Parser(prog="plada", description=__doc__.split("\n")[0].replace("``", ""), epilog=_EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="plada", description=__doc__.split("\n")[0].replace("``", ""), epilog=_EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_payload_commands(sub, _EPILOG)
     add_ref_hash_command(sub, _EPILOG)
     add_catalog_command(sub, _EPILOG)

@@ -181,3 +181,14 @@ def test_baselines_image_size_catalog_and_quick_reach_the_run(monkeypatch, tmp_p
     assert main(["baselines", "--out", str(tmp_path), "--image-size", "32", "--catalog", "c.plcat", "--quick",
                  "--methods", "plada", "--quiet"]) == 0
     assert (seen["image_size"], seen["catalog"], seen["quick"], seen["methods"]) == (32, "c.plcat", True, ("plada",))
+
+
+def test_an_argument_error_is_one_line(capsys):
+    # The module docstring's promise, for argparse's own errors too (plada's parser, shared).
+    from plada_train.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["report"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("plada-train report: error: the following arguments are required: out")
