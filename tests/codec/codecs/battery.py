@@ -17,6 +17,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -655,3 +656,38 @@ def check_round_trip_property(codec, kernels) -> None:
         check_size_bound(codec, kernels, case)
 
     round_trip()
+
+
+class Battery:
+    """Every check above as a test class: a codec's test file holds ``class TestBattery(Battery)``
+    setting ``codec`` (its registry entry) and ``cases`` (its standard inputs), and gets one test
+    a check and a case, on every backend (``conftest.py`` parametrises ``case`` from ``cases`` and
+    ``hostile_case`` from :func:`small_cases`)."""
+
+    codec: Any
+    cases: list
+
+    def test_registry_entry(self):
+        check_registry_entry(self.codec)
+
+    def test_decoder_bounds(self):
+        check_decoder_bounds(self.codec)
+
+    def test_round_trip(self, kernels, case):
+        check_round_trip(self.codec, kernels, case)
+
+    def test_backends_agree(self, backend, case):
+        check_backends_agree(self.codec, backend, case)
+
+    def test_size_bound(self, kernels, case):
+        check_size_bound(self.codec, kernels, case)
+
+    def test_spec_vectors(self, backend):
+        check_spec_vectors(self.codec, backend)
+
+    def test_hostile_bodies(self, backend, hostile_case):
+        check_hostile_bodies(self.codec, backend, hostile_case)
+
+    def test_round_trip_property(self, kernels):
+        check_round_trip_property(self.codec, kernels)
+

@@ -408,42 +408,7 @@ def test_encoder_keeps_the_1_0_escape_for_a_periodic_selection(backend):
 
 from tests.codec.codecs import battery  # noqa: E402
 
-BATTERY_CODEC = battery.codec_named("index", "context-model")
-BATTERY_CASES = battery.index_cases(multi_chunk=False)
-BATTERY_SMALL = battery.small_cases(BATTERY_CODEC, BATTERY_CASES)
 
-
-def test_battery_registry_entry():
-    battery.check_registry_entry(BATTERY_CODEC)
-
-
-def test_battery_decoder_bounds():
-    battery.check_decoder_bounds(BATTERY_CODEC)
-
-
-@pytest.mark.parametrize("case", BATTERY_CASES, ids=str)
-def test_battery_round_trip(kernels, case):
-    battery.check_round_trip(BATTERY_CODEC, kernels, case)
-
-
-@pytest.mark.parametrize("case", BATTERY_CASES, ids=str)
-def test_battery_backends_agree(backend, case):
-    battery.check_backends_agree(BATTERY_CODEC, backend, case)
-
-
-@pytest.mark.parametrize("case", BATTERY_CASES, ids=str)
-def test_battery_size_bound(kernels, case):
-    battery.check_size_bound(BATTERY_CODEC, kernels, case)
-
-
-def test_battery_spec_vectors(backend):
-    battery.check_spec_vectors(BATTERY_CODEC, backend)
-
-
-@pytest.mark.parametrize("case", BATTERY_SMALL, ids=str)
-def test_battery_hostile_bodies(backend, case):
-    battery.check_hostile_bodies(BATTERY_CODEC, backend, case)
-
-
-def test_battery_round_trip_property(kernels):
-    battery.check_round_trip_property(BATTERY_CODEC, kernels)
+class TestBattery(battery.Battery):
+    codec = battery.codec_named("index", "context-model")
+    cases = battery.index_cases(multi_chunk=False)

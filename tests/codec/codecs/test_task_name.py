@@ -9,44 +9,11 @@ from tests.codec.codecs import battery
 pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
 
 CODEC = battery.codec_named("task-name", "plain")
-CASES = battery.task_name_cases()
-SMALL = battery.small_cases(CODEC, CASES)
 
 
-def test_registry_entry():
-    battery.check_registry_entry(CODEC)
-
-
-def test_decoder_bounds():
-    battery.check_decoder_bounds(CODEC)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_round_trip(kernels, case):
-    battery.check_round_trip(CODEC, kernels, case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_backends_agree(backend, case):
-    battery.check_backends_agree(CODEC, backend, case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_size_bound(kernels, case):
-    battery.check_size_bound(CODEC, kernels, case)
-
-
-def test_spec_vectors(backend):
-    battery.check_spec_vectors(CODEC, backend)
-
-
-@pytest.mark.parametrize("case", SMALL, ids=str)
-def test_hostile_bodies(backend, case):
-    battery.check_hostile_bodies(CODEC, backend, case)
-
-
-def test_round_trip_property(kernels):
-    battery.check_round_trip_property(CODEC, kernels)
+class TestBattery(battery.Battery):
+    codec = CODEC
+    cases = battery.task_name_cases()
 
 
 # -- by hand ---------------------------------------------------------------------------------------
