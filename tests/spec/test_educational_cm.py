@@ -5,7 +5,6 @@ decision by decision and agrees with plada_codec outcome for outcome on
 encoded and on damaged payloads. (Its run over the 1.1 vectors is in
 tests/spec/test_vectors.py, with every other decoder and version.)"""
 
-import importlib.util
 import random
 
 import pytest
@@ -15,28 +14,16 @@ from hypothesis import strategies as st
 
 import plada_codec
 from plada_codec import codecs, wire
-from plada_codec._errors import SPEC_ERRORS
 from plada_codec.synthetic import clustered_selection
-from tests.helpers import REPO
+from tests.spec import educational as edu
 
-SPEC = REPO / "spec"
+SPEC = edu.SPEC
 VECTORS = SPEC / "vectors" / "v1.1"
 
 pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
 
 
-def _load(name, filename):
-    spec = importlib.util.spec_from_file_location(name, SPEC / filename)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-educational = _load("educational_decoder_cm", "educational_decoder.py")
-cm = _load("educational_cm_standalone", "educational_cm.py")
-
-CONTENT_KEYS = ("format_version", "n_ref", "n_classes", "count", "fingerprint", "indices", "labels",
-                "class_names", "task_name", "metadata")
+educational, cm = edu.decoder, edu.cm
 
 HAS_CM = "context-model" in codecs.names("index")
 needs_cm = pytest.mark.skipif(not HAS_CM, reason="plada_codec has no context-model codec registered")
@@ -98,25 +85,11 @@ def test_empty_selection_is_the_preset_byte_alone():
 # -- differential: the educational decoder against plada_codec --------------------------------
 
 
-def _outcome_plada(data, backend):
-    try:
-        return plada_codec.decode(data, backend=backend).to_dict()
-    except plada_codec.PayloadError as exc:
-        return type(exc).__name__
-
-
-def _outcome_spec(data):
-    try:
-        return educational.decode(data)
-    except educational.DecodeError as exc:
-        return SPEC_ERRORS[exc.kind].__name__
-
-
 def _same(data, backend):
-    mine, theirs = _outcome_spec(data), _outcome_plada(data, backend)
+    mine, theirs = edu.outcome_spec(data), edu.outcome_plada(data, backend)
     if isinstance(mine, dict) and isinstance(theirs, dict):
-        mine = {key: mine[key] for key in CONTENT_KEYS}
-        theirs = {key: theirs[key] for key in CONTENT_KEYS}
+        mine = {key: mine[key] for key in edu.CONTENT_KEYS}
+        theirs = {key: theirs[key] for key in edu.CONTENT_KEYS}
     assert mine == theirs
 
 

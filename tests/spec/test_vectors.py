@@ -14,7 +14,6 @@ test; the educational decoder, which shares no code with it, is the
 independent check. The invalid vectors name the spec's own classes (9.1).
 """
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from plada_codec import wire
 from plada_codec._errors import SPEC_ERRORS
 from tests.conftest import BACKENDS
 from tests.helpers import REPO
+from tests.spec import educational as edu
 
 SPEC = REPO / "spec"
 ROOT = SPEC / "vectors"
@@ -35,22 +35,12 @@ VALID = [p for folder in FOLDERS for p in sorted(folder.glob("*.bin"))]
 INVALID = [p for folder in FOLDERS for p in sorted((folder / "invalid").glob("*.bin"))]
 DECODERS = [*BACKENDS, "educational"]
 ZSTD_VERSION = ".".join(map(str, zstandard.ZSTD_VERSION))
-# FORMAT.md 12: the decoded content every valid vector's JSON records
-CONTENT_KEYS = ("format_version", "n_ref", "n_classes", "count", "fingerprint", "indices", "labels",
-                "class_names", "task_name", "metadata")
+CONTENT_KEYS = edu.CONTENT_KEYS  # FORMAT.md 12: the decoded content every valid vector's JSON records
 
 pytestmark = pytest.mark.codec  # scripts/sanitize.sh runs every test file so marked
 
 
-def _load(name, filename):
-    spec = importlib.util.spec_from_file_location(name, SPEC / filename)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-educational = _load("educational_decoder_vectors", "educational_decoder.py")
-educational_cm = _load("educational_cm_vectors", "educational_cm.py")
+educational, educational_cm = edu.decoder, edu.cm
 
 
 def _id(path):

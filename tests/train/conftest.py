@@ -80,3 +80,17 @@ def image_folder(tmp_path_factory, pixels):
         path.write_bytes(_png(image))
         written[name] = image
     return root, written
+
+
+@pytest.fixture(scope="module")
+def server(digits, tmp_path_factory):
+    """One fast produce (a 2-step teacher, 20% kept) through the API, with the CLI's option names as
+    keywords: ``(out folder, result)``, one a test module, which its tests may then change.
+    (test_train.py has its own, with an outlier-exposure teacher that can tell digits from noise.)"""
+    from plada_train import produce
+
+    target, reference, _ = digits
+    out = tmp_path_factory.mktemp("server")
+    return out, produce(target, reference, str(out), teacher_steps=2, teacher_batch_size=64, image_size=16,
+                        shard_size=512, score_batch_size=128, keep=0.2, device="cpu")
+

@@ -16,17 +16,6 @@ from plada_train import DataError, consume, produce  # noqa: E402
 from plada_train.cli import main  # noqa: E402
 from tests.helpers import one_line, write_true_payload  # noqa: E402
 
-API_FAST = dict(teacher_steps=2, teacher_batch_size=64, image_size=16, shard_size=512, score_batch_size=128,
-                keep=0.2, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def server(digits, tmp_path_factory):
-    """One produce through the API with the CLI's option names as keywords."""
-    target, reference, _ = digits
-    out = tmp_path_factory.mktemp("server")
-    return out, produce(target, reference, str(out), **API_FAST)
-
 
 @pytest.mark.parametrize("where", ["no folder", "fifo", "folder"])
 def test_consume_save_is_checked_before_training(digits, tmp_path, capsys, where):

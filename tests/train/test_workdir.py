@@ -17,22 +17,11 @@ import pytest
 pytest.importorskip("sklearn")
 
 import plada_codec  # noqa: E402
-from plada_train import produce  # noqa: E402
 from plada_train.cli import main  # noqa: E402
 from tests.helpers import one_line  # noqa: E402
 
 FAST = ["--teacher-steps", "2", "--teacher-batch-size", "64", "--image-size", "16", "--shard-size", "512",
         "--score-batch-size", "128", "--keep", "0.2", "--device", "cpu", "--quiet"]
-API_FAST = dict(teacher_steps=2, teacher_batch_size=64, image_size=16, shard_size=512, score_batch_size=128,
-                keep=0.2, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def server(digits, tmp_path_factory):
-    """One produce through the API with the CLI's option names as keywords."""
-    target, reference, _ = digits
-    out = tmp_path_factory.mktemp("server")
-    return out, produce(target, reference, str(out), **API_FAST)
 
 
 def produce_args(digits, out, *extra):
