@@ -43,6 +43,7 @@ from .baselines import DEFAULT_METHODS, FAMILIES, RANKED_MODES
 from .errors import DataError
 from .recipes import STUDENT_OPTIONS, TEACHER_OPTIONS, StudentRecipe, TeacherRecipe, recipe_with_options
 from .requests import ConsumeRequest, ProduceRequest, add_options, from_args
+from .selection import ORDERS
 
 __all__ = ["main", "build_parser", "exit_status", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_INTERRUPTED",
            "EXIT_BROKEN_PIPE"]
@@ -142,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="baselines-output")
     p.add_argument("--keep", type=float, nargs="+", default=[0.01, 0.05], help="PLADA keep rates")
     p.add_argument("--mode", default="low", choices=RANKED_MODES,
-                   help="the PLADA family's order: low (in-domain), high (far out of domain) or ends (both; "
-                        "unknown regime); the plada-random family draws at random")
+                   help="the PLADA family's order: " + "; ".join(f"{name}: {ORDERS[name].summary}"
+                                                                  for name in RANKED_MODES)
+                        + " (the plada-random family draws at random)")
     p.add_argument("--per-class", type=int, nargs="+", default=[1, 5, 20],
                    help="images per class of the pixel baselines")
     p.add_argument("--sparsity", type=float, nargs="+", default=[0.5, 0.9],

@@ -212,6 +212,7 @@ def _reference_select(scores, labels, n_classes, budget, mode, share, alpha, spr
                                                    else sign * scores[i], i))
         order = list(dict.fromkeys(i for pair in zip(by(1.0), by(-1.0)) for i in pair))
     else:  # best first: NaN last, then by score (descending for high), ties by lower index
+        assert mode in ("low", "high"), f"give mode {mode!r} its order here, read from the module docstring"
         sign = 1.0 if mode == "low" else -1.0
         order = sorted(range(n), key=lambda i: (math.isnan(scores[i]), 0.0 if math.isnan(scores[i])
                                                  else sign * scores[i], i))

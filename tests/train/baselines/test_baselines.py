@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
@@ -16,19 +15,6 @@ from plada_train import baselines  # noqa: E402
 from plada_train.cli import main  # noqa: E402
 from plada_train.recipes import StudentRecipe, TeacherRecipe  # noqa: E402
 from tests.helpers import one_line  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def quick_task(tmp_path_factory):
-    from plada_train.data import load_miniature
-
-    base = tmp_path_factory.mktemp("task")
-    mini = load_miniature(limit=120)
-    target, pool = base / "target.npz", base / "pool.npz"
-    np.savez(target, x_train=mini.target_train.images, y_train=mini.target_train.labels,
-             x_test=mini.target_test.images[:100], y_test=mini.target_test.labels[:100])
-    np.savez(pool, x=mini.pool.images)
-    return str(target), str(pool)
 
 
 def test_quick_run_writes_curve_and_resumes(quick_task, tmp_path, monkeypatch):
@@ -130,19 +116,3 @@ def test_methods_choices_and_checks_follow_the_families(quick_task, tmp_path, ca
     baselines.check_options(target, pool, tmp_path / "a", families=("pixels",), **options)  # keeps not read
     with pytest.raises(DataError, match="keep rate 0 outside"):
         baselines.check_options(target, pool, tmp_path / "b", families=("plada-random",), **options)
-
-
-def test_the_random_selection_family_matches_plada_counts(quick_task, tmp_path):
-    import plada_codec
-
-    target, pool = quick_task
-    report = baselines.run_baselines(
-        target, pool, tmp_path, keeps=(0.1,), seeds=(0,), methods=("plada", "plada-random"), quick=True,
-        student_recipe=StudentRecipe(steps=3, batch_size=16, checkpoint_every=0),
-        teacher_recipe=TeacherRecipe(steps=3, batch_size=32, checkpoint_every=0), log=lambda line: None)
-    points = {point.method: point for point in report.points}
-    assert set(points) == {"plada", "plada-random"}
-    assert points["plada-random"].details["k"] == points["plada"].details["k"] > 0  # same count, other images
-    payload = plada_codec.decode((tmp_path / "plada" / points["plada-random"].details["payload"]).read_bytes())
-    assert payload.metadata["mode"] == "random" and payload.metadata["seed"] == 0
-    assert "plada-random" in (tmp_path / "baselines.md").read_text()
