@@ -117,11 +117,8 @@ def consume(payload: str | None = None, reference: str | None = None, *, request
     validate_consume(req)
     from . import distributed
 
-    context = distributed.setup(req.device)
-    try:
+    with distributed.session(req.device) as context:
         return _consume(req, context)
-    finally:
-        distributed.teardown(context)
 
 
 def _consume(req: ConsumeRequest, context: Context) -> Consumed | None:

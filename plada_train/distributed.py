@@ -8,6 +8,8 @@ NCCL on GPU and gloo on CPU, each rank drives ``cuda:LOCAL_RANK`` (or the CPU).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -102,6 +104,19 @@ def teardown(context: Context) -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def session(device: str = "auto") -> Iterator[Context]:
+    """:func:`setup` for a run, and on leaving :func:`teardown` if this call joined the process
+    group: a run inside another (``produce`` inside ``baselines``) leaves its caller's group alone."""
+    joined_already = dist.is_available() and dist.is_initialized()
+    context = setup(device)
+    try:
+        yield context
+    finally:
+        if not joined_already:
+            teardown(context)
+
+
 def fail_point(kind: str, count: int) -> None:
     """Fault injection for the resume tests: ``PLADA_TRAIN_FAIL_AFTER=shards:2``
     (or ``steps:N``) makes the process exit once it has completed that many
@@ -111,4 +126,4 @@ def fail_point(kind: str, count: int) -> None:
         raise SystemExit(f"plada-train: stopped by PLADA_TRAIN_FAIL_AFTER={spec}")
 
 
-__all__ = ["Context", "pick_device", "setup", "teardown", "fail_point"]
+__all__ = ["Context", "pick_device", "setup", "teardown", "session", "fail_point"]

@@ -26,7 +26,7 @@ from .distributed import Context, fail_point
 from .errors import DataError
 from .selection import label_dtype
 from .train import autocast
-from .uncertainty import SCORE_NAMES, SCORES, Logits
+from .uncertainty import SCORES, Logits
 from .workdir import Provenance
 
 # What a scoring shard and a scores file hold: the labels, then each score's array.
@@ -330,5 +330,4 @@ def remove_parts(parts_dir: str | Path) -> None:
     shutil.rmtree(parts_dir, ignore_errors=True)
 
 
-__all__ = ["Scores", "score_logits", "score_batch", "score_reference", "iter_inputs", "differences", "remove_parts",
-           "SCORE_NAMES"]
+__all__ = ["Scores", "score_logits", "score_batch", "score_reference", "iter_inputs", "differences", "remove_parts"]

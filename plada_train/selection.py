@@ -60,8 +60,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from .uncertainty import SCORE_NAMES as _SCORE_NAMES
-
 
 @dataclass(frozen=True)
 class Mode:
@@ -118,8 +116,6 @@ ORDERS: dict[str, Mode] = {mode.name: mode for mode in (
 )}
 MODES = tuple(ORDERS)
 SPREAD_MODES = tuple(name for name, mode in ORDERS.items() if mode.spreads)
-# The scores a selection can order by (plada_train.uncertainty; Scores.get reads them).
-SCORE_NAMES = _SCORE_NAMES
 
 
 @dataclass

@@ -51,12 +51,10 @@ if TYPE_CHECKING:
     from .distributed import Context
     from .scoring import Scores
 
-__all__ = ["Produced", "ProduceResult", "produce", "make_payload", "near_chance", "MODE_NAMES"]
+__all__ = ["Produced", "ProduceResult", "produce", "make_payload", "near_chance"]
 
 # Recipe fields that do not change the result (how fast, how often saved).
 _NOT_RESULT = ("workers", "checkpoint_every")
-# What payload metadata calls each mode (selection.ORDERS holds the names).
-MODE_NAMES = {name: mode.wire for name, mode in ORDERS.items()}
 
 
 @dataclass(repr=False)
@@ -130,7 +128,7 @@ def make_payload(scores: Scores, *, n_classes: int, reference: plada_codec.Refer
                 **(extra_metadata or {})}
     if positions is not None and asked is not None:
         metadata["keep_fraction"] = asked  # of the whole catalog set, as given (the budget is capped at what is held)
-    metadata["mode"] = MODE_NAMES[mode]
+    metadata["mode"] = ORDERS[mode].wire  # what payload metadata calls the order
     if ORDERS[mode].seeded:
         metadata["seed"] = seed
     payload = plada_codec.encode(selection.indices, labels, n_classes=n_classes,
@@ -285,11 +283,8 @@ def produce(target: str | None = None, reference: str | None = None, out: str | 
     validate_produce(req)
     from . import distributed
 
-    context = distributed.setup(req.device)
-    try:
+    with distributed.session(req.device) as context:
         return _produce(req, context)
-    finally:
-        distributed.teardown(context)
 
 
 def _produce(req: ProduceRequest, context: Context) -> ProduceResult | None:

@@ -204,21 +204,21 @@ def run_baselines(target: str, reference: str, out: str | Path, *, keeps: Sequen
     config.update({k: v for k, v in (("methods", list(methods)), ("image_size", image_size), ("catalog", catalog),
                                      ("quick", quick)) if v not in (None, False, list(DEFAULT_METHODS))})
     store = Store(out, config, log)
-    context = distributed.setup(device)
-    data = open_target(target)
-    test = data.require_test()
-    preprocess = preprocess_for(None, "smallcnn", data.channels, image_size, native_size=data.image_size)
-    test.set_preprocess(preprocess)
-    ctx = Run(target=target, reference=reference, out=out, keeps=tuple(keeps), per_class=tuple(per_class),
-              sparsities=tuple(sparsities), seeds=tuple(seeds), mode=mode, quick=quick, methods=methods,
-              student_recipe=student_recipe, teacher_recipe=teacher_recipe, device=device, progress=progress,
-              image_size=image_size, catalog=catalog, store=store, context=context, test=test,
-              channels=data.channels, n_classes=data.n_classes, preprocess=preprocess,
-              train_images=images_of(data.train), train_labels=np.asarray(data.train.labels), log=log)
-    for name, family in FAMILIES.items():
-        if name in methods:
-            family.run(ctx)
-    report = store.report()
-    (out / "baselines.md").write_text(report.table() + "\n")
-    plot(report, out / "baselines.png", title=f"{target} (reference {reference})")
-    return report
+    with distributed.session(device) as context:
+        data = open_target(target)
+        test = data.require_test()
+        preprocess = preprocess_for(None, "smallcnn", data.channels, image_size, native_size=data.image_size)
+        test.set_preprocess(preprocess)
+        ctx = Run(target=target, reference=reference, out=out, keeps=tuple(keeps), per_class=tuple(per_class),
+                  sparsities=tuple(sparsities), seeds=tuple(seeds), mode=mode, quick=quick, methods=methods,
+                  student_recipe=student_recipe, teacher_recipe=teacher_recipe, device=device, progress=progress,
+                  image_size=image_size, catalog=catalog, store=store, context=context, test=test,
+                  channels=data.channels, n_classes=data.n_classes, preprocess=preprocess,
+                  train_images=images_of(data.train), train_labels=np.asarray(data.train.labels), log=log)
+        for name, family in FAMILIES.items():
+            if name in methods:
+                family.run(ctx)
+        report = store.report()
+        (out / "baselines.md").write_text(report.table() + "\n")
+        plot(report, out / "baselines.png", title=f"{target} (reference {reference})")
+        return report
